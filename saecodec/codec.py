@@ -1,0 +1,101 @@
+"""The numcodecs codec: ``SAECodec``, codec_id ``"saecodec"``.
+
+Registered under the ``numcodecs.codecs`` entry point, so a Zarr (format 2) store
+written with it reads back in a process that never imports saecodec. Its config
+records the model's identity (SHA-256 of the model file) and name; the model itself is
+resolved through :mod:`saecodec.registry` on first use.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numcodecs.abc import Codec
+from numcodecs.compat import ensure_contiguous_ndarray, ndarray_copy
+
+from . import chunk, models, registry
+from .coding import quant
+from .errors import SaecodecError
+from .models.modelfile import Model, identity_of_bytes
+
+
+class SAECodec(Codec):
+    """Learned lossy codec for stacks of 2D detector frames.
+
+    Parameters
+    ----------
+    model : str or Model
+        Identity (64 hex digits), identity prefix, name or file path of a model, or a
+        loaded :class:`saecodec.models.Model`.
+    weight_dtype : {"float16", "bfloat16", "float32"}
+        Storage type of the latent values.
+    device : str, optional
+        Torch device for the network ("cpu", "cuda", "cuda:1"). Default: CUDA when
+        available, else CPU. A run-time choice, not part of the config: payloads decode
+        on any device.
+    model_name : str, optional
+        Human-readable name recorded next to the identity, for error messages.
+    """
+
+    codec_id = "saecodec"
+
+    def __init__(self, model, weight_dtype: str = "float16", device=None, model_name: str | None = None):
+        quant.weight_code(weight_dtype)  # validates
+        self.weight_dtype = str(weight_dtype)
+        self.device = device
+        self._model: Model | None = None
+        if isinstance(model, Model):
+            if model.identity is None:
+                model.identity = identity_of_bytes(model.to_bytes())
+            with models._cache_lock:
+                models._cache.setdefault(model.identity, model)
+            self._model = model
+            self.model = model.identity
+            self.model_name = model_name or model.name
+        elif registry.is_identity(str(model).lower()):
+            self.model = str(model).lower()
+            with models._cache_lock:
+                self._model = models._cache.get(self.model)
+            self.model_name = model_name or (self._model.name if self._model else None)
+        elif isinstance(model, str) or hasattr(model, "__fspath__"):
+            self._model = models.load(model, name=model_name)
+            self.model = self._model.identity
+            self.model_name = model_name or self._model.name
+        else:
+            raise SaecodecError(f"model must be an identity, name, path or Model, got {type(model).__name__}")
+
+    def resolve_model(self) -> Model:
+        """The model, loaded on first use so that opening a store never needs it."""
+        if self._model is None:
+            self._model = models.load(self.model, name=self.model_name)
+        return self._model
+
+    def encode(self, buf):
+        arr = buf if isinstance(buf, np.ndarray) else ensure_contiguous_ndarray(buf)
+        return chunk.encode_chunk(self.resolve_model(), arr, weight_dtype=self.weight_dtype, device=self.device)
+
+    def decode(self, buf, out=None):
+        if isinstance(buf, np.ndarray) and buf.dtype != np.uint8:
+            buf = buf.view(np.uint8).reshape(-1) if buf.flags.c_contiguous else buf.tobytes()
+        data = ensure_contiguous_ndarray(buf)
+        dec = chunk.decode_chunk(self.resolve_model(), data, device=self.device)
+        if out is not None:
+            return ndarray_copy(dec, out)
+        return dec
+
+    def get_config(self):
+        config = {"id": self.codec_id, "model": self.model, "weight_dtype": self.weight_dtype}
+        if self.model_name:
+            config["model_name"] = self.model_name
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config.pop("id", None)
+        return cls(**config)
+
+    def __repr__(self):
+        args = [f"model={self.model!r}", f"weight_dtype={self.weight_dtype!r}"]
+        if self.model_name:
+            args.append(f"model_name={self.model_name!r}")
+        return f"{type(self).__name__}({', '.join(args)})"

@@ -1,0 +1,1 @@
+"""Entropy coding of latents and the payload format (constriction)."""

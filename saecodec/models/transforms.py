@@ -1,0 +1,84 @@
+"""Input transforms between detector intensities and what the network sees.
+
+SAS intensities span many decades and, after background subtraction, include zeros
+and negative values. ``asinh(x / scale)`` behaves like ``log10`` for ``|x| >> scale``
+and is linear near zero, so it is defined on all reals and loses no sign. Each frame is
+then normalised by its own mean and standard deviation (two float32 numbers stored in
+the payload) so that the network only has to learn the *shape* of a frame, not its
+absolute level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import SaecodecError
+
+_LN10 = np.log(10.0)
+# sinh overflows float64 near 710; asinh/ln10 of float64 max is ~308.6.
+_U_LIMIT = 308.0
+
+
+@dataclass(frozen=True)
+class Transform:
+    """``u = asinh(x / scale) / ln(10)``, then per-frame ``(u - mean) / std``.
+
+    ``kind`` is ``"asinh"`` (the default) or ``"linear"`` (``u = x / scale``).
+    """
+
+    kind: str = "asinh"
+    scale: float = 1.0
+    per_frame: bool = True
+
+    def __post_init__(self):
+        if self.kind not in ("asinh", "linear"):
+            raise SaecodecError(f"unknown transform kind {self.kind!r}; expected 'asinh' or 'linear'")
+        if not (np.isfinite(self.scale) and self.scale > 0):
+            raise SaecodecError(f"transform scale must be a positive finite number, got {self.scale!r}")
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "scale": float(self.scale), "per_frame": bool(self.per_frame)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Transform":
+        return cls(kind=d.get("kind", "asinh"), scale=float(d.get("scale", 1.0)),
+                   per_frame=bool(d.get("per_frame", True)))
+
+    # -- intensity <-> transformed domain (no normalisation) ---------------------------
+    def to_u(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if self.kind == "asinh":
+            return np.arcsinh(x / self.scale) / _LN10
+        return x / self.scale
+
+    def from_u(self, u: np.ndarray) -> np.ndarray:
+        u = np.asarray(u, dtype=np.float64)
+        if self.kind == "asinh":
+            return self.scale * np.sinh(np.clip(u, -_U_LIMIT, _U_LIMIT) * _LN10)
+        return u * self.scale
+
+    # -- frames -> network input, with the side information to undo it ----------------
+    def forward(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """frames (B, h, w) -> network input (B, h*w) float32 and side info (B, 2) float32."""
+        b = frames.shape[0]
+        u = self.to_u(frames).reshape(b, int(np.prod(frames.shape[1:])))
+        side = np.zeros((b, 2), dtype=np.float32)
+        if self.per_frame:
+            side[:, 0] = u.mean(axis=1)
+            std = u.std(axis=1)
+            side[:, 1] = np.where(std > 1e-12, std, 1.0)
+            # Normalise with the float32 values the decoder will see.
+            z = (u - side[:, :1].astype(np.float64)) / side[:, 1:].astype(np.float64)
+        else:
+            side[:, 1] = 1.0
+            z = u
+        return z.astype(np.float32), side
+
+    def inverse(self, z: np.ndarray, side: np.ndarray, frame_shape: tuple[int, int]) -> np.ndarray:
+        """network output (B, h*w) and side info -> intensities (B, h, w) float64."""
+        z = np.asarray(z, dtype=np.float64)
+        side = np.asarray(side, dtype=np.float64)
+        u = z * side[:, 1:2] + side[:, 0:1]
+        return self.from_u(u).reshape((z.shape[0],) + tuple(frame_shape))

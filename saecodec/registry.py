@@ -1,0 +1,151 @@
+"""Find model files by identity (SHA-256) or by name.
+
+Places searched, in order:
+
+1. models shipped inside the package (``saecodec/zoo``),
+2. each directory in ``SAECODEC_MODEL_PATH`` (``os.pathsep``-separated),
+3. the per-user cache (``SAECODEC_CACHE_DIR``, else ``$XDG_CACHE_HOME/saecodec/models``,
+   else ``~/.cache/saecodec/models``), where ``saecodec models add`` copies files.
+
+A file is recognised by its content, not its name: any ``*.safetensors`` file in those
+places whose metadata says it is a saecodec model takes part.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ModelMismatchError, ModelNotFoundError, SaecodecError
+from .models.modelfile import SUFFIX, identity_of_file, read_metadata
+
+ZOO_DIR = Path(__file__).parent / "zoo"
+_HEX = set("0123456789abcdef")
+_hash_cache: dict[tuple[str, int, int], str] = {}
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    identity: str
+    name: str
+    family: str
+    path: Path
+    source: str
+
+    @property
+    def short(self) -> str:
+        return self.identity[:12]
+
+
+def user_cache_dir() -> Path:
+    if os.environ.get("SAECODEC_CACHE_DIR"):
+        return Path(os.environ["SAECODEC_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "saecodec" / "models"
+
+
+def search_dirs() -> list[tuple[str, Path]]:
+    dirs = [("package", ZOO_DIR)]
+    for p in os.environ.get("SAECODEC_MODEL_PATH", "").split(os.pathsep):
+        if p.strip():
+            dirs.append(("SAECODEC_MODEL_PATH", Path(p.strip())))
+    dirs.append(("user cache", user_cache_dir()))
+    return dirs
+
+
+def is_identity(text: str) -> bool:
+    return isinstance(text, str) and len(text) == 64 and set(text) <= _HEX
+
+
+def _identity(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    with _lock:
+        if key in _hash_cache:
+            return _hash_cache[key]
+    ident = identity_of_file(path)
+    with _lock:
+        _hash_cache[key] = ident
+    return ident
+
+
+def _entries_in(source: str, directory: Path):
+    if not directory.is_dir():
+        return
+    for path in sorted(directory.glob("*" + SUFFIX)):
+        try:
+            meta = read_metadata(path)
+        except (SaecodecError, OSError):
+            continue
+        yield ModelEntry(_identity(path), meta.get("name", ""), meta.get("family", "?"), path, source)
+
+
+def list_models() -> list[ModelEntry]:
+    out = []
+    for source, d in search_dirs():
+        out.extend(_entries_in(source, d))
+    return out
+
+
+def _searched() -> str:
+    return "; ".join(f"{src}: {d}" + ("" if d.is_dir() else " (missing)") for src, d in search_dirs())
+
+
+def find(key: str, name: str | None = None) -> ModelEntry:
+    """The first model whose identity equals (or, 8+ hex digits, starts with) ``key``,
+    or whose name equals ``key``.
+
+    ``name`` is only used to make the error message helpful.
+    """
+    key = str(key).strip()
+    lowered = key.lower()
+    by_prefix = len(lowered) >= 8 and set(lowered) <= _HEX
+    matches = []
+    for entry in list_models():
+        if entry.identity == lowered or (by_prefix and entry.identity.startswith(lowered)):
+            matches.append(entry)
+        elif entry.name == key:
+            matches.append(entry)
+    exact = [e for e in matches if e.identity == lowered]
+    if exact:
+        return exact[0]
+    if matches:
+        idents = {e.identity for e in matches}
+        if len(idents) > 1:
+            listing = ", ".join(f"{e.name} {e.short} ({e.path})" for e in matches)
+            raise SaecodecError(f"model {key!r} is ambiguous: {listing}; give the full identity")
+        return matches[0]
+    label = f"model {name!r} " if name else "model "
+    raise ModelNotFoundError(
+        f"{label}with identity {key} not found. Searched {_searched()}. "
+        "Install the model file with `saecodec models add FILE` or put its directory on "
+        "SAECODEC_MODEL_PATH."
+    )
+
+
+def verify(entry_or_path, identity: str) -> None:
+    """Raise if the file's bytes no longer hash to ``identity``."""
+    path = Path(getattr(entry_or_path, "path", entry_or_path))
+    actual = identity_of_file(path)
+    if actual != identity:
+        raise ModelMismatchError(f"model file {path} has identity {actual}, expected {identity}")
+
+
+def add(path: str | os.PathLike) -> ModelEntry:
+    """Copy a model file into the user cache, named ``<name>-<identity[:16]>.safetensors``."""
+    path = Path(path)
+    meta = read_metadata(path)
+    ident = identity_of_file(path)
+    dest_dir = user_cache_dir()
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in meta.get("name", "model")) or "model"
+    dest = dest_dir / f"{safe_name}-{ident[:16]}{SUFFIX}"
+    if not dest.exists():
+        tmp = dest.with_name(dest.name + ".tmp")
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, dest)
+    return ModelEntry(ident, meta.get("name", ""), meta.get("family", "?"), dest, "user cache")

@@ -1,0 +1,52 @@
+"""Regenerate the committed format-v1 fixtures (run only when the format changes on purpose).
+
+    python tests/make_fixtures.py
+
+Writes tests/fixture/models/fixture-16.safetensors, then lets numcodecs'
+check_backwards_compatibility write arrays, configs and payloads, and stores the decoded
+values next to them so that later versions must decode v1 payloads to the same numbers.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+
+from conftest import blobs  # noqa: E402
+from numcodecs.tests.common import check_backwards_compatibility  # noqa: E402
+
+from saecodec.codec import SAECodec  # noqa: E402
+from saecodec.models import Transform, load_file  # noqa: E402
+from saecodec.training import TrainConfig, train_l1  # noqa: E402
+
+
+def main():
+    models_dir = HERE / "fixture" / "models"
+    path = models_dir / "fixture-16.safetensors"
+    if not path.exists():
+        cfg = TrainConfig(epochs=30, batch=128, lr=3e-3, seed=1, device="cpu")
+        model, _ = train_l1(blobs(3000, seed=1), m_frac=0.5, l_frac=0.5, lam=0.1,
+                            transform=Transform("asinh", 0.1), cfg=cfg, name="fixture-16",
+                            provenance="tests/make_fixtures.py: 3000 Gaussian blobs 16x16, seed 1")
+        model.save(path)
+    model = load_file(path)
+    os.environ["SAECODEC_MODEL_PATH"] = str(models_dir)
+    os.chdir(HERE)
+    arrays = [blobs(3, seed=7).astype(np.float32), blobs(2, shape=(20, 37), seed=8).astype(np.float64)]
+    codecs = [SAECodec(model.identity, model_name="fixture-16"),
+              SAECodec(model.identity, weight_dtype="float32", model_name="fixture-16")]
+    check_backwards_compatibility("saecodec", arrays, codecs, precision=[-3, -3], prefix="v1")
+    for j, codec in enumerate(codecs):
+        for i in range(len(arrays)):
+            d = HERE / "fixture/saecodec/v1" / f"codec.{j:02d}"
+            out = d / f"decoded.{i:02d}.npy"
+            if not out.exists():
+                np.save(out, codec.decode((d / f"encoded.{i:02d}.dat").read_bytes()))
+
+
+if __name__ == "__main__":
+    main()
