@@ -63,7 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-_EXTRA_COMMANDS: list = []
+def _extra_commands():
+    from . import cli_train
+
+    return [cli_train.register]
+
+
+_EXTRA_COMMANDS = _extra_commands()
 
 
 def main(argv=None) -> int:

@@ -64,6 +64,7 @@ class Model:
     metrics: dict = field(default_factory=dict)
     identity: str | None = None
     path: Path | None = None
+    storage_dtype: str = "float32"  # weights in the file; "float16" halves a shipped model
 
     def __post_init__(self):
         self.frame_shape = tuple(int(v) for v in self.frame_shape)
@@ -88,14 +89,20 @@ class Model:
             "architecture": self.module.architecture,
             "frame_shape": list(self.frame_shape),
             "transform": self.transform.to_dict(),
-            "dtype": "float32",
+            "dtype": self.storage_dtype,
             "coding": self.coding,
             "provenance": self.provenance,
             "metrics": self.metrics,
         }
 
     def to_bytes(self) -> bytes:
-        state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.module.state_dict().items()}
+        if self.storage_dtype not in ("float32", "float16"):
+            raise SaecodecError(f"storage_dtype must be 'float32' or 'float16', got {self.storage_dtype!r}")
+        dt = getattr(torch, self.storage_dtype)
+        with torch.no_grad():  # the in-memory model must be exactly the one its identity names
+            for v in self.module.state_dict().values():
+                v.copy_(v.to(dt).to(v.dtype))
+        state = {k: v.detach().to("cpu", dt).contiguous() for k, v in self.module.state_dict().items()}
         meta = json.dumps(self.metadata(), sort_keys=True, separators=(",", ":"), allow_nan=False)
         return st_save(state, metadata={METADATA_KEY: meta})
 
@@ -180,6 +187,7 @@ def model_from_bytes(data: bytes, path=None) -> Model:
         metrics=meta.get("metrics", {}),
         identity=identity_of_bytes(data),
         path=Path(path) if path is not None else None,
+        storage_dtype=meta.get("dtype", "float32"),
     )
 
 

@@ -1,0 +1,1 @@
+"""Data: simulated SAS frames (sasmodels) and readers for real measured frames."""
