@@ -43,6 +43,17 @@ def _cmd_models_show(args) -> int:
     return 0
 
 
+def _cmd_plugin_path(args) -> int:
+    from .hdf5 import plugin_dir, plugin_file
+
+    if not plugin_file().exists():
+        print(f"saecodec: error: the HDF5 plugin is not built in {plugin_dir()}; reinstall with pip",
+              file=sys.stderr)
+        return 1
+    print(plugin_dir())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="saecodec", description="Learned lossy compression of 2D detector frames.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -57,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = msub.add_parser("show", help="print a model's metadata (by identity, prefix or name)")
     s.add_argument("id")
     s.set_defaults(func=_cmd_models_show)
+
+    sub.add_parser("plugin-path", help="directory of the HDF5 filter plugin, for HDF5_PLUGIN_PATH"
+                   ).set_defaults(func=_cmd_plugin_path)
 
     for register in _EXTRA_COMMANDS:
         register(sub)
