@@ -1,0 +1,55 @@
+import json
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+
+from saecodec.cli import main
+
+
+def cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "saecodec.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_models_list_add_show(tiny_model, model_dir, on_model_path, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("SAECODEC_MODEL_PATH")
+    assert main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "sas64-l1" in out and "package" in out and "tiny-test" not in out
+    assert main(["models", "add", str(model_dir / "tiny-test.safetensors")]) == 0
+    assert "tiny-test" in capsys.readouterr().out
+    assert main(["models", "list"]) == 0
+    assert "tiny-test" in capsys.readouterr().out
+    assert main(["models", "show", tiny_model.identity[:10]]) == 0
+    meta = json.loads(capsys.readouterr().out)
+    assert meta["identity"] == tiny_model.identity and meta["source"] == "user cache"
+
+
+def test_models_show_missing_is_an_error(on_model_path, capsys):
+    assert main(["models", "show", "no-such-model"]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_simulate_train_demo_end_to_end(tmp_path, on_model_path):
+    data = tmp_path / "sim.h5"
+    r = cli("simulate", "-n", "300", "--size", "32", "--seed", "3", "-o", str(data), "-q", "--workers", "2")
+    assert r.returncode == 0, r.stderr
+    with h5py.File(data) as f:
+        assert f["frames"].shape == (300, 32, 32) and f["frames"].dtype == np.float32
+        assert len(f["params"]) == 300 and f["qx"].shape == (300, 32)
+    model = tmp_path / "m.safetensors"
+    r = cli("train", "--data", str(data), "--arch", "1/8,1/8,0.3,z", "--epochs", "3", "--lr", "1e-3", "--batch",
+            "64", "--device", "cpu", "-o", str(model), "--name", "cli-test", "-q")
+    assert r.returncode == 0, r.stderr
+    assert "registered" in r.stdout and model.exists()
+    r = cli("demo", "--model", str(model), "--frames", "40", "--chunk", "8", "--out", str(tmp_path / "d.zarr"), "-q")
+    assert r.returncode == 0, r.stderr
+    ratio = float(r.stdout.split("ratio ")[1].split("x")[0])
+    assert ratio > 1.0 and "rel L2" in r.stdout
+
+
+def test_train_unknown_family_is_refused(tmp_path):
+    r = cli("train", "--family", "rrae", "--data", str(tmp_path / "x.h5"))
+    assert r.returncode != 0
