@@ -90,7 +90,7 @@ def encode_chunk(model: Model, arr, *, weight_dtype: str = "float16", device=Non
 
     header = fmt.Header(
         flags=fmt.LATENT_SPARSE | (fmt.FLAG_FORTRAN if fortran else 0),
-        model_check=fmt.model_check(model.identity),
+        model_check=fmt.model_check(model.ensure_identity()),
         dtype=arr.dtype,
         latent_code=code,
         shape=tuple(arr.shape),
@@ -112,7 +112,7 @@ def read_header(buf) -> fmt.Header:
 def decode_chunk(model: Model, buf, *, device=None) -> np.ndarray:
     reader = fmt.Reader(buf)
     h = fmt.Header.unpack(reader)
-    if h.model_check != fmt.model_check(model.identity):
+    if h.model_check != fmt.model_check(model.ensure_identity()):
         raise ModelMismatchError(
             f"payload was written with a model whose identity starts with {h.model_check.hex()}, "
             f"but the codec's model {model.name!r} is {model.identity}"

@@ -15,7 +15,7 @@ from numcodecs.compat import ensure_contiguous_ndarray, ndarray_copy
 from . import chunk, models, registry
 from .coding import quant
 from .errors import SaecodecError
-from .models.modelfile import Model, identity_of_bytes
+from .models.modelfile import Model
 
 
 class SAECodec(Codec):
@@ -44,8 +44,7 @@ class SAECodec(Codec):
         self.device = device
         self._model: Model | None = None
         if isinstance(model, Model):
-            if model.identity is None:
-                model.identity = identity_of_bytes(model.to_bytes())
+            model.ensure_identity()
             with models._cache_lock:
                 models._cache.setdefault(model.identity, model)
             self._model = model

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import SaecodecError
-from .selectors import SELECTORS, l1_penalty
+from .selectors import SELECTORS, apply_selector, l1_penalty
 
 
 class SparseL1Autoencoder(nn.Module):
@@ -59,4 +59,6 @@ class SparseL1Autoencoder(nn.Module):
         mse = ((xhat - x) ** 2).sum(dim=-1).mean()
         pen = l1_penalty(self.selector, z)
         total = mse + self.lam * pen
-        return total, {"mse": mse.detach(), "l1": pen.detach(), "z": z.detach(), "xhat": xhat.detach()}
+        info = {"mse": mse.detach(), "l1": pen.detach(), "z": z.detach(), "xhat": xhat.detach(),
+                "fz": apply_selector(self.selector, z.detach())}
+        return total, info

@@ -95,6 +95,12 @@ class Model:
             "metrics": self.metrics,
         }
 
+    def ensure_identity(self) -> str:
+        """The identity of the model as it would be saved (computed once for unsaved models)."""
+        if self.identity is None:
+            self.identity = identity_of_bytes(self.to_bytes())
+        return self.identity
+
     def to_bytes(self) -> bytes:
         if self.storage_dtype not in ("float32", "float16"):
             raise SaecodecError(f"storage_dtype must be 'float32' or 'float16', got {self.storage_dtype!r}")

@@ -37,7 +37,8 @@ def summarise(result: dict, n: int) -> dict:
             r = result[part]
             out[f"{part}_rel_l2"] = round(r["rel_l2"], 6)
             out[f"{part}_nnz"] = round(r["nnz"], 3)
-            out[f"{part}_cr_paper"] = round(n / r["nnz"], 3) if r["nnz"] > 0 else None
+            out[f"{part}_nnz_f"] = round(r["nnz_f"], 3)
+            out[f"{part}_cr_paper"] = round(n / r["nnz_f"], 3) if r["nnz_f"] > 0 else None
     out["epochs"] = len(result["history"])
     return out
 

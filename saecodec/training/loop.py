@@ -44,7 +44,7 @@ def evaluate(module, x: torch.Tensor, batch: int = 4096) -> dict:
     """Relative L2 (the papers' metric), loss and latent sparsity over a data set."""
     module.eval()
     err2 = ref2 = loss = 0.0
-    nnz = 0.0
+    nnz = nnz_f = 0.0
     n = len(x)
     for i in range(0, n, batch):
         xb = x[i:i + batch]
@@ -53,11 +53,13 @@ def evaluate(module, x: torch.Tensor, batch: int = 4096) -> dict:
         ref2 += float((xb ** 2).sum())
         loss += float(total) * len(xb)
         nnz += float((info["z"] != 0).sum())
+        nnz_f += float((info.get("fz", info["z"]) != 0).sum())
     module.train()
     return {
         "loss": loss / max(n, 1),
         "rel_l2": math.sqrt(err2 / ref2) if ref2 > 0 else 0.0,
-        "nnz": nnz / max(n, 1),
+        "nnz": nnz / max(n, 1),  # nonzeros of the latent z: what the codec stores
+        "nnz_f": nnz_f / max(n, 1),  # nonzeros of f(z): the L1 paper's compression ratio is n / this
     }
 
 
