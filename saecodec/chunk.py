@@ -109,6 +109,15 @@ def read_header(buf) -> fmt.Header:
     return fmt.Header.unpack(fmt.Reader(buf))
 
 
+def payload_stats(buf) -> dict:
+    """Frames and stored latent nonzeros of a sparse payload, for the paper's n / nnz ratio."""
+    reader = fmt.Reader(buf)
+    h = fmt.Header.unpack(reader)
+    planes, ny, nx = tiling.grid(h.shape, h.tile)
+    frames = planes * ny * nx
+    return {"frames": frames, "nnz": reader.varint() - frames, "bytes": len(reader.buf)}
+
+
 def decode_chunk(model: Model, buf, *, device=None) -> np.ndarray:
     reader = fmt.Reader(buf)
     h = fmt.Header.unpack(reader)

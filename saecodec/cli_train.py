@@ -87,13 +87,19 @@ def cmd_demo(args) -> int:
     t0 = time.perf_counter()
     back = zarr.open_array(str(out), mode="r")[...]
     t_dec = time.perf_counter() - t0
-    stored = sum(p.stat().st_size for p in out.rglob("*") if p.is_file() and not p.name.startswith("."))
+    chunk_files = [p for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    stored = sum(p.stat().st_size for p in chunk_files)
+    from .chunk import payload_stats
+
+    stats = [payload_stats(p.read_bytes()) for p in chunk_files]
+    nnz = sum(s["nnz"] for s in stats) / max(sum(s["frames"] for s in stats), 1)
     m = frame_metrics(x, back, model)
     mb = x.nbytes / 1e6
     print(f"model        {model.name} ({model.identity[:12]}), device {codec.device or 'auto'}")
     print(f"frames       {len(x)} x {h}x{w} float32 = {x.nbytes} bytes, seed {args.seed}")
     print(f"stored       {stored} bytes in chunk files -> ratio {x.nbytes / stored:.1f}x "
-          f"({8 * stored / x.size:.3f} bits/pixel)")
+          f"({8 * stored / x.size:.3f} bits/pixel); paper's n/nnz {h * w / max(nnz, 1e-9):.1f} "
+          f"({nnz:.1f} nonzero latents per frame)")
     print(f"error        rel L2 (transformed) {m['rel_l2_t']:.4f}, rel L2 (intensity) {m['rel_l2_i']:.4f}, "
           f"PSNR (transformed) {m['psnr_t']:.1f} dB")
     print(f"speed        encode {mb / t_enc:.1f} MB/s, decode {mb / t_dec:.1f} MB/s")

@@ -174,3 +174,17 @@ def test_unknown_model_identity_fails_on_use_not_on_open(on_model_path):
     assert c.get_config()["model"] == "cd" * 32
     with pytest.raises(SaecodecError, match="gone"):
         c.decode(b"SE\x01\x00")
+
+
+def test_payload_stats_count_the_stored_nonzeros(codec, tiny_model):
+    import torch
+
+    from saecodec.chunk import payload_stats
+
+    x = held_out(5)
+    z, _ = tiny_model.transform.forward(x)
+    with torch.no_grad():
+        lat = tiny_model.module.encode(torch.from_numpy(z)).numpy()
+    nnz = int((np.float16(lat) != 0).sum())
+    enc = codec.encode(x)
+    assert payload_stats(enc) == {"frames": 5, "nnz": nnz, "bytes": len(enc)}
