@@ -200,7 +200,3 @@ def model_from_bytes(data: bytes, path=None) -> Model:
 def load_file(path: str | os.PathLike) -> Model:
     path = Path(path)
     return model_from_bytes(path.read_bytes(), path)
-
-
-def frame_size(frame_shape) -> int:
-    return int(np.prod(frame_shape))

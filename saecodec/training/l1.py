@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..models import Model, SparseL1Autoencoder, Transform
 from .loop import TrainConfig, fit
@@ -21,7 +22,7 @@ def train_l1(frames: np.ndarray, *, m_frac: float = 0.25, l_frac: float = 0.125,
     cfg = cfg or TrainConfig()
     transform = transform or Transform()
     frame_shape = tuple(frames.shape[-2:])
-    torch_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # the initial weights
     module = build_l1(frame_shape, m_frac, l_frac, lam, selector)
     z, _ = transform.forward(np.asarray(frames))
     result = fit(module, z, cfg, desc=f"train l1 {name}")
@@ -41,9 +42,3 @@ def summarise(result: dict, n: int) -> dict:
             out[f"{part}_cr_paper"] = round(n / r["nnz_f"], 3) if r["nnz_f"] > 0 else None
     out["epochs"] = len(result["history"])
     return out
-
-
-def torch_seed(seed: int) -> None:
-    import torch
-
-    torch.manual_seed(seed)
