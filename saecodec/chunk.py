@@ -145,11 +145,16 @@ def decode_chunk(model: Model, buf, *, device=None) -> np.ndarray:
     values_buf = reader.take(nnz * quant.itemsize(h.latent_code))
     if reader.remaining():
         raise PayloadError(f"corrupted payload: {reader.remaining()} unexpected trailing bytes")
+    if not np.isfinite(side).all():
+        raise PayloadError("corrupted payload: non-finite frame normalisation")
+    values = quant.from_bytes(values_buf, nnz, h.latent_code)
+    if not np.isfinite(values).all():
+        raise PayloadError("corrupted payload: non-finite latent values")
     gm = sparse.gap_model(lsize, model.coding["gap_sigma"], model.coding["gap_floor"])
     symbols = sparse.decode_symbols(words, n_symbols, gm)
     rows, cols = sparse.symbols_to_positions(symbols, b, lsize)
     latents = np.zeros((b, lsize), dtype=np.float32)
-    latents[rows, cols] = quant.from_bytes(values_buf, nnz, h.latent_code)
+    latents[rows, cols] = values
     dev = resolve_device(device)
     module = _module_on(model, dev)
     z = _batched(module.decode, latents, dev) if b else np.zeros((0, int(np.prod(h.tile))), np.float32)

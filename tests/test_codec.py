@@ -188,3 +188,27 @@ def test_payload_stats_count_the_stored_nonzeros(codec, tiny_model):
     nnz = int((np.float16(lat) != 0).sum())
     enc = codec.encode(x)
     assert payload_stats(enc) == {"frames": 5, "nnz": nnz, "bytes": len(enc)}
+
+
+def test_decoder_never_fails_other_than_with_a_saecodec_error(codec):
+    """A fast fuzz subset: truncated, bit-flipped and random payloads."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    good = codec.encode(held_out(3))
+
+    @settings(max_examples=300, deadline=None)
+    @given(cut=st.integers(0, len(good)), flips=st.lists(st.tuples(st.integers(0, len(good) - 1), st.integers(0, 7)),
+                                                         max_size=4), tail=st.binary(max_size=64))
+    def check(cut, flips, tail):
+        buf = bytearray(good)
+        for i, bit in flips:
+            buf[i] ^= 1 << bit
+        buf = bytes(buf[:cut]) + tail
+        try:
+            out = codec.decode(buf)
+        except SaecodecError:
+            return
+        assert isinstance(out, np.ndarray) and out.ndim >= 2
+
+    check()
