@@ -8,11 +8,12 @@ from pathlib import Path
 
 from .l1 import SparseL1Autoencoder
 from .modelfile import FAMILIES, Model, identity_of_file, load_file, read_metadata, register_family
+from .rrae import RankReductionAutoencoder
 from .selectors import SELECTORS, apply_selector, l1_penalty
 from .transforms import Transform
 
 __all__ = [
-    "FAMILIES", "Model", "SELECTORS", "SparseL1Autoencoder", "Transform", "apply_selector",
+    "FAMILIES", "Model", "RankReductionAutoencoder", "SELECTORS", "SparseL1Autoencoder", "Transform", "apply_selector",
     "identity_of_file", "l1_penalty", "load", "load_file", "read_metadata", "register_family",
 ]
 

@@ -22,6 +22,7 @@ from safetensors.torch import save as st_save
 
 from ..errors import SaecodecError
 from .l1 import SparseL1Autoencoder
+from .rrae import RankReductionAutoencoder
 from .transforms import Transform
 
 FILE_FORMAT = "saecodec-model"
@@ -31,7 +32,7 @@ SUFFIX = ".safetensors"
 # A safetensors header larger than this is not one of ours (guards reading random files).
 _MAX_HEADER = 16 * 1024 * 1024
 
-FAMILIES: dict[str, type] = {"l1": SparseL1Autoencoder}
+FAMILIES: dict[str, type] = {"l1": SparseL1Autoencoder, "rrae": RankReductionAutoencoder}
 
 
 def register_family(cls: type) -> type:

@@ -2,5 +2,7 @@
 
 from .loop import TrainConfig, evaluate, fit
 from .l1 import build_l1, train_l1
+from .rrae import common_basis, finetune_decoder, train_rrae
 
-__all__ = ["TrainConfig", "build_l1", "evaluate", "fit", "train_l1"]
+__all__ = ["TrainConfig", "build_l1", "common_basis", "evaluate", "finetune_decoder", "fit", "train_l1",
+           "train_rrae"]

@@ -1,0 +1,70 @@
+"""Training the rank reduction autoencoder: truncated-SVD training, common basis, decoder fine-tune."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..chunk import resolve_device
+from ..models import Model, RankReductionAutoencoder, Transform
+from .loop import TrainConfig, evaluate, fit
+
+
+@torch.no_grad()
+def common_basis(module: RankReductionAutoencoder, data: np.ndarray, batch: int, device) -> torch.Tensor:
+    """Concatenate the training batches' U_k, then keep the k leading left singular vectors."""
+    module.to(device).eval()
+    bases = []
+    for i in range(0, len(data), batch):
+        xb = torch.from_numpy(np.ascontiguousarray(data[i:i + batch], dtype=np.float32)).to(device)
+        if len(xb) >= module.k:
+            bases.append(module.truncated_latent(xb)[1])
+    u, _, _ = torch.linalg.svd(torch.cat(bases, dim=1), full_matrices=False)
+    return u[:, :module.k].contiguous()
+
+
+def finetune_decoder(module: RankReductionAutoencoder, data: np.ndarray, steps: int, batch: int, lr: float,
+                     device, seed: int = 0, progress: bool = True) -> list[float]:
+    """Encoder frozen, decoder trained through the projection onto U_k."""
+    module.to(device).train()
+    for p in module.encoder.parameters():
+        p.requires_grad_(False)
+    opt = torch.optim.RAdam(module.decoder.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    x_all = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)).to(device)
+    losses = []
+    for _ in tqdm(range(steps), desc="fine-tune decoder", disable=not progress, unit="step"):
+        idx = torch.randint(0, len(x_all), (min(batch, len(x_all)),), generator=gen).to(device)
+        xb = x_all[idx]
+        loss = ((module.decode(module.encode(xb)) - xb) ** 2).sum(dim=-1).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    for p in module.encoder.parameters():
+        p.requires_grad_(True)
+    module.to("cpu").eval()
+    return losses
+
+
+def train_rrae(frames: np.ndarray, *, k: int, L: int = 64, hidden=(512,), transform: Transform | None = None,
+               cfg: TrainConfig | None = None, finetune_steps: int = 200, name: str = "rrae",
+               provenance: str = "") -> tuple[Model, dict]:
+    """frames (N, h, w) -> trained RRAE :class:`Model` with its common basis, and metrics."""
+    cfg = cfg or TrainConfig()
+    transform = transform or Transform()
+    torch.manual_seed(cfg.seed)
+    frame_shape = tuple(frames.shape[-2:])
+    module = RankReductionAutoencoder(int(np.prod(frame_shape)), list(hidden), L, k)
+    z, _ = transform.forward(np.asarray(frames))
+    result = fit(module, z, cfg, desc=f"train rrae {name}")
+    device = resolve_device(cfg.device)
+    module.basis = common_basis(module, z, cfg.batch, device)
+    result["finetune_losses"] = finetune_decoder(module, z, finetune_steps, cfg.batch, cfg.lr, device, cfg.seed,
+                                                 cfg.progress)
+    final = evaluate(module, torch.from_numpy(z))
+    result["final"] = final
+    metrics = {"rel_l2": round(final["rel_l2"], 6), "k": module.k, "epochs": len(result["history"]),
+               "finetune_steps": finetune_steps}
+    return Model(module, frame_shape, transform, name, provenance=provenance, metrics=metrics), result
