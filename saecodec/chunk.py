@@ -14,7 +14,7 @@ import torch
 
 from . import tiling
 from .coding import payload as fmt
-from .coding import quant, sparse
+from .coding import dense, quant, sparse
 from .errors import ModelMismatchError, PayloadError, SaecodecError
 from .models.modelfile import Model
 
@@ -73,7 +73,7 @@ def check_input(arr) -> np.ndarray:
 
 def encode_chunk(model: Model, arr, *, weight_dtype: str = "float16", device=None) -> bytes:
     arr = check_input(arr)
-    if model.latent_kind != "sparse":
+    if model.latent_kind not in fmt.LATENT_KINDS:
         raise SaecodecError(f"latent kind {model.latent_kind!r} has no coder in this saecodec version")
     dev = resolve_device(device)
     code = quant.weight_code(weight_dtype)
@@ -83,25 +83,31 @@ def encode_chunk(model: Model, arr, *, weight_dtype: str = "float16", device=Non
     b = frames.shape[0]
     z, side = model.transform.forward(frames)
     latents = _batched(_module_on(model, dev).encode, z, dev) if b else np.zeros((0, model.module.latent_size), np.float32)
-    latents = quant.quantize(np.maximum(latents, 0.0), code)
-    symbols, values = sparse.latents_to_symbols(latents)
-    gm = sparse.gap_model(model.module.latent_size, model.coding["gap_sigma"], model.coding["gap_floor"])
-    words = sparse.encode_symbols(symbols, gm)
-
+    kind = fmt.LATENT_KINDS[model.latent_kind]
     header = fmt.Header(
-        flags=fmt.LATENT_SPARSE | (fmt.FLAG_FORTRAN if fortran else 0),
+        flags=kind | (fmt.FLAG_FORTRAN if fortran else 0),
         model_check=fmt.model_check(model.ensure_identity()),
         dtype=arr.dtype,
-        latent_code=code,
+        latent_code=code if kind == fmt.LATENT_SPARSE else 0,
         shape=tuple(arr.shape),
         tile=tile,
     )
     out = header.pack()
-    fmt.put_varint(out, len(symbols))
+    if kind == fmt.LATENT_SPARSE:
+        latents = quant.quantize(np.maximum(latents, 0.0), code)
+        symbols, values = sparse.latents_to_symbols(latents)
+        gm = sparse.gap_model(model.module.latent_size, model.coding["gap_sigma"], model.coding["gap_floor"])
+        words = sparse.encode_symbols(symbols, gm)
+        fmt.put_varint(out, len(symbols))
+        tail = quant.to_bytes(values, code)
+    else:
+        ints, _ = dense.quantize(latents.astype(np.float64), model.coding)
+        words = dense.encode(ints, model.coding)
+        tail = b""
     fmt.put_varint(out, len(words))
     out += words.astype("<u4").tobytes()
     out += fmt.pack_f32(side)
-    out += quant.to_bytes(values, code)
+    out += tail
     return bytes(out)
 
 
@@ -115,7 +121,8 @@ def payload_stats(buf) -> dict:
     h = fmt.Header.unpack(reader)
     planes, ny, nx = tiling.grid(h.shape, h.tile)
     frames = planes * ny * nx
-    return {"frames": frames, "nnz": reader.varint() - frames, "bytes": len(reader.buf)}
+    nnz = reader.varint() - frames if h.latent_kind == fmt.LATENT_SPARSE else None  # dense: k per frame
+    return {"frames": frames, "nnz": nnz, "bytes": len(reader.buf)}
 
 
 def decode_chunk(model: Model, buf, *, device=None) -> np.ndarray:
@@ -128,26 +135,27 @@ def decode_chunk(model: Model, buf, *, device=None) -> np.ndarray:
         )
     if h.tile != tuple(model.frame_shape):
         raise PayloadError(f"corrupted payload: tile {h.tile} differs from the model's frame {model.frame_shape}")
-    if h.latent_kind != fmt.LATENT_SPARSE:
-        raise PayloadError(f"latent kind {h.latent_kind} has no decoder in this saecodec version")
-    if h.latent_code not in quant.WEIGHT_DTYPES:
-        raise PayloadError(f"corrupted payload: unknown weight dtype code {h.latent_code}")
+    if h.latent_kind != fmt.LATENT_KINDS.get(model.latent_kind):
+        raise PayloadError(f"corrupted payload: latent kind {h.latent_kind} is not the model's {model.latent_kind!r}")
     planes, ny, nx = tiling.grid(h.shape, h.tile)
     b = planes * ny * nx
     lsize = model.module.latent_size
-    n_symbols = reader.varint(b * (lsize + 1))
-    n_words = reader.varint(reader.remaining() // 4)
-    words = reader.array("<u4", n_words)
+    sparse_kind = h.latent_kind == fmt.LATENT_SPARSE
+    if sparse_kind and h.latent_code not in quant.WEIGHT_DTYPES:
+        raise PayloadError(f"corrupted payload: unknown weight dtype code {h.latent_code}")
+    n_symbols = reader.varint(b * (lsize + 1)) if sparse_kind else 0
+    words = reader.array("<u4", reader.varint(reader.remaining() // 4))
     side = reader.array("<f4", 2 * b).reshape(b, 2)
+    if not np.isfinite(side).all():
+        raise PayloadError("corrupted payload: non-finite frame normalisation")
+    if not sparse_kind:
+        _check_end(reader)
+        return _finish(model, dense.decode(words, b, lsize, model.coding), side, h, device)
     nnz = n_symbols - b
     if nnz < 0:
         raise PayloadError("corrupted payload: fewer latent symbols than frames")
-    values_buf = reader.take(nnz * quant.itemsize(h.latent_code))
-    if reader.remaining():
-        raise PayloadError(f"corrupted payload: {reader.remaining()} unexpected trailing bytes")
-    if not np.isfinite(side).all():
-        raise PayloadError("corrupted payload: non-finite frame normalisation")
-    values = quant.from_bytes(values_buf, nnz, h.latent_code)
+    values = quant.from_bytes(reader.take(nnz * quant.itemsize(h.latent_code)), nnz, h.latent_code)
+    _check_end(reader)
     if not np.isfinite(values).all():
         raise PayloadError("corrupted payload: non-finite latent values")
     gm = sparse.gap_model(lsize, model.coding["gap_sigma"], model.coding["gap_floor"])
@@ -155,6 +163,17 @@ def decode_chunk(model: Model, buf, *, device=None) -> np.ndarray:
     rows, cols = sparse.symbols_to_positions(symbols, b, lsize)
     latents = np.zeros((b, lsize), dtype=np.float32)
     latents[rows, cols] = values
+    return _finish(model, latents, side, h, device)
+
+
+def _check_end(reader: fmt.Reader) -> None:
+    if reader.remaining():
+        raise PayloadError(f"corrupted payload: {reader.remaining()} unexpected trailing bytes")
+
+
+def _finish(model: Model, latents: np.ndarray, side: np.ndarray, h: fmt.Header, device) -> np.ndarray:
+    """Latents -> network decoder -> inverse transform -> chunk in its dtype and order."""
+    b = len(latents)
     dev = resolve_device(device)
     module = _module_on(model, dev)
     z = _batched(module.decode, latents, dev) if b else np.zeros((0, int(np.prod(h.tile))), np.float32)

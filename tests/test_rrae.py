@@ -48,7 +48,7 @@ def test_training_latent_has_rank_k():
     assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
 
 
-def test_codec_refuses_dense_latents_until_their_coder_exists():
+def test_codec_refuses_a_dense_model_without_coding_parameters():
     import pytest
 
     from saecodec.codec import SAECodec
@@ -56,5 +56,66 @@ def test_codec_refuses_dense_latents_until_their_coder_exists():
     from saecodec.models import Model
 
     model = Model(RankReductionAutoencoder(256, [32], L=8, k=2), (16, 16), Transform(), "rrae-untrained")
-    with pytest.raises(SaecodecError, match="dense"):
+    with pytest.raises(SaecodecError, match="coding parameter"):
         SAECodec(model).encode(np.ones((16, 16), np.float32))
+
+
+import pytest  # noqa: E402
+
+from conftest import rel_l2  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def rrae_model(tmp_path_factory):
+    cfg = TrainConfig(epochs=80, batch=64, lr=3e-3, seed=0, device="cpu", progress=False)
+    model, _ = train_rrae(bumps(800) * 100, k=2, L=16, hidden=(128, 64), transform=Transform("asinh", 1.0),
+                          cfg=cfg, finetune_steps=200, name="rrae-bumps")
+    d = tmp_path_factory.mktemp("rrae")
+    model.save(d / "rrae-bumps.safetensors")
+    return model, d
+
+
+def test_rrae_model_through_the_codec_zarr_and_hdf5(rrae_model, tmp_path, monkeypatch):
+    import h5py
+    import zarr
+
+    from saecodec import hdf5
+    from saecodec.codec import SAECodec
+    from saecodec.coding import payload as fmt
+    from saecodec.zarr3 import SAEZarrCodec
+
+    model, d = rrae_model
+    monkeypatch.setenv("SAECODEC_MODEL_PATH", str(d))
+    x = (bumps(12, seed=5) * 100).astype(np.float32)
+    codec = SAECodec(model.identity)
+    enc = codec.encode(x)
+    assert fmt.Header.unpack(fmt.Reader(enc)).latent_kind == fmt.LATENT_DENSE
+    # 12 frames x 2 coefficients, 8 bytes of normalisation per frame, a ~17-byte header
+    assert len(enc) < 17 + 12 * (8 + 2 * 2) + 8
+    back = codec.decode(enc)
+    assert back.shape == x.shape and rel_l2(back, x) < 0.1
+
+    z = zarr.create_array(store=str(tmp_path / "r.zarr"), shape=x.shape, chunks=(4, 16, 16), dtype="f4",
+                          serializer=SAEZarrCodec(model=model.identity), compressors=None)
+    z[...] = x
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "r.zarr"), mode="r")[:4], codec.decode(
+        codec.encode(x[:4])))
+
+    with h5py.File(tmp_path / "r.h5", "w") as f:
+        f.create_dataset("x", data=x, chunks=(4, 16, 16), **hdf5.SAE(model=model.identity))
+    with h5py.File(tmp_path / "r.h5", "r") as f:
+        np.testing.assert_array_equal(f["x"][...], np.concatenate([codec.decode(codec.encode(x[i:i + 4]))
+                                                                   for i in range(0, 12, 4)]))
+
+
+def test_dense_payload_rejects_corruption(rrae_model, monkeypatch):
+    from saecodec.codec import SAECodec
+    from saecodec.errors import SaecodecError
+
+    model, d = rrae_model
+    monkeypatch.setenv("SAECODEC_MODEL_PATH", str(d))
+    codec = SAECodec(model.identity)
+    enc = codec.encode((bumps(3, seed=2) * 100).astype(np.float32))
+    for broken in (enc[:-1], enc + b"\x00", enc[:12]):
+        with pytest.raises(SaecodecError):
+            codec.decode(broken)

@@ -49,9 +49,13 @@ def finetune_decoder(module: RankReductionAutoencoder, data: np.ndarray, steps: 
 
 
 def train_rrae(frames: np.ndarray, *, k: int, L: int = 64, hidden=(512,), transform: Transform | None = None,
-               cfg: TrainConfig | None = None, finetune_steps: int = 200, name: str = "rrae",
+               cfg: TrainConfig | None = None, finetune_steps: int = 200, coef_step: float = 0.01, name: str = "rrae",
                provenance: str = "") -> tuple[Model, dict]:
-    """frames (N, h, w) -> trained RRAE :class:`Model` with its common basis, and metrics."""
+    """frames (N, h, w) -> trained RRAE :class:`Model` with its common basis, and metrics.
+
+    ``coef_step`` is the quantisation step of the stored coefficients, as a fraction of
+    each coefficient's spread over the training set.
+    """
     cfg = cfg or TrainConfig()
     transform = transform or Transform()
     torch.manual_seed(cfg.seed)
@@ -63,8 +67,13 @@ def train_rrae(frames: np.ndarray, *, k: int, L: int = 64, hidden=(512,), transf
     module.basis = common_basis(module, z, cfg.batch, device)
     result["finetune_losses"] = finetune_decoder(module, z, finetune_steps, cfg.batch, cfg.lr, device, cfg.seed,
                                                  cfg.progress)
+    with torch.no_grad():
+        coeffs = module.encode(torch.from_numpy(z)).double()
+    coding = {"coef_mean": [round(float(v), 9) for v in coeffs.mean(0)],
+              "coef_std": [round(float(v), 9) for v in coeffs.std(0)], "coef_step": coef_step}
     final = evaluate(module, torch.from_numpy(z))
     result["final"] = final
     metrics = {"rel_l2": round(final["rel_l2"], 6), "k": module.k, "epochs": len(result["history"]),
                "finetune_steps": finetune_steps}
-    return Model(module, frame_shape, transform, name, provenance=provenance, metrics=metrics), result
+    model = Model(module, frame_shape, transform, name, coding=coding, provenance=provenance, metrics=metrics)
+    return model, result
