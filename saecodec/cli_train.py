@@ -34,23 +34,32 @@ def cmd_train(args) -> int:
     from . import registry
     from .data.sas import read_h5
     from .models import Transform
-    from .training import TrainConfig, train_l1
+    from .errors import SaecodecError
+    from .training import TrainConfig, train_l1, train_rrae
 
-    if args.family != "l1":
-        from .errors import SaecodecError
-
-        raise SaecodecError(f"family {args.family!r} is not available in this saecodec version (available: l1)")
     frames = read_h5(args.data, args.dataset, args.limit).astype(np.float64)
-    m_frac, l_frac, lam, selector = args.arch.split(",")
     cfg = TrainConfig(epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed, device=args.device,
                       checkpoint=args.checkpoint, resume=args.resume, lr_min_fraction=args.lr_min_fraction,
                       progress=not args.quiet)
-    name = args.name or f"l1-{frames.shape[1]}x{frames.shape[2]}"
-    provenance = json.dumps({"data": str(args.data), "frames": int(len(frames)), "seed": args.seed,
-                             "epochs": args.epochs, "batch": args.batch, "lr": args.lr, "arch": args.arch})
-    model, result = train_l1(frames, m_frac=_frac(m_frac), l_frac=_frac(l_frac), lam=float(lam),
-                             selector=selector.strip(), transform=Transform("asinh", args.transform_scale),
-                             cfg=cfg, name=name, provenance=provenance)
+    name = args.name or f"{args.family}-{frames.shape[1]}x{frames.shape[2]}"
+    transform = Transform("asinh", args.transform_scale)
+    record = {"data": str(args.data), "frames": int(len(frames)), "seed": args.seed, "epochs": args.epochs,
+              "batch": args.batch, "lr": args.lr, "family": args.family}
+    if args.family == "l1":
+        m_frac, l_frac, lam, selector = args.arch.split(",")
+        provenance = json.dumps({**record, "arch": args.arch})
+        model, result = train_l1(frames, m_frac=_frac(m_frac), l_frac=_frac(l_frac), lam=float(lam),
+                                 selector=selector.strip(), transform=transform, cfg=cfg, name=name,
+                                 provenance=provenance)
+    else:
+        if (args.rank is None) == (not args.adaptive):
+            raise SaecodecError("--family rrae needs exactly one of --rank K or --adaptive")
+        hidden = [int(h) for h in args.hidden.split(",") if h.strip()]
+        provenance = json.dumps({**record, "L": args.latent, "hidden": hidden, "rank": args.rank,
+                                 "adaptive": args.adaptive, "finetune_steps": args.finetune_steps})
+        model, result = train_rrae(frames, k=args.rank, L=args.latent, hidden=hidden, transform=transform, cfg=cfg,
+                                   finetune_steps=args.finetune_steps, name=name, provenance=provenance,
+                                   adaptive_options={"epochs_per_rank": args.epochs_per_rank, "tol": args.rank_tol})
     model.storage_dtype = args.storage_dtype
     out = Path(args.output or f"{name}.safetensors")
     ident = model.save(out)
@@ -138,12 +147,21 @@ def register(sub) -> None:
     s.set_defaults(func=cmd_simulate)
 
     t = sub.add_parser("train", help="train a model on frames from an HDF5 file")
-    t.add_argument("--family", default="l1", choices=["l1"])
+    t.add_argument("--family", default="l1", choices=["l1", "rrae"],
+                   help="l1: sparse L1 autoencoder; rrae: rank reduction autoencoder")
     t.add_argument("--data", required=True, help="HDF5 file of frames (N, h, w)")
     t.add_argument("--dataset", default="frames")
     t.add_argument("--limit", type=int, default=None, help="use only the first N frames")
     t.add_argument("--arch", default="1/16,1/8,1e-3,z",
                    help="L1 architecture 'm/n,l/n,lambda,f' with f in z|grad|laplace (default 1/16,1/8,1e-3,z)")
+    t.add_argument("--rank", type=int, default=None, help="rrae: fixed rank k")
+    t.add_argument("--adaptive", action="store_true", help="rrae: search the rank, from k_max = min(L, batch)")
+    t.add_argument("--latent", type=int, default=64, help="rrae: latent length L (default 64)")
+    t.add_argument("--hidden", default="512", help="rrae: hidden layer widths, comma-separated (default 512)")
+    t.add_argument("--finetune-steps", type=int, default=200, help="rrae: decoder fine-tune steps on U_k")
+    t.add_argument("--epochs-per-rank", type=int, default=10, help="rrae --adaptive: epochs at each tried rank")
+    t.add_argument("--rank-tol", type=float, default=1.0,
+                   help="rrae --adaptive: accept a rank while loss <= (1 + tol) * loss at k_max")
     t.add_argument("--epochs", type=int, default=50)
     t.add_argument("--batch", type=int, default=512)
     t.add_argument("--lr", type=float, default=1e-4)

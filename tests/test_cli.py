@@ -51,5 +51,20 @@ def test_simulate_train_demo_end_to_end(tmp_path, on_model_path):
 
 
 def test_train_unknown_family_is_refused(tmp_path):
-    r = cli("train", "--family", "rrae", "--data", str(tmp_path / "x.h5"))
-    assert r.returncode != 0
+    r = cli("train", "--family", "vae", "--data", str(tmp_path / "x.h5"))
+    assert r.returncode != 0 and "invalid choice" in r.stderr
+
+
+def test_train_rrae_from_the_command_line(tmp_path, on_model_path):
+    data = tmp_path / "sim.h5"
+    assert cli("simulate", "-n", "200", "--size", "16", "-o", str(data), "-q", "--workers", "1").returncode == 0
+    r = cli("train", "--family", "rrae", "--data", str(data), "--epochs", "2")
+    assert r.returncode == 2 and "--rank K or --adaptive" in r.stderr
+    model = tmp_path / "r.safetensors"
+    r = cli("train", "--family", "rrae", "--rank", "3", "--latent", "8", "--hidden", "32", "--data", str(data),
+            "--epochs", "2", "--batch", "32", "--finetune-steps", "5", "--device", "cpu", "-o", str(model), "-q")
+    assert r.returncode == 0, r.stderr
+    from saecodec.models import load_file
+
+    m = load_file(model)
+    assert m.family == "rrae" and m.module.k == 3 and len(m.coding["coef_std"]) == 3

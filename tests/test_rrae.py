@@ -119,3 +119,24 @@ def test_dense_payload_rejects_corruption(rrae_model, monkeypatch):
     for broken in (enc[:-1], enc + b"\x00", enc[:12]):
         with pytest.raises(SaecodecError):
             codec.decode(broken)
+
+
+def test_adaptive_rank_search_lowers_k_and_steps_back():
+    from saecodec.training.rrae import adapt_rank
+
+    size = 16
+    yy, xx = np.mgrid[:size, :size] / (size - 1)
+    c = np.linspace(0.3, 0.7, 15)
+    cx, cy = (v.reshape(-1, 1, 1) for v in np.meshgrid(c, c))
+    data = (np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 0.12**2)) + 0.05).reshape(len(cx), -1)
+    torch.manual_seed(0)
+    m = RankReductionAutoencoder(size * size, [128, 64], L=12, k=12)
+    res = adapt_rank(m, data.astype(np.float32), TrainConfig(epochs=60, batch=64, lr=3e-3, device="cpu",
+                                                             progress=False), epochs_per_rank=30, tol=1.0)
+    ks = [h["k"] for h in res["history"]]
+    assert ks[0] == 12 and res["k"] == m.k and m.basis.shape == (12, m.k)
+    assert 1 <= res["k"] <= 4
+    accepted = [h["k"] for h in res["history"] if h["accepted"]]
+    assert accepted == sorted(accepted, reverse=True) and res["k"] == accepted[-1]
+    if res["k"] > 1:  # it stopped because a lower rank failed
+        assert not res["history"][-1]["accepted"] and res["history"][-1]["k"] == res["k"] - 1

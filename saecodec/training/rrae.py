@@ -48,21 +48,29 @@ def finetune_decoder(module: RankReductionAutoencoder, data: np.ndarray, steps: 
     return losses
 
 
-def train_rrae(frames: np.ndarray, *, k: int, L: int = 64, hidden=(512,), transform: Transform | None = None,
+def train_rrae(frames: np.ndarray, *, k: int | None, L: int = 64, hidden=(512,), transform: Transform | None = None,
                cfg: TrainConfig | None = None, finetune_steps: int = 200, coef_step: float = 0.01, name: str = "rrae",
-               provenance: str = "") -> tuple[Model, dict]:
+               provenance: str = "", adaptive_options: dict | None = None) -> tuple[Model, dict]:
     """frames (N, h, w) -> trained RRAE :class:`Model` with its common basis, and metrics.
 
-    ``coef_step`` is the quantisation step of the stored coefficients, as a fraction of
+    ``k=None`` searches the rank (:func:`adapt_rank`, options in ``adaptive_options``),
+    starting from k_max = min(L, batch). ``coef_step`` is the quantisation step of the stored coefficients, as a fraction of
     each coefficient's spread over the training set.
     """
     cfg = cfg or TrainConfig()
     transform = transform or Transform()
     torch.manual_seed(cfg.seed)
     frame_shape = tuple(frames.shape[-2:])
+    adaptive = k is None
+    if adaptive:
+        k = min(L, cfg.batch)
     module = RankReductionAutoencoder(int(np.prod(frame_shape)), list(hidden), L, k)
     z, _ = transform.forward(np.asarray(frames))
-    result = fit(module, z, cfg, desc=f"train rrae {name}")
+    if adaptive:
+        result = {"adaptive": adapt_rank(module, z, cfg, **(adaptive_options or {}))}
+        result["history"] = result["adaptive"]["history"]
+    else:
+        result = fit(module, z, cfg, desc=f"train rrae {name}")
     device = resolve_device(cfg.device)
     module.basis = common_basis(module, z, cfg.batch, device)
     result["finetune_losses"] = finetune_decoder(module, z, finetune_steps, cfg.batch, cfg.lr, device, cfg.seed,
@@ -73,7 +81,47 @@ def train_rrae(frames: np.ndarray, *, k: int, L: int = 64, hidden=(512,), transf
               "coef_std": [round(float(v), 9) for v in coeffs.std(0)], "coef_step": coef_step}
     final = evaluate(module, torch.from_numpy(z))
     result["final"] = final
-    metrics = {"rel_l2": round(final["rel_l2"], 6), "k": module.k, "epochs": len(result["history"]),
+    metrics = {"rel_l2": round(final["rel_l2"], 6), "k": module.k, "adaptive": adaptive,
                "finetune_steps": finetune_steps}
     model = Model(module, frame_shape, transform, name, coding=coding, provenance=provenance, metrics=metrics)
     return model, result
+
+
+def adapt_rank(module: RankReductionAutoencoder, z: np.ndarray, cfg: TrainConfig, *, epochs_per_rank: int = 10,
+               tol: float = 1.0, k_min: int = 1, shrink: float = 0.25) -> dict:
+    """The adaptive rank search (aRRAE): train at k_max, then lower k while the loss stays within
+    ``tol`` (relative) of the loss at k_max; when a step fails, retry with steps of 1, and when a
+    step of 1 fails, go back to the last accepted rank and stop.
+
+    Steps start at ``shrink * k`` (at least 1) so that a large k_max = min(L, batch) is left
+    quickly. Returns the history of (k, loss, accepted).
+    """
+    import copy
+
+    def run(epochs):
+        r = fit(module, z, TrainConfig(**{**cfg.__dict__, "epochs": epochs, "checkpoint": None, "resume": False}),
+                desc=f"train rrae k={module.k}")
+        return r.get("val", r["train"])["loss"]
+
+    reference = run(cfg.epochs)
+    history = [{"k": module.k, "loss": reference, "accepted": True}]
+    best_k, best_state = module.k, copy.deepcopy(module.state_dict())
+    fine = False
+    while best_k > k_min:
+        step = 1 if fine else max(1, int(best_k * shrink))
+        k = max(k_min, best_k - step)
+        module.set_rank(k)
+        loss = run(epochs_per_rank)
+        ok = loss <= reference * (1 + tol)
+        history.append({"k": k, "loss": loss, "accepted": ok})
+        if ok:
+            best_k, best_state = k, copy.deepcopy(module.state_dict())
+            continue
+        module.set_rank(best_k)
+        module.load_state_dict(best_state)
+        if step == 1:
+            break
+        fine = True
+    module.set_rank(best_k)
+    module.load_state_dict(best_state)
+    return {"k": best_k, "reference_loss": reference, "history": history}
