@@ -75,3 +75,22 @@ def test_gradcheck_full_rank():
     a = torch.randn(6, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64, requires_grad=True)
     w = weights(6, 4, torch.float64)
     assert torch.autograd.gradcheck(lambda x: (truncate(x, 2)[0] * w).sum(), (a,))
+
+
+def test_falls_back_to_lapack_when_the_svd_does_not_converge(monkeypatch):
+    real = torch.linalg.svd
+    calls = []
+
+    def flaky(a, full_matrices=True):
+        calls.append(a.dtype)
+        if len(calls) == 1:
+            raise torch.linalg.LinAlgError("linalg.svd: The algorithm failed to converge")
+        return real(a, full_matrices=full_matrices)
+
+    monkeypatch.setattr(torch.linalg, "svd", flaky)
+    a = torch.randn(5, 4, dtype=torch.float32, requires_grad=True)
+    u, s, vh = stable_svd(a)
+    assert calls == [torch.float32, torch.float64] and u.dtype == torch.float32
+    torch.testing.assert_close(u @ torch.diag(s) @ vh, a.detach(), atol=1e-5, rtol=1e-5)
+    s.sum().backward()
+    assert torch.isfinite(a.grad).all()

@@ -20,7 +20,13 @@ GAP_TOL = 1e-12
 class StableSVD(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a: torch.Tensor):
-        u, s, vh = torch.linalg.svd(a, full_matrices=False)
+        try:
+            u, s, vh = torch.linalg.svd(a, full_matrices=False)
+        except torch.linalg.LinAlgError:
+            # cuSOLVER's iterative SVD can fail to converge on ill-conditioned latents
+            # (seen on an H100 during the adaptive rank search); LAPACK in float64 does not.
+            u, s, vh = (t.to(a.device, a.dtype) for t in torch.linalg.svd(a.detach().cpu().double(),
+                                                                          full_matrices=False))
         ctx.save_for_backward(u, s, vh)
         return u, s, vh
 
