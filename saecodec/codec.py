@@ -27,7 +27,8 @@ class SAECodec(Codec):
         Identity (64 hex digits), identity prefix, name or file path of a model, or a
         loaded :class:`saecodec.models.Model`.
     weight_dtype : {"float16", "bfloat16", "float32"}
-        Storage type of the latent values.
+        Storage type of the latent values of sparse (L1) models. Dense (RRAE) models
+        quantise their coefficients with the step recorded in the model file instead.
     device : str, optional
         Torch device for the network ("cpu", "cuda", "cuda:1"). Default: CUDA when
         available, else CPU. A run-time choice, not part of the config: payloads decode
