@@ -10,12 +10,15 @@ the weights of the nonzeros are stored separately (see ``quant``).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import constriction
 import numpy as np
 
 from ..errors import PayloadError
 
 
+@lru_cache(maxsize=32)  # one per model: built once, not per chunk
 def gap_model(latent_size: int, sigma: float, floor: float):
     s = np.arange(latent_size + 1, dtype=np.float64)
     p = np.exp(-0.5 * (s / float(sigma)) ** 2) + float(floor)
