@@ -84,3 +84,11 @@ def test_checkpoint_and_resume(tmp_path):
     assert len(r["history"]) == 4
     for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
         torch.testing.assert_close(a, b)
+
+
+def test_divergence_is_a_clear_error():
+    data = np.random.default_rng(0).normal(size=(64, 16)).astype(np.float32)
+    data[3, 2] = np.nan
+    with pytest.raises(FloatingPointError, match="diverged"):
+        fit(SparseL1Autoencoder(16, 8, 8), data, TrainConfig(epochs=1, batch=64, device="cpu", progress=False,
+                                                             val_fraction=0.0))

@@ -4,9 +4,11 @@ torch's SVD backward divides by s_j^2 - s_i^2 and by s_i: a latent matrix of low
 than its size has repeated zero singular values, and the gradient becomes NaN even when
 the loss only depends on the leading, well-separated ones (the rank reduction
 autoencoder truncates to exactly those). Following the Rank Reduction Autoencoders
-paper's appendix, singular values below ``rel_tol`` times the largest are treated as
-zero: their 1/s terms are masked out, and 1/(s_j^2 - s_i^2) is set to zero where the
-difference is below ``gap_tol`` times s_max^2 (nearly equal singular values).
+paper's appendix, singular values below ``REL_TOL`` times the largest are treated as
+zero and their 1/s terms are masked out. Nearly equal singular values are guarded by
+broadening 1/d (d = s_j^2 - s_i^2) to d / (d^2 + eps^2) with eps = ``GAP_TOL * s_max^2``:
+unchanged where the gap is large, zero where it vanishes, bounded by 1/(2 eps) in between
+(an unbounded 1/d made float32 training diverge to NaN in the adaptive rank search).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import torch
 
 REL_TOL = 1e-9
-GAP_TOL = 1e-12
+GAP_TOL = 1e-6
 
 
 class StableSVD(torch.autograd.Function):
@@ -39,8 +41,8 @@ class StableSVD(torch.autograd.Function):
         s_inv = torch.where(live, 1.0 / torch.where(live, s, torch.ones_like(s)), torch.zeros_like(s))
         s2 = s * s
         diff = s2.unsqueeze(-2) - s2.unsqueeze(-1)  # diff[i, j] = s_j^2 - s_i^2
-        ok = diff.abs() > GAP_TOL * smax * smax
-        f = torch.where(ok, 1.0 / torch.where(ok, diff, torch.ones_like(diff)), torch.zeros_like(diff))
+        eps = GAP_TOL * smax * smax
+        f = diff / (diff * diff + eps * eps)
         eye = torch.eye(s.shape[-1], dtype=s.dtype, device=s.device)
         s_mat = torch.diag_embed(s)
         inner = torch.zeros_like(f)

@@ -95,6 +95,10 @@ def fit(module, data: np.ndarray, cfg: TrainConfig, *, desc: str = "train") -> d
         for i in range(steps_per_epoch):
             xb = x_tr[perm[i * cfg.batch:(i + 1) * cfg.batch]]
             loss, _ = module.loss(xb)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"training diverged (loss {float(loss)}) at epoch {epoch + 1}; lower the learning rate"
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
