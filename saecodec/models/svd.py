@@ -4,8 +4,9 @@ torch's SVD backward divides by s_j^2 - s_i^2 and by s_i: a latent matrix of low
 than its size has repeated zero singular values, and the gradient becomes NaN even when
 the loss only depends on the leading, well-separated ones (the rank reduction
 autoencoder truncates to exactly those). Following the Rank Reduction Autoencoders
-paper's appendix, singular values below ``REL_TOL`` times the largest are treated as
-zero and their 1/s terms are masked out. Nearly equal singular values are guarded by
+paper's appendix, singular values below ``REL_TOL`` times the largest (or below the
+numerical rank threshold eps * max(m, n), which matters in float32) are treated as zero
+and their 1/s terms are masked out. Nearly equal singular values are guarded by
 broadening 1/d (d = s_j^2 - s_i^2) to d / (d^2 + eps^2) with eps = ``GAP_TOL * s_max^2``:
 unchanged where the gap is large, zero where it vanishes, bounded by 1/(2 eps) in between
 (an unbounded 1/d made float32 training diverge to NaN in the adaptive rank search).
@@ -37,7 +38,9 @@ class StableSVD(torch.autograd.Function):
         u, s, vh = ctx.saved_tensors
         v = vh.mT
         smax = s.max().clamp_min(torch.finfo(s.dtype).tiny)
-        live = s > REL_TOL * smax
+        # numerical rank, as numpy.linalg.matrix_rank: below it, 1/s amplifies round-off only
+        rel = max(REL_TOL, torch.finfo(s.dtype).eps * max(u.shape[-2], vh.shape[-1]))
+        live = s > rel * smax
         s_inv = torch.where(live, 1.0 / torch.where(live, s, torch.ones_like(s)), torch.zeros_like(s))
         s2 = s * s
         diff = s2.unsqueeze(-2) - s2.unsqueeze(-1)  # diff[i, j] = s_j^2 - s_i^2

@@ -63,8 +63,13 @@ def evaluate(module, x: torch.Tensor, batch: int = 4096) -> dict:
     }
 
 
-def fit(module, data: np.ndarray, cfg: TrainConfig, *, desc: str = "train") -> dict:
-    """Train ``module`` in place on ``data`` (N, n) float32; returns metrics and history."""
+def fit(module, data: np.ndarray, cfg: TrainConfig, *, desc: str = "train", optimizer=None) -> dict:
+    """Train ``module`` in place on ``data`` (N, n) float32; returns metrics and history.
+
+    ``optimizer`` continues training with an existing optimizer (its moment estimates),
+    as the adaptive rank search does between ranks: a fresh RAdam starts with
+    un-rectified steps that can throw a trained network far off.
+    """
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -72,7 +77,7 @@ def fit(module, data: np.ndarray, cfg: TrainConfig, *, desc: str = "train") -> d
     x_tr = torch.from_numpy(np.ascontiguousarray(data[tr_idx], dtype=np.float32)).to(device)
     x_va = torch.from_numpy(np.ascontiguousarray(data[va_idx], dtype=np.float32)).to(device)
     module.to(device).train()
-    opt = torch.optim.RAdam(module.parameters(), lr=cfg.lr)
+    opt = optimizer or torch.optim.RAdam(module.parameters(), lr=cfg.lr)
     steps_per_epoch = max(1, math.ceil(len(x_tr) / cfg.batch))
     total_steps = cfg.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(

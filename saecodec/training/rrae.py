@@ -89,8 +89,9 @@ def train_rrae(frames: np.ndarray, *, k: int | None, L: int = 64, hidden=(512,),
 
 def adapt_rank(module: RankReductionAutoencoder, z: np.ndarray, cfg: TrainConfig, *, epochs_per_rank: int = 10,
                tol: float = 1.0, k_min: int = 1, shrink: float = 0.25) -> dict:
-    """The adaptive rank search (aRRAE): train at k_max, then lower k while the loss stays within
-    ``tol`` (relative) of the loss at k_max; when a step fails, retry with steps of 1, and when a
+    """The adaptive rank search (aRRAE): train at k_max (``cfg.epochs``, long enough to stagnate),
+    then lower k while the loss stays within ``tol`` (relative) of the loss at k_max (the paper's
+    "loss at stagnation": a noisy running minimum stopped the search too early on the bump test); when a step fails, retry with steps of 1, and when a
     step of 1 fails, go back to the last accepted rank and stop.
 
     Steps start at ``shrink * k`` (at least 1) so that a large k_max = min(L, batch) is left
@@ -98,9 +99,11 @@ def adapt_rank(module: RankReductionAutoencoder, z: np.ndarray, cfg: TrainConfig
     """
     import copy
 
+    opt = torch.optim.RAdam(module.parameters(), lr=cfg.lr)  # shared by all ranks
+
     def run(epochs):
         r = fit(module, z, TrainConfig(**{**cfg.__dict__, "epochs": epochs, "checkpoint": None, "resume": False}),
-                desc=f"train rrae k={module.k}")
+                desc=f"train rrae k={module.k}", optimizer=opt)
         return r.get("val", r["train"])["loss"]
 
     reference = run(cfg.epochs)
