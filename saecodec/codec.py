@@ -45,16 +45,13 @@ class SAECodec(Codec):
         self.device = device
         self._model: Model | None = None
         if isinstance(model, Model):
-            model.ensure_identity()
-            with models._cache_lock:
-                models._cache.setdefault(model.identity, model)
+            models.remember(model)
             self._model = model
             self.model = model.identity
             self.model_name = model_name or model.name
         elif registry.is_identity(str(model).lower()):
             self.model = str(model).lower()
-            with models._cache_lock:
-                self._model = models._cache.get(self.model)
+            self._model = models.loaded(self.model)
             self.model_name = model_name or (self._model.name if self._model else None)
         elif isinstance(model, str) or hasattr(model, "__fspath__"):
             self._model = models.load(model, name=model_name)

@@ -14,11 +14,25 @@ from .transforms import Transform
 
 __all__ = [
     "FAMILIES", "Model", "RankReductionAutoencoder", "SELECTORS", "SparseL1Autoencoder", "Transform", "apply_selector",
-    "identity_of_file", "l1_penalty", "load", "load_file", "read_metadata", "register_family",
+    "identity_of_file", "l1_penalty", "load", "load_file", "loaded", "read_metadata", "register_family",
+    "remember",
 ]
 
 _cache: dict[str, Model] = {}
 _cache_lock = threading.Lock()
+
+
+def remember(model: Model) -> Model:
+    """Make ``model`` the loaded model of its identity in this process (first one wins)."""
+    ident = model.ensure_identity()
+    with _cache_lock:
+        return _cache.setdefault(ident, model)
+
+
+def loaded(identity: str) -> Model | None:
+    """The model already loaded (or remembered) in this process under ``identity``, if any."""
+    with _cache_lock:
+        return _cache.get(identity)
 
 
 def load(identity_or_path: str | os.PathLike, *, name: str | None = None) -> Model:
@@ -34,9 +48,8 @@ def load(identity_or_path: str | os.PathLike, *, name: str | None = None) -> Mod
         path = Path(key)
         expected = None
     else:
-        with _cache_lock:
-            if key in _cache:
-                return _cache[key]
+        if (cached := loaded(key)) is not None:
+            return cached
         entry = registry.find(key, name=name)
         path, expected = entry.path, entry.identity
     model = load_file(path)
@@ -44,6 +57,4 @@ def load(identity_or_path: str | os.PathLike, *, name: str | None = None) -> Mod
         from ..errors import ModelMismatchError
 
         raise ModelMismatchError(f"model file {path} changed: identity {model.identity}, expected {expected}")
-    with _cache_lock:
-        _cache.setdefault(model.identity, model)
-        return _cache[model.identity]
+    return remember(model)
