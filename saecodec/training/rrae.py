@@ -8,6 +8,7 @@ from tqdm.auto import tqdm
 
 from ..chunk import resolve_device
 from ..models import Model, RankReductionAutoencoder, Transform
+from ..models.svd import stable_svd
 from .loop import TrainConfig, evaluate, fit
 
 
@@ -20,7 +21,7 @@ def common_basis(module: RankReductionAutoencoder, data: np.ndarray, batch: int,
         xb = torch.from_numpy(np.ascontiguousarray(data[i:i + batch], dtype=np.float32)).to(device)
         if len(xb) >= module.k:
             bases.append(module.truncated_latent(xb)[1])
-    u, _, _ = torch.linalg.svd(torch.cat(bases, dim=1), full_matrices=False)
+    u, _, _ = stable_svd(torch.cat(bases, dim=1))  # with its LAPACK fallback
     return u[:, :module.k].contiguous()
 
 
@@ -54,8 +55,8 @@ def train_rrae(frames: np.ndarray, *, k: int | None, L: int = 64, hidden=(512,),
     """frames (N, h, w) -> trained RRAE :class:`Model` with its common basis, and metrics.
 
     ``k=None`` searches the rank (:func:`adapt_rank`, options in ``adaptive_options``),
-    starting from k_max = min(L, batch). ``coef_step`` is the quantisation step of the stored coefficients, as a fraction of
-    each coefficient's spread over the training set.
+    starting from k_max = min(L, batch). ``coef_step`` is the quantisation step of the
+    stored coefficients, as a fraction of each coefficient's spread over the training set.
     """
     cfg = cfg or TrainConfig()
     transform = transform or Transform()
