@@ -22,6 +22,7 @@ import torch
 
 from saecodec import chunk
 from saecodec.data import sas
+from saecodec.metrics import frame_metrics
 from saecodec.models import Transform
 from saecodec.training import TrainConfig, train_l1
 
@@ -61,17 +62,11 @@ def codec_eval(model, frames, chunk_frames=64, device=None):
         nbytes += len(payload)
         t_enc += t1 - t0
         t_dec += t2 - t1
-    t = model.transform
-    ux = t.to_u(frames).reshape(len(frames), -1)
-    uy = t.to_u(recon).reshape(len(frames), -1)
-    num = np.linalg.norm(uy - ux, axis=1)
-    den = np.linalg.norm(ux - ux.mean(axis=1, keepdims=True), axis=1)
+    m = frame_metrics(frames, recon, model.transform)
     return {
         "bytes_per_frame": nbytes / len(frames),
         "ratio": frames.nbytes / nbytes,
-        "rel_l2_t": float(np.linalg.norm(uy - ux) / np.linalg.norm(ux - ux.mean(axis=1, keepdims=True))),
-        "rel_l2_t_median_frame": float(np.median(num / np.maximum(den, 1e-12))),
-        "rel_l2_i": float(np.linalg.norm(recon.astype(np.float64) - frames) / np.linalg.norm(frames.astype(np.float64))),
+        **{k: m[k] for k in ("rel_l2_t", "rel_l2_t_median_frame", "rel_l2_i")},
         "encode_MBps": frames.nbytes / 1e6 / t_enc,
         "decode_MBps": frames.nbytes / 1e6 / t_dec,
     }

@@ -102,7 +102,9 @@ def cmd_demo(args) -> int:
 
     stats = [payload_stats(p.read_bytes()) for p in chunk_files]
     nnz = sum(s["nnz"] for s in stats) / max(sum(s["frames"] for s in stats), 1)
-    m = frame_metrics(x, back, model)
+    from .metrics import frame_metrics
+
+    m = frame_metrics(x, back, model.transform)
     mb = x.nbytes / 1e6
     print(f"model        {model.name} ({model.identity[:12]}), device {codec.device or 'auto'}")
     print(f"frames       {len(x)} x {h}x{w} float32 = {x.nbytes} bytes, seed {args.seed}")
@@ -114,22 +116,6 @@ def cmd_demo(args) -> int:
     print(f"speed        encode {mb / t_enc:.1f} MB/s, decode {mb / t_dec:.1f} MB/s")
     print(f"store        {out}")
     return 0
-
-
-def frame_metrics(x: np.ndarray, y: np.ndarray, model) -> dict:
-    """Errors in the model's transformed domain (per-frame normalised, the papers' metric) and in intensity."""
-    t = model.transform
-    zx, _ = t.forward(x.reshape(-1, *x.shape[-2:]))
-    ux = t.to_u(x).reshape(len(zx), -1)
-    uy = t.to_u(y).reshape(len(zx), -1)
-    mean = ux.mean(axis=1, keepdims=True)
-    err = uy - ux
-    rng = ux.max() - ux.min()
-    return {
-        "rel_l2_t": float(np.linalg.norm(err) / np.linalg.norm(ux - mean)),
-        "rel_l2_i": float(np.linalg.norm(y.astype(np.float64) - x) / np.linalg.norm(x.astype(np.float64))),
-        "psnr_t": float(20 * np.log10(rng / np.sqrt(np.mean(err ** 2)))),
-    }
 
 
 def register(sub) -> None:
