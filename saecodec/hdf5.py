@@ -1,4 +1,6 @@
-"""HDF5 support: the h5py helper ``SAE`` and the Python side of the filter plugin.
+"""HDF5 support: the h5py helper ``SAE``, the plugin's location and its registration.
+
+The Python side of the filter itself is :mod:`saecodec.h5filter` (it must not import h5py).
 
 ``SAE(model=...)`` is a mapping of h5py ``create_dataset`` keyword arguments, like
 hdf5plugin's filter classes::
@@ -15,6 +17,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from h5py._hl.filters import FilterRefBase  # what hdf5plugin's filter classes subclass
+
+from .coding import quant
 from .h5filter import CD_VERSION, DEFAULT_FILTER_ID, filter_call, filter_id, identity_words, words_identity
 
 __all__ = ["CD_VERSION", "DEFAULT_FILTER_ID", "FILTER_ID", "SAE", "filter_call", "filter_id", "identity_words",
@@ -44,9 +49,6 @@ def register() -> bool:
     return bool(h5py.h5z.filter_avail(FILTER_ID))
 
 
-from h5py._hl.filters import FilterRefBase  # noqa: E402  (what hdf5plugin's classes subclass)
-
-
 class SAE(FilterRefBase):
     """h5py ``create_dataset`` keyword arguments for the saecodec filter.
 
@@ -55,11 +57,9 @@ class SAE(FilterRefBase):
     """
 
     def __init__(self, model, weight_dtype: str = "float16"):
-        from .codec import SAECodec
+        from .codec import SAECodec  # torch: only when a dataset is configured, not at `import saecodec`
 
         codec = SAECodec(model, weight_dtype=weight_dtype)
-        from .coding import quant
-
         self.model = codec.model
         self.weight_dtype = codec.weight_dtype
         self.filter_id = FILTER_ID
