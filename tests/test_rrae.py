@@ -1,5 +1,8 @@
 import numpy as np
+import pytest
 import torch
+
+from conftest import rel_l2
 
 from saecodec.models import RankReductionAutoencoder, Transform, load_file
 from saecodec.training import TrainConfig, train_rrae
@@ -49,8 +52,6 @@ def test_training_latent_has_rank_k():
 
 
 def test_codec_refuses_a_dense_model_without_coding_parameters():
-    import pytest
-
     from saecodec.codec import SAECodec
     from saecodec.errors import SaecodecError
     from saecodec.models import Model
@@ -58,11 +59,6 @@ def test_codec_refuses_a_dense_model_without_coding_parameters():
     model = Model(RankReductionAutoencoder(256, [32], L=8, k=2), (16, 16), Transform(), "rrae-untrained")
     with pytest.raises(SaecodecError, match="coding parameter"):
         SAECodec(model).encode(np.ones((16, 16), np.float32))
-
-
-import pytest  # noqa: E402
-
-from conftest import rel_l2  # noqa: E402
 
 
 @pytest.fixture(scope="module")
