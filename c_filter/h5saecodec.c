@@ -36,6 +36,7 @@
 
 #define SAE_DEFAULT_FILTER_ID 32850
 #define SAE_CD_HEADER 12 /* version, 8 identity words, weight code, dtype code, rank */
+#define SAE_MAX_OPTS 16  /* layout 2: option words (count at index 10) before dtype code and rank */
 #define SAE_MAX_RANK 32
 
 /* --- the few HDF5 declarations we need (identical in 1.10, 1.12, 1.14 and 2.x) --- */
@@ -204,11 +205,13 @@ static herr_t sae_set_local(hid_t dcpl, hid_t type, hid_t space) {
         fprintf(stderr, "saecodec HDF5 filter: HDF5 functions not found in this process\n");
         return -1;
     }
-    unsigned flags = 0, cd[SAE_CD_HEADER + SAE_MAX_RANK];
-    size_t n = SAE_CD_HEADER + SAE_MAX_RANK;
+    unsigned flags = 0, cd[SAE_CD_HEADER + 1 + SAE_MAX_OPTS + SAE_MAX_RANK];
+    size_t n = sizeof cd / sizeof cd[0];
     memset(cd, 0, sizeof cd);
     if (get_filter(dcpl, sae_class.id, &flags, &n, cd, 0, NULL, NULL) < 0) return -1;
-    if (n < 10) {
+    /* layout 1: dtype code at 10; layout 2: option count at 10, options, then dtype code */
+    size_t base = cd[0] >= 2 ? 11 + (size_t)cd[10] : 10;
+    if (n < 10 || (cd[0] >= 2 && (n < 11 || cd[10] > SAE_MAX_OPTS || n < base))) {
         fprintf(stderr, "saecodec HDF5 filter: %zu cd_values; use saecodec.hdf5.SAE(model=...) to set them\n", n);
         return -1;
     }
@@ -224,11 +227,11 @@ static herr_t sae_set_local(hid_t dcpl, hid_t type, hid_t space) {
         fprintf(stderr, "saecodec HDF5 filter: unsupported element type (little-endian ints and floats only)\n");
         return -1;
     }
-    cd[10] = code;
-    cd[11] = (unsigned)rank;
+    cd[base] = code;
+    cd[base + 1] = (unsigned)rank;
     for (int i = 0; i < rank; i++) {
         if (dims[i] > 0xFFFFFFFFull) return -1;
-        cd[SAE_CD_HEADER + i] = (unsigned)dims[i];
+        cd[base + 2 + i] = (unsigned)dims[i];
     }
-    return modify(dcpl, sae_class.id, flags, SAE_CD_HEADER + (size_t)rank, cd);
+    return modify(dcpl, sae_class.id, flags, base + 2 + (size_t)rank, cd);
 }

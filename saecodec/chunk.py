@@ -1,8 +1,9 @@
 """Chunk <-> payload: the pipeline shared by the numcodecs, zarr v3 and HDF5 codecs.
 
-encode: chunk -> frames (tiling) -> transform -> network (one batched pass) -> latents
-        -> entropy coding -> payload.   decode runs the same steps backwards and needs
-only the payload and the model.
+encode: chunk -> masked pixels set aside -> frames (tiling) -> transform -> network (one
+        batched pass) -> latents -> entropy coding -> payload; with an error bound, the
+        residual against the decoder's own reconstruction follows (:mod:`saecodec.bound`).
+decode runs the same steps backwards and needs only the payload and the model.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import threading
 import numpy as np
 import torch
 
-from . import tiling
+from . import bound, tiling
 from .coding import payload as fmt
 from .coding import dense, quant, sparse
+from .coding import mask as masks
 from .errors import ModelMismatchError, PayloadError, SaecodecError
 from .models.modelfile import Model
 
@@ -62,37 +64,125 @@ def check_input(arr) -> np.ndarray:
         raise SaecodecError(
             f"saecodec cannot store dtype {arr.dtype}; use float16/32/64 or (unsigned) integers"
         )
-    if arr.dtype.kind == "f" and arr.size and not np.isfinite(arr).all():
-        bad = int(np.size(arr) - np.isfinite(arr).sum())
-        raise SaecodecError(
-            f"chunk has {bad} NaN or infinite values, which this codec version cannot store; "
-            "replace them (e.g. with np.nan_to_num) before compressing"
-        )
     return arr
 
 
-def encode_chunk(model: Model, arr, *, weight_dtype: str = "float16", device=None) -> bytes:
+def special_pixels(arr: np.ndarray, mask=None, mask_value=None) -> np.ndarray:
+    """Pixels stored exactly and kept from the network: non-finite, ``== mask_value``, or in ``mask``."""
+    special = ~np.isfinite(arr) if arr.dtype.kind == "f" else np.zeros(arr.shape, bool)
+    if mask_value is not None:
+        if isinstance(mask_value, float) and np.isnan(mask_value):
+            pass  # NaN is always special
+        else:
+            special |= arr == mask_value
+    if mask is not None:
+        m = np.asarray(mask)
+        if m.dtype != bool:
+            raise SaecodecError(f"mask must be a boolean array, got dtype {m.dtype}")
+        try:
+            special |= np.broadcast_to(m, arr.shape)
+        except ValueError:
+            raise SaecodecError(f"mask of shape {m.shape} does not broadcast to the chunk's {arr.shape}") from None
+    return special
+
+
+def _fill(planes: np.ndarray, special: np.ndarray) -> np.ndarray:
+    """Masked pixels -> their plane's median valid value, so the network never sees them."""
+    out = planes.astype(np.float64)
+    if special.any():
+        with np.errstate(all="ignore"):
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                med = np.nanmedian(np.where(special, np.nan, out).reshape(len(out), -1), axis=1)
+        med = np.where(np.isfinite(med), med, 0.0)
+        out = np.where(special, med[:, None, None], out)
+    return out
+
+
+def encode_chunk(model: Model, arr, *, weight_dtype: str = "float16", device=None, error_bound=None,
+                 bound_mode: str = "abs", mask=None, mask_value=None) -> bytes:
+    """One chunk -> payload. ``error_bound`` (abs, or rel to the chunk's value range)
+    guarantees |decoded - arr| <= bound for every element; without it the payload is the
+    pure autoencoder. NaN, +-inf, ``mask_value`` and ``mask`` pixels come back exactly."""
     arr = check_input(arr)
+    eb, bound_mode = bound.check_bound(error_bound, bound_mode)
     if model.latent_kind not in fmt.LATENT_KINDS:
         raise SaecodecError(f"latent kind {model.latent_kind!r} has no coder in this saecodec version")
     dev = resolve_device(device)
     code = quant.weight_code(weight_dtype)
     tile = tuple(model.frame_shape)
-    fortran = arr.flags.f_contiguous and not arr.flags.c_contiguous
-    frames = tiling.split(np.ascontiguousarray(arr), tile)
-    b = frames.shape[0]
-    z, side = model.transform.forward(frames)
-    latents = _batched(_module_on(model, dev).encode, z, dev) if b else np.zeros((0, model.module.latent_size), np.float32)
+    fortran = arr.flags.f_contiguous and not arr.flags.c_contiguous and arr.ndim > 1
+    c = np.ascontiguousarray(arr)
+    special = special_pixels(c, mask, mask_value)
+    plane_shape = (int(np.prod(c.shape[:-2], dtype=np.int64)),) + c.shape[-2:]
+    planes = _fill(c.reshape(plane_shape), special.reshape(plane_shape))
     kind = fmt.LATENT_KINDS[model.latent_kind]
     header = fmt.Header(
         flags=kind | (fmt.FLAG_FORTRAN if fortran else 0),
         model_check=fmt.model_check(model.ensure_identity()),
-        dtype=arr.dtype,
+        dtype=c.dtype,
         latent_code=code if kind == fmt.LATENT_SPARSE else 0,
-        shape=tuple(arr.shape),
+        shape=tuple(c.shape),
         tile=tile,
     )
-    out = header.pack()
+    latent_section = _encode_latents(model, planes.reshape(c.shape), tile, kind, code, dev)
+    flags = header.flags
+    sections = bytearray()
+    if special.any():
+        flags |= fmt.FLAG_MASK
+        masks.write(sections, c, special)
+    if eb is not None:
+        flags |= fmt.FLAG_RESIDUAL
+        x = c.reshape(plane_shape).astype(np.float64)
+        valid = ~special.reshape(plane_shape)
+        eb_abs = bound.absolute_bound(eb, bound_mode, x, valid)
+        pred, sens = _prediction(model, latent_section, header, dev)
+        pred, sens = pred.reshape(plane_shape), sens.reshape(plane_shape)
+        x = np.where(valid, x, 0.0)
+        if not bound.write_section(sections, x, valid, c.dtype, eb_abs, pred, sens, len(latent_section)):
+            flags |= fmt.FLAG_NO_LATENTS
+    out = _with_flags(header, flags).pack()
+    if not flags & fmt.FLAG_NO_LATENTS:
+        out += latent_section
+    out += sections
+    if len(out) > _raw_size(c):
+        return _raw_payload(header, c)
+    return bytes(out)
+
+
+def _with_flags(h: fmt.Header, flags: int) -> fmt.Header:
+    return fmt.Header(flags, h.model_check, h.dtype, h.latent_code, h.shape, h.tile)
+
+
+def _raw_size(c: np.ndarray) -> int:
+    """A payload never exceeds a raw copy of the chunk (header + method byte + block length)."""
+    h = fmt.Header(fmt.FLAG_RAW, b"\0" * 4, c.dtype, 0, tuple(c.shape), (1, 1)).pack()
+    return len(h) + 1 + 5 + c.nbytes
+
+
+def _raw_payload(header: fmt.Header, c: np.ndarray) -> bytes:
+    """The lossless fallback: the chunk's elements, deflated when that is smaller."""
+    out = _with_flags(header, (header.flags & fmt.FLAG_FORTRAN) | header.latent_kind | fmt.FLAG_RAW).pack()
+    data = c.astype(c.dtype.newbyteorder("<"), copy=False).tobytes()
+    packed = fmt.deflate(data)
+    if len(packed) < len(data):
+        out.append(1)
+        fmt.put_block(out, packed)
+    else:
+        out.append(0)
+        fmt.put_block(out, data)
+    return bytes(out)
+
+
+def _encode_latents(model: Model, filled: np.ndarray, tile, kind: int, code: int, dev) -> bytes:
+    """The latent section: coded latents and per-frame normalisation (format v1's body)."""
+    frames = tiling.split(filled, tile)
+    b = frames.shape[0]
+    z, side = model.transform.forward(frames)
+    latents = _batched(_module_on(model, dev).encode, z, dev) if b else np.zeros((0, model.module.latent_size), np.float32)
+    out = bytearray()
     if kind == fmt.LATENT_SPARSE:
         latents = quant.quantize(np.maximum(latents, 0.0), code)
         symbols, values = sparse.latents_to_symbols(latents)
@@ -111,6 +201,15 @@ def encode_chunk(model: Model, arr, *, weight_dtype: str = "float16", device=Non
     return bytes(out)
 
 
+def _prediction(model: Model, latent_section: bytes, h: fmt.Header, dev):
+    """What the decoder will reconstruct, read back from the coded latents, and its guard."""
+    latents, side = _read_latents(fmt.Reader(latent_section), model, h)
+    y, z = _network(model, latents, side, h, dev)
+    sens = tiling.join(model.transform.sensitivity(z, side, bound.NET_TOLERANCE).reshape((-1,) + h.tile),
+                       h.shape, h.tile)
+    return y, sens
+
+
 def read_header(buf) -> fmt.Header:
     return fmt.Header.unpack(fmt.Reader(buf))
 
@@ -121,8 +220,25 @@ def payload_stats(buf) -> dict:
     h = fmt.Header.unpack(reader)
     planes, ny, nx = tiling.grid(h.shape, h.tile)
     frames = planes * ny * nx
-    nnz = reader.varint() - frames if h.latent_kind == fmt.LATENT_SPARSE else None  # dense: k per frame
-    return {"frames": frames, "nnz": nnz, "bytes": len(reader.buf)}
+    has_latents = not h.flags & (fmt.FLAG_RAW | fmt.FLAG_NO_LATENTS)
+    nnz = reader.varint() - frames if has_latents and h.latent_kind == fmt.LATENT_SPARSE else None
+    return {"frames": frames, "nnz": nnz, "bytes": len(reader.buf), "raw_chunk": bool(h.flags & fmt.FLAG_RAW),
+            "latents": has_latents}
+
+
+def plane_modes(model: Model, buf) -> np.ndarray | None:
+    """Per 2D plane, the residual coding the encoder chose (``bound.MODE_*``); None without a bound."""
+    reader = fmt.Reader(buf)
+    h = fmt.Header.unpack(reader)
+    if not h.flags & fmt.FLAG_RESIDUAL or h.flags & fmt.FLAG_RAW:
+        return None
+    has_latents = not h.flags & fmt.FLAG_NO_LATENTS
+    if has_latents:
+        _read_latents(reader, model, h)
+    if h.flags & fmt.FLAG_MASK:
+        masks.read(reader, h.shape, h.dtype)
+    planes = int(np.prod(h.shape[:-2], dtype=np.int64))
+    return bound.read_section(reader, planes, tuple(h.shape[-2:]), h.dtype, has_latents)["modes"]
 
 
 def decode_chunk(model: Model, buf, *, device=None) -> np.ndarray:
@@ -133,10 +249,59 @@ def decode_chunk(model: Model, buf, *, device=None) -> np.ndarray:
             f"payload was written with a model whose identity starts with {h.model_check.hex()}, "
             f"but the codec's model {model.name!r} is {model.identity}"
         )
+    if h.flags & fmt.FLAG_RAW:
+        return _order(_read_raw(reader, h), h)
     if h.tile != tuple(model.frame_shape):
         raise PayloadError(f"corrupted payload: tile {h.tile} differs from the model's frame {model.frame_shape}")
     if h.latent_kind != fmt.LATENT_KINDS.get(model.latent_kind):
         raise PayloadError(f"corrupted payload: latent kind {h.latent_kind} is not the model's {model.latent_kind!r}")
+    has_latents = not h.flags & fmt.FLAG_NO_LATENTS
+    if not has_latents and not h.flags & fmt.FLAG_RESIDUAL:
+        raise PayloadError("corrupted payload: neither latents nor residual")
+    latents = _read_latents(reader, model, h) if has_latents else None
+    plane_shape = (int(np.prod(h.shape[:-2], dtype=np.int64)),) + tuple(h.shape[-2:])
+    special = None
+    if h.flags & fmt.FLAG_MASK:
+        special, values = masks.read(reader, h.shape, h.dtype)
+    sec = None
+    if h.flags & fmt.FLAG_RESIDUAL:
+        sec = bound.read_section(reader, plane_shape[0], plane_shape[1:], h.dtype, has_latents)
+    if reader.remaining():
+        raise PayloadError(f"corrupted payload: {reader.remaining()} unexpected trailing bytes")
+    y = _network(model, *latents, h, resolve_device(device))[0] if has_latents else None
+    if sec is not None:
+        out = bound.reconstruct(sec, None if y is None else y.reshape(plane_shape), plane_shape, h.dtype)
+        out = out.reshape(h.shape)
+    else:
+        out = bound.cast(y, h.dtype)
+    if special is not None:
+        out[special] = values
+    return _order(out, h)
+
+
+def _order(out: np.ndarray, h: fmt.Header) -> np.ndarray:
+    return np.asfortranarray(out) if h.flags & fmt.FLAG_FORTRAN else out
+
+
+def _read_raw(reader: fmt.Reader, h: fmt.Header) -> np.ndarray:
+    le = h.dtype.newbyteorder("<")
+    n = int(np.prod(h.shape, dtype=np.int64)) * le.itemsize
+    method = reader.u8()
+    if method == 1:
+        data = fmt.inflate(reader, n, "raw chunk")
+    elif method == 0:
+        data = reader.take(reader.varint(n))
+        if len(data) != n:
+            raise PayloadError("corrupted payload: raw chunk has the wrong size")
+    else:
+        raise PayloadError(f"corrupted payload: unknown raw chunk method {method}")
+    if reader.remaining():
+        raise PayloadError(f"corrupted payload: {reader.remaining()} unexpected trailing bytes")
+    return np.frombuffer(data, le).astype(le.newbyteorder("="), copy=True).reshape(h.shape)
+
+
+def _read_latents(reader: fmt.Reader, model: Model, h: fmt.Header) -> tuple[np.ndarray, np.ndarray]:
+    """The latent section -> (latents (B, l) float32, per-frame normalisation (B, 2))."""
     planes, ny, nx = tiling.grid(h.shape, h.tile)
     b = planes * ny * nx
     lsize = model.module.latent_size
@@ -149,13 +314,11 @@ def decode_chunk(model: Model, buf, *, device=None) -> np.ndarray:
     if not np.isfinite(side).all():
         raise PayloadError("corrupted payload: non-finite frame normalisation")
     if not sparse_kind:
-        _check_end(reader)
-        return _finish(model, dense.decode(words, b, lsize, model.coding), side, h, device)
+        return dense.decode(words, b, lsize, model.coding), side
     nnz = n_symbols - b
     if nnz < 0:
         raise PayloadError("corrupted payload: fewer latent symbols than frames")
     values = quant.from_bytes(reader.take(nnz * quant.itemsize(h.latent_code)), nnz, h.latent_code)
-    _check_end(reader)
     if not np.isfinite(values).all():
         raise PayloadError("corrupted payload: non-finite latent values")
     gm = sparse.gap_model(lsize, model.coding["gap_sigma"], model.coding["gap_floor"])
@@ -163,31 +326,14 @@ def decode_chunk(model: Model, buf, *, device=None) -> np.ndarray:
     rows, cols = sparse.symbols_to_positions(symbols, b, lsize)
     latents = np.zeros((b, lsize), dtype=np.float32)
     latents[rows, cols] = values
-    return _finish(model, latents, side, h, device)
+    return latents, side
 
 
-def _check_end(reader: fmt.Reader) -> None:
-    if reader.remaining():
-        raise PayloadError(f"corrupted payload: {reader.remaining()} unexpected trailing bytes")
-
-
-def _finish(model: Model, latents: np.ndarray, side: np.ndarray, h: fmt.Header, device) -> np.ndarray:
-    """Latents -> network decoder -> inverse transform -> chunk in its dtype and order."""
+def _network(model: Model, latents: np.ndarray, side: np.ndarray, h: fmt.Header, device) -> tuple[np.ndarray, np.ndarray]:
+    """Latents -> network decoder -> inverse transform: (chunk float64, network output z)."""
     b = len(latents)
     dev = resolve_device(device)
     module = _module_on(model, dev)
     z = _batched(module.decode, latents, dev) if b else np.zeros((0, int(np.prod(h.tile))), np.float32)
     frames = model.transform.inverse(z, side, h.tile)
-    out = _to_dtype(tiling.join(frames, h.shape, h.tile), h.dtype)
-    if h.flags & fmt.FLAG_FORTRAN:
-        out = np.asfortranarray(out)
-    return out
-
-
-def _to_dtype(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    dtype = np.dtype(dtype).newbyteorder("=")
-    if dtype.kind == "f":
-        lim = np.finfo(dtype).max
-        return np.clip(np.nan_to_num(x, nan=0.0), -lim, lim).astype(dtype)
-    info = np.iinfo(dtype)
-    return np.clip(np.rint(np.nan_to_num(x, nan=0.0)), info.min, info.max).astype(dtype)
+    return tiling.join(frames, h.shape, h.tile), z

@@ -12,7 +12,7 @@ import numpy as np
 from numcodecs.abc import Codec
 from numcodecs.compat import ensure_contiguous_ndarray, ndarray_copy
 
-from . import chunk, models, registry
+from . import bound, chunk, models, registry
 from .coding import quant
 from .errors import SaecodecError
 from .models.modelfile import Model
@@ -35,13 +35,31 @@ class SAECodec(Codec):
         on any device.
     model_name : str, optional
         Human-readable name recorded next to the identity, for error messages.
+    error_bound : float, optional
+        Guarantee ``|decoded - original| <= error_bound`` for every element (in the
+        array's units, whatever domain the model works in). Default: no bound, the pure
+        autoencoder of the papers.
+    bound_mode : {"abs", "rel"}
+        ``"rel"``: the bound is ``error_bound * (max - min)`` of each chunk's valid values
+        (SZ's convention); ``"abs"``: ``error_bound`` itself.
+    mask_value : number, optional
+        Elements equal to this value (detector gaps, e.g. 2**32 - 1 on uint32 frames) are
+        stored exactly and hidden from the network, as NaN and +-inf always are.
     """
 
     codec_id = "saecodec"
 
-    def __init__(self, model, weight_dtype: str = "float16", device=None, model_name: str | None = None):
+    def __init__(self, model, weight_dtype: str = "float16", device=None, model_name: str | None = None,
+                 error_bound: float | None = None, bound_mode: str = "abs", mask_value=None):
         quant.weight_code(weight_dtype)  # validates
         self.weight_dtype = str(weight_dtype)
+        self.error_bound, self.bound_mode = bound.check_bound(error_bound, bound_mode)
+        if mask_value is not None and not isinstance(mask_value, (int, float, np.integer, np.floating)):
+            raise SaecodecError(f"mask_value must be a number, got {mask_value!r}")
+        if mask_value is not None and not np.isfinite(float(mask_value)):
+            mask_value = None  # NaN and +-inf are always stored exactly
+        self.mask_value = None if mask_value is None else (
+            int(mask_value) if float(mask_value).is_integer() else float(mask_value))
         self.device = device
         self._model: Model | None = None
         if isinstance(model, Model):
@@ -68,7 +86,9 @@ class SAECodec(Codec):
 
     def encode(self, buf):
         arr = buf if isinstance(buf, np.ndarray) else ensure_contiguous_ndarray(buf)
-        return chunk.encode_chunk(self.resolve_model(), arr, weight_dtype=self.weight_dtype, device=self.device)
+        return chunk.encode_chunk(self.resolve_model(), arr, weight_dtype=self.weight_dtype, device=self.device,
+                                  error_bound=self.error_bound, bound_mode=self.bound_mode,
+                                  mask_value=self.mask_value)
 
     def decode(self, buf, out=None):
         if isinstance(buf, np.ndarray) and buf.dtype != np.uint8:
@@ -83,6 +103,11 @@ class SAECodec(Codec):
         config = {"id": self.codec_id, "model": self.model, "weight_dtype": self.weight_dtype}
         if self.model_name:
             config["model_name"] = self.model_name
+        if self.error_bound is not None:
+            config["error_bound"] = self.error_bound
+            config["bound_mode"] = self.bound_mode
+        if self.mask_value is not None:
+            config["mask_value"] = self.mask_value
         return config
 
     @classmethod
@@ -95,4 +120,8 @@ class SAECodec(Codec):
         args = [f"model={self.model!r}", f"weight_dtype={self.weight_dtype!r}"]
         if self.model_name:
             args.append(f"model_name={self.model_name!r}")
+        if self.error_bound is not None:
+            args += [f"error_bound={self.error_bound!r}", f"bound_mode={self.bound_mode!r}"]
+        if self.mask_value is not None:
+            args.append(f"mask_value={self.mask_value!r}")
         return f"{type(self).__name__}({', '.join(args)})"

@@ -20,10 +20,11 @@ from pathlib import Path
 from h5py._hl.filters import FilterRefBase  # what hdf5plugin's filter classes subclass
 
 from .coding import quant
-from .h5filter import CD_VERSION, DEFAULT_FILTER_ID, filter_call, filter_id, identity_words, words_identity
+from .h5filter import (CD_VERSION, DEFAULT_FILTER_ID, cd_values, filter_call, filter_id, identity_words, parse_cd,
+                       words_identity)
 
-__all__ = ["CD_VERSION", "DEFAULT_FILTER_ID", "FILTER_ID", "SAE", "filter_call", "filter_id", "identity_words",
-           "plugin_dir", "plugin_file", "register", "words_identity"]
+__all__ = ["CD_VERSION", "DEFAULT_FILTER_ID", "FILTER_ID", "SAE", "cd_values", "filter_call", "filter_id",
+           "identity_words", "parse_cd", "plugin_dir", "plugin_file", "register", "words_identity"]
 
 FILTER_ID = filter_id()
 
@@ -56,15 +57,19 @@ class SAE(FilterRefBase):
     are filled in by the plugin's ``set_local`` when the dataset is created.
     """
 
-    def __init__(self, model, weight_dtype: str = "float16"):
+    def __init__(self, model, weight_dtype: str = "float16", error_bound: float | None = None,
+                 bound_mode: str = "abs", mask_value=None):
         from .codec import SAECodec  # torch: only when a dataset is configured, not at `import saecodec`
 
-        codec = SAECodec(model, weight_dtype=weight_dtype)
+        codec = SAECodec(model, weight_dtype=weight_dtype, error_bound=error_bound, bound_mode=bound_mode,
+                         mask_value=mask_value)
+        self.codec = codec
         self.model = codec.model
         self.weight_dtype = codec.weight_dtype
         self.filter_id = FILTER_ID
-        self.filter_options = (CD_VERSION, *identity_words(codec.model), quant.weight_code(codec.weight_dtype))
+        self.filter_options = cd_values(codec.model, quant.weight_code(codec.weight_dtype), codec.error_bound,
+                                        codec.bound_mode, codec.mask_value)
         register()
 
     def __repr__(self):
-        return f"SAE(model={self.model!r}, weight_dtype={self.weight_dtype!r})"
+        return repr(self.codec).replace("SAECodec(", "SAE(", 1)

@@ -21,19 +21,24 @@ NAME = "saecodec"
 
 @dataclass(frozen=True)
 class SAEZarrCodec(ArrayBytesCodec):
-    """``SAEZarrCodec(model=..., weight_dtype="float16", model_name=None, device=None)``."""
+    """``SAEZarrCodec(model=..., weight_dtype="float16", model_name=None, device=None,
+    error_bound=None, bound_mode="abs", mask_value=None)``: see :class:`saecodec.SAECodec`."""
 
     is_fixed_size = False
 
     model: str
     weight_dtype: str
     model_name: str | None
+    error_bound: float | None
+    bound_mode: str
+    mask_value: float | int | None
 
-    def __init__(self, *, model, weight_dtype: str = "float16", model_name: str | None = None, device=None):
-        inner = SAECodec(model, weight_dtype=weight_dtype, device=device, model_name=model_name)
-        object.__setattr__(self, "model", inner.model)
-        object.__setattr__(self, "weight_dtype", inner.weight_dtype)
-        object.__setattr__(self, "model_name", inner.model_name)
+    def __init__(self, *, model, weight_dtype: str = "float16", model_name: str | None = None, device=None,
+                 error_bound: float | None = None, bound_mode: str = "abs", mask_value=None):
+        inner = SAECodec(model, weight_dtype=weight_dtype, device=device, model_name=model_name,
+                         error_bound=error_bound, bound_mode=bound_mode, mask_value=mask_value)
+        for name in ("model", "weight_dtype", "model_name", "error_bound", "bound_mode", "mask_value"):
+            object.__setattr__(self, name, getattr(inner, name))
         object.__setattr__(self, "_inner", inner)
 
     @classmethod
@@ -42,9 +47,8 @@ class SAEZarrCodec(ArrayBytesCodec):
         return cls(**config)
 
     def to_dict(self):
-        config = {"model": self.model, "weight_dtype": self.weight_dtype}
-        if self.model_name:
-            config["model_name"] = self.model_name
+        config = self._inner.get_config()
+        config.pop("id")
         return {"name": NAME, "configuration": config}
 
     def validate(self, *, shape, dtype, chunk_grid):

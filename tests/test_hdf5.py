@@ -45,8 +45,24 @@ def test_helper_is_a_mapping_of_h5py_keywords(tiny_model, on_model_path):
     sae = hdf5.SAE(model=tiny_model.identity, weight_dtype="bfloat16")
     kw = dict(sae)
     assert kw["compression"] == hdf5.FILTER_ID == 32850
-    assert kw["compression_opts"][0] == 1 and kw["compression_opts"][9] == 2
+    assert kw["compression_opts"][0] == 2 and kw["compression_opts"][9] == 2
     assert hdf5.words_identity(kw["compression_opts"][1:9]) == tiny_model.identity
+    assert hdf5.parse_cd(kw["compression_opts"]) == ({"model": tiny_model.identity, "weight_dtype": "bfloat16"},
+                                                    None, None)
+
+
+@pytest.mark.parametrize("opts", [{"error_bound": 1e-3, "bound_mode": "rel"}, {"mask_value": 2**32 - 1},
+                                  {"mask_value": -7}, {"mask_value": -0.5, "error_bound": 0.0}])
+def test_cd_values_carry_the_bound_and_mask(tiny_model, on_model_path, opts):
+    cd = hdf5.SAE(model=tiny_model.identity, **opts).filter_options
+    assert all(0 <= v < 2**32 for v in cd)
+    kwargs, _, _ = hdf5.parse_cd(list(cd) + [1, 2, 10, 16])  # what set_local appends
+    assert {k: kwargs[k] for k in opts} == opts
+
+
+def test_layout_1_cd_values_still_read(tiny_model, on_model_path):
+    cd = [1, *hdf5.identity_words(tiny_model.identity), 1, 1, 2, 16, 16]
+    assert hdf5.parse_cd(cd) == ({"model": tiny_model.identity, "weight_dtype": "float16"}, 1, (16, 16))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -95,6 +111,33 @@ def test_h5dump_prints_what_h5py_decodes(tiny_model, reader_env, tmp_path):
     values = np.array([float(v) for v in re.findall(r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|inf|nan)", data)])
     assert values.size == expected.size
     np.testing.assert_allclose(values.reshape(expected.shape), expected, rtol=1e-12)
+
+
+def test_error_bound_and_nan_through_h5py_and_h5dump(tiny_model, reader_env, tmp_path):
+    """Written by h5py with a bound and NaN holes; read in a fresh process and by h5dump."""
+    x = np.log10(blobs(6, seed=8)).astype(np.float32)
+    x[1, 4:8, 4:8] = np.nan
+    path = tmp_path / "b.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("frames", data=x, chunks=(3, 16, 16), **hdf5.SAE(model=tiny_model.identity, error_bound=1e-3))
+    out = tmp_path / "back.npy"
+    run_fresh(f"""
+        import h5py, numpy as np
+        with h5py.File({str(path)!r}, "r") as f:
+            np.save({str(out)!r}, f["frames"][...])
+        """, reader_env)
+    back = np.load(out)
+    nan = np.isnan(x)
+    assert np.array_equal(np.isnan(back), nan)
+    assert np.abs(back[~nan] - x[~nan]).max() <= 1e-3
+    if H5DUMP:
+        env = {**os.environ, **reader_env}
+        proc = subprocess.run([H5DUMP, "-d", "frames", "-y", "-m", "%.9g", str(path)], capture_output=True,
+                              text=True, env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        data = proc.stdout.split("DATA {", 1)[1]
+        values = np.array([float(v) for v in re.findall(r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|inf|nan)", data)])
+        np.testing.assert_array_equal(values.reshape(x.shape).astype(np.float32), back)
 
 
 def corrupt(path):

@@ -1,8 +1,7 @@
 """The 39 real measured SAS frames in ../shared/data/real-sas: odd sizes, zeros,
-negatives, sentinels and NaN holes. Format v1 stores every finite frame and refuses
-NaN loudly (masks come with the error-bound format). The pure autoencoder gives no
-pointwise guarantee: sentinels (-100) and negative pixels are smeared, measured in the
-notes, not asserted here."""
+negatives, sentinels and NaN holes. NaN holes come back exactly; the pure autoencoder
+gives no pointwise guarantee elsewhere (test_bound.py checks the error-bounded mode on
+the same frames)."""
 
 from pathlib import Path
 
@@ -10,7 +9,6 @@ import numpy as np
 import pytest
 
 from saecodec.codec import SAECodec
-from saecodec.errors import SaecodecError
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-sas"
 FILES = sorted(REAL.glob("*.npz")) if REAL.is_dir() else []
@@ -22,20 +20,15 @@ def default_codec():
 
 
 @pytest.mark.skipif(not FILES, reason="../shared/data/real-sas not present")
-def test_real_frames_round_trip_or_refuse_nan(default_codec):
-    stored = refused = 0
+def test_real_frames_round_trip_with_nan_holes(default_codec):
+    holes = 0
     for path in FILES:
         frame = np.load(path)["I"]
         assert frame.ndim == 2
-        if not np.isfinite(frame).all():
-            with pytest.raises(SaecodecError, match="NaN"):
-                default_codec.encode(frame)
-            refused += 1
-            continue
         payload = default_codec.encode(frame)
         back = default_codec.decode(payload)
         assert back.shape == frame.shape and back.dtype == frame.dtype
-        assert np.isfinite(back).all()
+        assert np.array_equal(np.isnan(back), np.isnan(frame))
         assert len(payload) < frame.nbytes
-        stored += 1
-    assert stored >= 20 and stored + refused == len(FILES)
+        holes += bool(np.isnan(frame).any())
+    assert holes >= 10

@@ -1,4 +1,9 @@
-"""Payload format v1: a small fixed header, then the coded latents (docs/format.md)."""
+"""Payload format: a small fixed header, then the coded sections (docs/format.md).
+
+Version 1 payloads hold only the autoencoder's latents; version 2 adds optional
+sections (exact masked pixels, the error-bounded residual, a lossless chunk) and is
+written only when one of them is present, so pure-autoencoder payloads keep the v1 bytes.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,8 @@ import numpy as np
 from ..errors import PayloadError
 
 MAGIC = b"SE"
-VERSION = 1
+VERSION = 2
+VERSIONS = (1, 2)
 MODEL_CHECK_BYTES = 4
 MAX_NDIM = 16
 # Decoding refuses payloads that claim more elements than this (about 8 GiB of float64),
@@ -18,10 +24,13 @@ MAX_ELEMENTS = 1 << 30
 
 LATENT_SPARSE, LATENT_DENSE = 0, 1
 LATENT_KINDS = {"sparse": LATENT_SPARSE, "dense": LATENT_DENSE}
-FLAG_RESIDUAL = 1 << 2  # reserved for the error-bounded residual stream
-FLAG_MASK = 1 << 3  # reserved for losslessly coded masks
+FLAG_RESIDUAL = 1 << 2  # v2: the error-bounded residual section follows
+FLAG_MASK = 1 << 3  # v2: masked / non-finite pixels are stored exactly
 FLAG_FORTRAN = 1 << 4  # the chunk was Fortran-ordered; decode returns it so
-_KNOWN_FLAGS = 0b11 | FLAG_RESIDUAL | FLAG_MASK | FLAG_FORTRAN
+FLAG_NO_LATENTS = 1 << 5  # v2: no latent section (the residual does not use the network)
+FLAG_RAW = 1 << 6  # v2: the whole chunk is stored losslessly, nothing else follows
+V2_FLAGS = FLAG_RESIDUAL | FLAG_MASK | FLAG_NO_LATENTS | FLAG_RAW
+_KNOWN_FLAGS = {1: 0b11 | FLAG_FORTRAN, 2: 0b11 | FLAG_FORTRAN | V2_FLAGS}
 
 DTYPES = {1: "<f4", 2: "<f8", 3: "<f2", 4: "|u1", 5: "<u2", 6: "<u4", 7: "<u8",
           8: "|i1", 9: "<i2", 10: "<i4", 11: "<i8"}
@@ -85,6 +94,9 @@ class Reader:
         dt = np.dtype(dtype)
         return np.frombuffer(self.take(count * dt.itemsize), dtype=dt, count=count)
 
+    def f64(self) -> float:
+        return float(self.array("<f8", 1)[0])
+
     def remaining(self) -> int:
         return len(self.buf) - self.pos
 
@@ -104,7 +116,7 @@ class Header:
 
     def pack(self) -> bytearray:
         out = bytearray(MAGIC)
-        out.append(VERSION)
+        out.append(2 if self.flags & V2_FLAGS else 1)
         out.append(self.flags)
         out += self.model_check[:MODEL_CHECK_BYTES]
         code = dtype_code(self.dtype)
@@ -124,10 +136,10 @@ class Header:
         if bytes(reader.take(2)) != MAGIC:
             raise PayloadError("not a saecodec payload (bad magic bytes)")
         version = reader.u8()
-        if version != VERSION:
-            raise PayloadError(f"payload format version {version} is not supported by this saecodec (supports {VERSION})")
+        if version not in VERSIONS:
+            raise PayloadError(f"payload format version {version} is not supported by this saecodec (supports {VERSIONS})")
         flags = reader.u8()
-        if flags & ~_KNOWN_FLAGS:
+        if flags & ~_KNOWN_FLAGS[version]:
             raise PayloadError(f"corrupted payload: unknown flags {flags:#04x}")
         check = bytes(reader.take(MODEL_CHECK_BYTES))
         code = reader.u8()
@@ -154,3 +166,34 @@ def pack_f32(values: np.ndarray) -> bytes:
     return np.asarray(values, dtype="<f4").tobytes()
 
 
+
+
+def put_block(out: bytearray, data: bytes) -> None:
+    """A length-prefixed byte block."""
+    put_varint(out, len(data))
+    out += data
+
+
+def inflate(reader: Reader, expected: int, what: str) -> bytes:
+    """Read a zlib block that must inflate to exactly ``expected`` bytes.
+
+    Inflation stops at ``expected + 1`` bytes, so a forged block cannot make the decoder
+    allocate more than the header's shape allows.
+    """
+    import zlib
+
+    data = reader.take(reader.varint(reader.remaining()))
+    d = zlib.decompressobj()
+    try:
+        out = d.decompress(data, expected + 1)
+    except zlib.error as e:
+        raise PayloadError(f"corrupted payload: {what} does not inflate ({e})") from None
+    if len(out) != expected or not d.eof or d.unused_data:
+        raise PayloadError(f"corrupted payload: {what} inflates to the wrong size")
+    return out
+
+
+def deflate(data: bytes) -> bytes:
+    import zlib
+
+    return zlib.compress(data, 6)

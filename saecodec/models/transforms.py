@@ -76,6 +76,24 @@ class Transform:
             z = u
         return z.astype(np.float32), side
 
+    def sensitivity(self, z: np.ndarray, side: np.ndarray, tol: float) -> np.ndarray:
+        """Bound on |inverse(z') - inverse(z)| per element when |z' - z| <= tol * (1 + |z|).
+
+        The error-bounded mode reserves this much of the bound for a decoder whose network
+        output differs from the encoder's (other device, other thread count). For asinh,
+        |sinh(a + h) - sinh(a)| <= h cosh(|a| + h) with a = u ln 10 and h = d ln 10.
+        """
+        z = np.asarray(z, dtype=np.float64)
+        std = np.abs(np.asarray(side, dtype=np.float64)[:, 1:2])
+        d = tol * (1.0 + np.abs(z)) * std
+        if self.kind == "linear":
+            return self.scale * d
+        u = np.abs(z * std + np.asarray(side, dtype=np.float64)[:, 0:1])
+        h = d * _LN10
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = self.scale * h * np.cosh(np.minimum(u, _U_LIMIT) * _LN10 + h)
+        return np.where(np.isfinite(out), out, np.inf)
+
     def inverse(self, z: np.ndarray, side: np.ndarray, frame_shape: tuple[int, int]) -> np.ndarray:
         """network output (B, h*w) and side info -> intensities (B, h, w) float64."""
         z = np.asarray(z, dtype=np.float64)

@@ -1,0 +1,217 @@
+"""The error-bounded mode: every element within the bound, masks exact, never larger than raw."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import blobs
+
+from saecodec import bound, chunk
+from saecodec.codec import SAECodec
+from saecodec.coding import payload as fmt
+from saecodec.errors import SaecodecError
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-sas"
+FILES = sorted(REAL.glob("*.npz")) if REAL.is_dir() else []
+
+
+def chunks(dtype, seed):
+    """Simulated-like frames, log-scaled frames with negatives, and plain noise (out of distribution)."""
+    rng = np.random.default_rng(seed)
+    x = blobs(4, seed=seed)
+    yield x.astype(dtype)
+    yield np.log10(x).astype(dtype) - 1.0  # zeros crossings and negatives
+    yield (rng.standard_normal((3, 16, 16)) * 10 ** rng.uniform(-3, 3)).astype(dtype)
+    yield (blobs(2, shape=(23, 37), seed=seed) * rng.choice([-1, 1], (2, 23, 37))).astype(dtype)
+
+
+def assert_within(dec, x, eb, special=None):
+    assert dec.shape == x.shape and dec.dtype == x.dtype
+    ok = np.isfinite(x) if special is None else ~special
+    err = np.abs(dec[ok].astype(np.float64) - x[ok].astype(np.float64))
+    assert err.max(initial=0.0) <= eb, (err.max(), eb)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode,bounds", [("abs", (1.0, 1e-2, 1e-4)), ("rel", (1e-1, 1e-3, 1e-5))])
+def test_bound_holds_on_every_element(tiny_model, dtype, mode, bounds):
+    for seed in range(3):
+        for x in chunks(dtype, seed):
+            for eb in bounds:
+                payload = chunk.encode_chunk(tiny_model, x, error_bound=eb, bound_mode=mode)
+                assert fmt.Header.unpack(fmt.Reader(payload)).flags & (fmt.FLAG_RESIDUAL | fmt.FLAG_RAW)
+                dec = chunk.decode_chunk(tiny_model, payload)
+                x64 = x.astype(np.float64)
+                ebs = eb if mode == "abs" else eb * (x64.max() - x64.min())
+                assert_within(dec, x, ebs)
+
+
+def test_bound_holds_with_masks_and_specials(tiny_model):
+    rng = np.random.default_rng(5)
+    x = blobs(4, seed=5).astype(np.float32)
+    x[0, 6:10, 6:10] = np.nan  # a beamstop
+    x[1, :, 7] = np.inf  # a detector gap
+    x[2, 3, 3] = -np.inf
+    x[3, rng.integers(0, 16, 20), rng.integers(0, 16, 20)] = -1.0  # sentinel, passed as mask_value
+    user_mask = np.zeros((16, 16), bool)
+    user_mask[0, :] = True  # one masked detector row on every frame
+    for eb in (None, 0.5, 1e-3):
+        payload = chunk.encode_chunk(tiny_model, x, error_bound=eb, mask_value=-1.0, mask=user_mask)
+        dec = chunk.decode_chunk(tiny_model, payload)
+        special = ~np.isfinite(x) | (x == -1.0) | user_mask
+        np.testing.assert_array_equal(dec[special], x[special])  # NaN == NaN here
+        assert np.array_equal(np.isnan(dec), np.isnan(x))
+        assert np.isfinite(dec[~special]).all()
+        if eb is not None:
+            assert_within(dec, x, eb, special)
+
+
+def test_masked_pixels_never_reach_the_network(tiny_model, monkeypatch):
+    seen = []
+    real = chunk._batched
+    monkeypatch.setattr(chunk, "_batched", lambda fn, x, dev: (seen.append(np.isfinite(x).all()), real(fn, x, dev))[1])
+    x = blobs(2, seed=1)
+    x[0, :4, :4] = np.nan
+    x[1, 5, 5] = 1e308 * 10  # inf
+    chunk.decode_chunk(tiny_model, chunk.encode_chunk(tiny_model, x, error_bound=1e-2))
+    assert seen and all(seen)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int32, np.uint32])
+@pytest.mark.parametrize("eb", [0, 0.4, 1, 7.5])
+def test_integer_frames_within_floor_of_the_bound(tiny_model, dtype, eb):
+    x = (blobs(3, seed=2) * 30).astype(dtype)
+    if np.dtype(dtype).kind == "i":
+        x = x - np.asarray(200, dtype)  # negatives
+    dec = chunk.decode_chunk(tiny_model, chunk.encode_chunk(tiny_model, x, error_bound=eb))
+    assert dec.dtype == x.dtype
+    err = np.abs(dec.astype(np.int64) - x.astype(np.int64))
+    assert err.max() <= np.floor(eb)
+
+
+def test_uint32_gap_sentinel_is_exact(tiny_model):
+    x = (blobs(2, seed=3) * 100).astype(np.uint32)
+    x[:, :, 8] = 2**32 - 1  # Eiger-style gap pixels
+    codec = SAECodec(tiny_model, error_bound=2, mask_value=2**32 - 1)
+    dec = codec.decode(codec.encode(x))
+    assert (dec[:, :, 8] == 2**32 - 1).all()
+    assert np.abs(dec.astype(np.int64) - x.astype(np.int64)).max() <= 2
+
+
+def test_bound_survives_another_devices_rounding(tiny_model, monkeypatch):
+    """Decode with the network's output perturbed at float32 rounding level (CPU vs CUDA,
+    other thread counts): the stored steps reserve room for it."""
+    x = np.log10(blobs(6, seed=9)).astype(np.float64)
+    monkeypatch.setattr(bound, "PREDICTORS", (bound.MODE_AE, bound.MODE_AE_LORENZO))  # the network's prediction
+    for eb in (1.0, 1e-1, 1e-2, 1e-3):
+        payload = chunk.encode_chunk(tiny_model, x, error_bound=eb)
+        assert np.isin(chunk.plane_modes(tiny_model, payload), (bound.MODE_AE, bound.MODE_AE_LORENZO)).sum() >= 4
+        real = chunk._batched
+        rng = np.random.default_rng(0)
+
+        def perturbed(fn, z, dev):
+            out = real(fn, z, dev)
+            if fn.__name__ != "decode":
+                return out
+            ulp = np.spacing(np.abs(out).astype(np.float32)).astype(np.float64)
+            return (out + ulp * rng.integers(-16, 17, out.shape)).astype(np.float32)
+
+        monkeypatch.setattr(chunk, "_batched", perturbed)
+        dec = chunk.decode_chunk(tiny_model, payload)
+        monkeypatch.setattr(chunk, "_batched", real)
+        assert_within(dec, x, eb)
+
+
+def test_without_the_guard_another_device_could_break_the_bound(tiny_model, monkeypatch):
+    """The reserve of the previous test is what makes it pass: without it, the same
+    perturbation breaks the bound on some element."""
+    x = np.log10(blobs(6, seed=9)).astype(np.float64)
+    monkeypatch.setattr(bound, "PREDICTORS", (bound.MODE_AE,))
+    monkeypatch.setattr(bound, "NET_TOLERANCE", 0.0)
+    monkeypatch.setattr(bound, "ROUND", 0.0)
+    eb = 1e-6
+    payload = chunk.encode_chunk(tiny_model, x, error_bound=eb)
+    real = chunk._batched
+
+    def perturbed(fn, z, dev):
+        out = real(fn, z, dev)
+        return out if fn.__name__ != "decode" else (out * (1 + 2.0 ** -20)).astype(np.float32)
+
+    monkeypatch.setattr(chunk, "_batched", perturbed)
+    dec = chunk.decode_chunk(tiny_model, payload)
+    assert np.abs(dec - x).max() > eb
+
+
+def test_bound_is_tight_not_just_lossless(tiny_model):
+    x = blobs(4, seed=4)
+    payload = chunk.encode_chunk(tiny_model, x, error_bound=0.05)
+    dec = chunk.decode_chunk(tiny_model, payload)
+    err = np.abs(dec - x)
+    assert err.max() <= 0.05 and err.max() > 0.02  # it uses the room it is given
+    assert len(payload) < x.nbytes / 4
+
+
+def test_pure_autoencoder_payload_is_unchanged_without_a_bound(tiny_model):
+    payload = chunk.encode_chunk(tiny_model, blobs(2, seed=1))
+    h = fmt.Header.unpack(fmt.Reader(payload))
+    assert payload[2] == 1 and not h.flags & (fmt.FLAG_RESIDUAL | fmt.FLAG_MASK | fmt.FLAG_RAW)
+
+
+@pytest.mark.parametrize("eb", [None, 1e-6])
+def test_never_larger_than_raw(tiny_model, eb):
+    rng = np.random.default_rng(0)
+    cases = [rng.standard_normal((4, 16, 16)).astype(np.float32),  # white noise: incompressible
+             rng.uniform(0, 1e6, (3, 5)).astype(np.float64),  # smaller than one tile
+             rng.integers(0, 2**16, (2, 17, 17)).astype(np.uint16)]  # one pixel more than a tile
+    for x in cases:
+        payload = chunk.encode_chunk(tiny_model, x, error_bound=eb)
+        assert len(payload) <= x.nbytes + 32
+        dec = chunk.decode_chunk(tiny_model, payload)
+        if eb is not None or fmt.Header.unpack(fmt.Reader(payload)).flags & fmt.FLAG_RAW:
+            assert np.abs(dec.astype(np.float64) - x).max() <= (eb or 0)
+
+
+def test_raw_fallback_is_lossless_and_fortran_aware(tiny_model):
+    x = np.asfortranarray(np.random.default_rng(1).standard_normal((5, 6)))
+    payload = chunk.encode_chunk(tiny_model, x, error_bound=0.0)
+    dec = chunk.decode_chunk(tiny_model, payload)
+    assert dec.flags.f_contiguous
+    np.testing.assert_array_equal(dec, x)
+
+
+def test_bad_bounds_and_masks_are_clear_errors(tiny_model):
+    for kwargs in ({"error_bound": -1}, {"error_bound": np.nan}, {"error_bound": "x"}, {"bound_mode": "psnr"}):
+        with pytest.raises(SaecodecError, match="error_bound|bound_mode"):
+            SAECodec(tiny_model, **kwargs)
+    with pytest.raises(SaecodecError, match="mask"):
+        chunk.encode_chunk(tiny_model, blobs(1), mask=np.zeros((3, 3), bool))
+    with pytest.raises(SaecodecError, match="boolean"):
+        chunk.encode_chunk(tiny_model, blobs(1), mask=np.zeros((16, 16)))
+
+
+def test_config_round_trip_with_bound(tiny_model, on_model_path):
+    c = SAECodec(tiny_model, error_bound=1e-3, bound_mode="rel", mask_value=-1)
+    cfg = c.get_config()
+    assert cfg["error_bound"] == 1e-3 and cfg["bound_mode"] == "rel" and cfg["mask_value"] == -1
+    c2 = SAECodec.from_config(cfg)
+    assert c2.get_config() == cfg
+    assert "error_bound=0.001" in repr(c2)
+
+
+@pytest.mark.skipif(not FILES, reason="../shared/data/real-sas not present")
+@pytest.mark.parametrize("eb", [1e-2, 1e-4])
+def test_real_frames_within_relative_bound(eb):
+    """39 measured frames: odd sizes, zeros, up to 42% negative pixels, NaN holes."""
+    codec = SAECodec("sas64-l1", error_bound=eb, bound_mode="rel")
+    total = raw = 0
+    for path in FILES:
+        x = np.load(path)["I"]
+        payload = codec.encode(x)
+        dec = codec.decode(payload)
+        nan = np.isnan(x)
+        assert np.array_equal(np.isnan(dec), nan)
+        v = x[~nan]
+        assert np.abs(dec[~nan] - v).max() <= eb * (v.max() - v.min())
+        total += len(payload)
+        raw += x.nbytes
+    assert total < raw / 2
