@@ -162,7 +162,8 @@ def read_section(reader: fmt.Reader, p: int, plane: tuple[int, int], dtype: np.d
     if (modes > MODE_RAW).any() or (not has_latents and np.isin(modes, (MODE_AE, MODE_AE_LORENZO)).any()):
         raise PayloadError("corrupted payload: invalid residual plane mode")
     coded = np.flatnonzero(modes != MODE_RAW)
-    steps = reader.array("<f4", len(coded)).astype(np.float64)
+    with np.errstate(invalid="ignore"):  # a forged NaN step is refused just below
+        steps = reader.array("<f4", len(coded)).astype(np.float64)
     scales = reader.array("<f4", len(coded))
     if not (np.isfinite(steps).all() and (steps > 0).all()):
         raise PayloadError("corrupted payload: invalid residual step")

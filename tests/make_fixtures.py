@@ -1,4 +1,4 @@
-"""Regenerate the committed format-v1 fixtures (run only when the format changes on purpose).
+"""Regenerate the committed format v1 and v2 fixtures (run only when the format changes on purpose).
 
     python tests/make_fixtures.py
 
@@ -48,5 +48,33 @@ def main():
                 np.save(out, codec.decode((d / f"encoded.{i:02d}.dat").read_bytes()))
 
 
+
+
+
+def v2_arrays():
+    """Format v2: NaN holes and a sentinel column, decoded under error bounds."""
+    a = np.log10(blobs(3, seed=9)).astype(np.float32)
+    a[0, 5:9, 5:9] = np.nan
+    b = blobs(2, shape=(20, 37), seed=10)
+    b[:, :, 3] = -1.0
+    return [a, b]
+
+
+def v2_codecs(identity):
+    return [SAECodec(identity, model_name="fixture-16", error_bound=1e-2),
+            SAECodec(identity, model_name="fixture-16", error_bound=0.05, mask_value=-1),
+            SAECodec(identity, model_name="fixture-16", error_bound=1e-3, bound_mode="rel")]
+
+
+def main_v2():
+    models_dir = HERE / "fixture" / "models"
+    model = load_file(models_dir / "fixture-16.safetensors")
+    os.environ["SAECODEC_MODEL_PATH"] = str(models_dir)
+    os.chdir(HERE)
+    check_backwards_compatibility("saecodec", v2_arrays(), v2_codecs(model.identity), precision=[-1, -1, -1],
+                                  prefix="v2")
+
+
 if __name__ == "__main__":
     main()
+    main_v2()

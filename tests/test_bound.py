@@ -215,3 +215,55 @@ def test_real_frames_within_relative_bound(eb):
         total += len(payload)
         raw += x.nbytes
     assert total < raw / 2
+
+
+def test_backwards_compatibility_format_v2(monkeypatch, request):
+    """Committed v2 payloads (NaN holes, sentinel, abs and rel bounds) decode within their bound."""
+    import json
+
+    here = request.path.parent
+    monkeypatch.setenv("SAECODEC_MODEL_PATH", str(here / "fixture" / "models"))
+    root = here / "fixture" / "saecodec" / "v2"
+    checked = 0
+    for cdir in sorted(root.glob("codec.*")):
+        codec = SAECodec.from_config(json.loads((cdir / "config.json").read_text()))
+        for enc in sorted(cdir.glob("encoded.*.dat")):
+            x = np.load(root / enc.name.replace("encoded", "array").replace(".dat", ".npy"))
+            dec = codec.decode(enc.read_bytes())
+            special = np.isnan(x) | (x == codec.mask_value if codec.mask_value is not None else False)
+            np.testing.assert_array_equal(dec[special], x[special])
+            v = x[~special].astype(np.float64)
+            eb = codec.error_bound * ((v.max() - v.min()) if codec.bound_mode == "rel" else 1.0)
+            assert np.abs(dec[~special] - v).max() <= eb
+            checked += 1
+    assert checked == 6
+
+
+def test_decoding_v2_payloads_fails_only_with_saecodec_errors(tiny_model):
+    """A fast fuzz subset over payloads with every v2 section; benchmarks/fuzz_decoder.py runs 100,000."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    x = np.log10(blobs(3, seed=2)).astype(np.float32)
+    x[0, :3, :3] = np.nan
+    seeds = [chunk.encode_chunk(tiny_model, x, error_bound=1e-2),
+             chunk.encode_chunk(tiny_model, x, error_bound=1.0),
+             chunk.encode_chunk(tiny_model, np.random.default_rng(0).standard_normal((2, 5, 5)), error_bound=0.0)]
+    flags = {fmt.Header.unpack(fmt.Reader(p)).flags for p in seeds}
+    assert any(f & fmt.FLAG_MASK for f in flags) and any(f & fmt.FLAG_RAW for f in flags)
+
+    @settings(max_examples=400, deadline=None)
+    @given(which=st.integers(0, len(seeds) - 1), cut=st.floats(0, 1), tail=st.binary(max_size=32),
+           flips=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 7)), max_size=4))
+    def check(which, cut, tail, flips):
+        buf = bytearray(seeds[which])
+        for pos, bit in flips:
+            buf[int(pos * (len(buf) - 1))] ^= 1 << bit
+        buf = bytes(buf[:int(cut * len(buf))]) + tail if cut < 1 else bytes(buf)
+        try:
+            out = chunk.decode_chunk(tiny_model, buf)
+        except SaecodecError:
+            return
+        assert isinstance(out, np.ndarray) and out.ndim >= 2
+
+    check()

@@ -1,0 +1,126 @@
+"""Fuzz the decoder: any byte string yields a correctly shaped array or a SaecodecError.
+
+    python benchmarks/fuzz_decoder.py --cases 100000
+
+Seeds are real payloads of every kind (pure autoencoder with float16 and float32 latent
+values, NaN masks, abs and rel bounds, residual planes with and without the network,
+integer chunks, raw and deflated lossless chunks), written with the committed 16x16
+fixture model. Hypothesis mutates them (truncation, bit flips, overwritten bytes,
+appended bytes) or draws random bytes behind a valid header prefix. Prints the outcome
+counts, the slowest case and the peak memory; exits non-zero on any other exception.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from conftest import blobs  # noqa: E402
+
+from saecodec import chunk  # noqa: E402
+from saecodec.errors import SaecodecError  # noqa: E402
+from saecodec.models import load_file  # noqa: E402
+
+
+def seed_payloads(model) -> list[bytes]:
+    x = np.log10(blobs(3, seed=2)).astype(np.float32)
+    xn = x.copy()
+    xn[0, :3, :3] = np.nan
+    xn[1, :, 5] = np.inf
+    ints = (blobs(2, shape=(20, 37), seed=3) * 10).astype(np.uint16)
+    rng = np.random.default_rng(0)
+    return [
+        chunk.encode_chunk(model, x),
+        chunk.encode_chunk(model, x.astype(np.float64), weight_dtype="float32"),
+        chunk.encode_chunk(model, xn),
+        chunk.encode_chunk(model, xn, error_bound=1e-2),
+        chunk.encode_chunk(model, x, error_bound=1.0),
+        chunk.encode_chunk(model, x, error_bound=1e-3, bound_mode="rel"),
+        chunk.encode_chunk(model, ints, error_bound=2),
+        chunk.encode_chunk(model, rng.standard_normal((2, 5, 5)), error_bound=0.0),  # raw, deflate cannot help
+        chunk.encode_chunk(model, np.zeros((3, 4, 4)), error_bound=0.0),  # raw, deflated
+    ]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", type=int, default=100_000)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "fuzz_decoder.json")
+    args = ap.parse_args(argv)
+    model = load_file(ROOT / "tests" / "fixture" / "models" / "fixture-16.safetensors")
+    seeds = seed_payloads(model)
+    outcomes: Counter = Counter()
+    slowest = [0.0, b""]
+    failures = []
+
+    def one(buf: bytes):
+        t = time.perf_counter()
+        try:
+            out = chunk.decode_chunk(model, buf)
+            assert isinstance(out, np.ndarray) and out.ndim >= 2, "decoded to a non-array"
+            outcomes["array"] += 1
+        except SaecodecError as e:
+            outcomes[type(e).__name__] += 1
+        except Exception as e:  # noqa: BLE001 - the point of the fuzzer
+            failures.append((repr(e), buf.hex()))
+            outcomes["OTHER"] += 1
+        dt = time.perf_counter() - t
+        if dt > slowest[0]:
+            slowest[:] = [dt, buf]
+
+    mutation = st.tuples(
+        st.integers(0, len(seeds) - 1),
+        st.floats(0, 1),
+        st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255), st.booleans()), max_size=8),
+        st.binary(max_size=64),
+    )
+
+    @settings(max_examples=args.cases, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(st.one_of(mutation, st.tuples(st.integers(0, len(seeds) - 1), st.integers(0, 24), st.binary(max_size=256))))
+    def fuzz(case):
+        if len(case) == 4:
+            which, cut, edits, tail = case
+            buf = bytearray(seeds[which])
+            for pos, value, flip in edits:
+                i = int(pos * (len(buf) - 1))
+                buf[i] = buf[i] ^ (1 << (value % 8)) if flip else value
+            buf = bytes(buf[:max(int(cut * len(buf)), 0)]) + tail if cut < 0.9 else bytes(buf) + tail
+        else:
+            which, keep, rest = case
+            buf = seeds[which][:keep] + rest
+        one(buf)
+
+    t0 = time.time()
+    fuzz()
+    total = sum(outcomes.values())
+    result = {
+        "cases": total,
+        "outcomes": dict(outcomes),
+        "seconds": round(time.time() - t0, 1),
+        "slowest_case_s": round(slowest[0], 4),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "failures": failures[:20],
+    }
+    print(json.dumps({k: v for k, v in result.items() if k != "failures"}, indent=1))
+    for f in failures[:5]:
+        print("FAILURE", f[0], f[1][:200])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
