@@ -9,6 +9,7 @@ decode runs the same steps backwards and needs only the payload and the model.
 from __future__ import annotations
 
 import threading
+import warnings
 
 import numpy as np
 import torch
@@ -90,12 +91,9 @@ def _fill(planes: np.ndarray, special: np.ndarray) -> np.ndarray:
     """Masked pixels -> their plane's median valid value, so the network never sees them."""
     out = planes.astype(np.float64)
     if special.any():
-        with np.errstate(all="ignore"):
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                med = np.nanmedian(np.where(special, np.nan, out).reshape(len(out), -1), axis=1)
+        with warnings.catch_warnings():  # an all-masked plane: "All-NaN slice", filled with 0 below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(np.where(special, np.nan, out).reshape(len(out), -1), axis=1)
         med = np.where(np.isfinite(med), med, 0.0)
         out = np.where(special, med[:, None, None], out)
     return out

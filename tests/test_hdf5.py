@@ -96,6 +96,15 @@ def test_chunk_bytes_are_the_numcodecs_payload(tiny_model, on_model_path, tmp_pa
             assert raw == codec.encode(x[start:start + 3])
 
 
+def h5dump_values(path, number_format, reader_env) -> np.ndarray:
+    """The numbers h5dump prints for the dataset "frames", with the plugin on its path."""
+    proc = subprocess.run([H5DUMP, "-d", "frames", "-y", "-m", number_format, str(path)], capture_output=True,
+                          text=True, env={**os.environ, **reader_env}, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    data = proc.stdout.split("DATA {", 1)[1]
+    return np.array([float(v) for v in re.findall(r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|inf|nan)", data)])
+
+
 @needs_h5dump
 def test_h5dump_prints_what_h5py_decodes(tiny_model, reader_env, tmp_path):
     x = blobs(5, seed=4).astype(np.float64)
@@ -103,12 +112,7 @@ def test_h5dump_prints_what_h5py_decodes(tiny_model, reader_env, tmp_path):
     write(path, x, (2, 16, 16), tiny_model)
     with h5py.File(path, "r") as f:
         expected = f["frames"][...]
-    env = {**os.environ, **reader_env}
-    proc = subprocess.run([H5DUMP, "-d", "frames", "-y", "-m", "%.17g", str(path)], capture_output=True,
-                          text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    data = proc.stdout.split("DATA {", 1)[1]
-    values = np.array([float(v) for v in re.findall(r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|inf|nan)", data)])
+    values = h5dump_values(path, "%.17g", reader_env)
     assert values.size == expected.size
     np.testing.assert_allclose(values.reshape(expected.shape), expected, rtol=1e-12)
 
@@ -131,12 +135,7 @@ def test_error_bound_and_nan_through_h5py_and_h5dump(tiny_model, reader_env, tmp
     assert np.array_equal(np.isnan(back), nan)
     assert np.abs(back[~nan] - x[~nan]).max() <= 1e-3
     if H5DUMP:
-        env = {**os.environ, **reader_env}
-        proc = subprocess.run([H5DUMP, "-d", "frames", "-y", "-m", "%.9g", str(path)], capture_output=True,
-                              text=True, env=env, timeout=300)
-        assert proc.returncode == 0, proc.stderr
-        data = proc.stdout.split("DATA {", 1)[1]
-        values = np.array([float(v) for v in re.findall(r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|inf|nan)", data)])
+        values = h5dump_values(path, "%.9g", reader_env)
         np.testing.assert_array_equal(values.reshape(x.shape).astype(np.float32), back)
 
 
