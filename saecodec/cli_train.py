@@ -56,8 +56,15 @@ def cmd_train(args) -> int:
             raise SaecodecError("--family rrae needs exactly one of --rank K or --adaptive")
         hidden = [int(h) for h in args.hidden.split(",") if h.strip()]
         provenance = json.dumps({**record, "L": args.latent, "hidden": hidden, "rank": args.rank,
-                                 "adaptive": args.adaptive, "finetune_steps": args.finetune_steps})
-        model, result = train_rrae(frames, k=args.rank, L=args.latent, hidden=hidden, transform=transform, cfg=cfg,
+                                 "adaptive": args.adaptive, "finetune_steps": args.finetune_steps,
+                                 "conv": args.conv})
+        conv = None
+        if args.conv:
+            enc, _, dec = args.conv.partition("/")
+            conv = {"enc": [int(c) for c in enc.split(",") if c.strip()],
+                    "dec": [int(c) for c in dec.split(",") if c.strip()]}
+        model, result = train_rrae(frames, k=args.rank, L=args.latent, hidden=hidden, conv=conv,
+                                   transform=transform, cfg=cfg,
                                    finetune_steps=args.finetune_steps, name=name, provenance=provenance,
                                    adaptive_options={"epochs_per_rank": args.epochs_per_rank, "tol": args.rank_tol})
     model.storage_dtype = args.storage_dtype
@@ -144,6 +151,9 @@ def register(sub) -> None:
     t.add_argument("--adaptive", action="store_true", help="rrae: search the rank, from k_max = min(L, batch)")
     t.add_argument("--latent", type=int, default=64, help="rrae: latent length L (default 64)")
     t.add_argument("--hidden", default="512", help="rrae: hidden layer widths, comma-separated (default 512)")
+    t.add_argument("--conv", nargs="?", const="32,64/256,128,32,8", default=None,
+                   help="rrae: the convolutional variant, channels down/up (default 32,64/256,128,32,8; "
+                        "each 3x3 convolution halves the frame)")
     t.add_argument("--finetune-steps", type=int, default=200, help="rrae: decoder fine-tune steps on U_k")
     t.add_argument("--epochs-per-rank", type=int, default=10, help="rrae --adaptive: epochs at each tried rank")
     t.add_argument("--rank-tol", type=float, default=1.0,

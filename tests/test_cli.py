@@ -68,3 +68,9 @@ def test_train_rrae_from_the_command_line(tmp_path, on_model_path):
 
     m = load_file(model)
     assert m.family == "rrae" and m.module.k == 3 and len(m.coding["coef_std"]) == 3
+    conv = tmp_path / "c.safetensors"
+    r = cli("train", "--family", "rrae", "--rank", "2", "--latent", "8", "--hidden", "16", "--conv", "4,8/8,4",
+            "--data", str(data), "--epochs", "1", "--batch", "32", "--finetune-steps", "2", "--device", "cpu",
+            "-o", str(conv), "-q")
+    assert r.returncode == 0, r.stderr
+    assert load_file(conv).module.architecture["conv"] == {"frame": [16, 16], "enc": [4, 8], "dec": [8, 4]}

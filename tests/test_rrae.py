@@ -136,3 +136,28 @@ def test_adaptive_rank_search_lowers_k_and_steps_back():
     assert accepted == sorted(accepted, reverse=True) and res["k"] == accepted[-1]
     if res["k"] > 1:  # it stopped because a lower rank failed
         assert not res["history"][-1]["accepted"] and res["history"][-1]["k"] == res["k"] - 1
+
+
+def test_convolutional_variant_trains_and_serves_the_codec(tmp_path, monkeypatch):
+    """The paper's convolutional architecture (appendix C) as an option: same file, same codec."""
+    from saecodec import chunk
+
+    cfg = TrainConfig(epochs=30, batch=64, lr=2e-3, seed=0, device="cpu", progress=False)
+    model, res = train_rrae(bumps(400), k=2, L=16, hidden=(64,), conv={"enc": [8, 16], "dec": [16, 8]},
+                            transform=Transform("linear", 1.0, per_frame=False), cfg=cfg, finetune_steps=50)
+    m = model.module
+    assert m.architecture["conv"] == {"frame": [16, 16], "enc": [8, 16], "dec": [16, 8]}
+    assert any(isinstance(layer, torch.nn.Conv2d) for layer in m.encoder.modules())
+    assert res["history"][-1]["train_loss"] < res["history"][0]["train_loss"]
+    path = tmp_path / "conv.safetensors"
+    model.save(path)
+    again = load_file(path)
+    x = bumps(5, seed=3)
+    with torch.no_grad():
+        z = torch.from_numpy(again.transform.forward(x)[0])
+        torch.testing.assert_close(again.module.decode(again.module.encode(z)), m.decode(m.encode(z)))
+    payload = chunk.encode_chunk(again, x, error_bound=1e-3)
+    assert np.abs(chunk.decode_chunk(again, payload) - x).max() <= 1e-3
+    assert rel_l2(chunk.decode_chunk(again, chunk.encode_chunk(again, x)), x) < 0.5
+    with pytest.raises(Exception, match="divisible"):
+        RankReductionAutoencoder(15 * 15, [8], L=4, k=2, conv={"frame": [15, 15]})

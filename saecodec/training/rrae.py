@@ -49,12 +49,14 @@ def finetune_decoder(module: RankReductionAutoencoder, data: np.ndarray, steps: 
     return losses
 
 
-def train_rrae(frames: np.ndarray, *, k: int | None, L: int = 64, hidden=(512,), transform: Transform | None = None,
+def train_rrae(frames: np.ndarray, *, k: int | None, L: int = 64, hidden=(512,), conv: dict | None = None,
+               transform: Transform | None = None,
                cfg: TrainConfig | None = None, finetune_steps: int = 200, coef_step: float = 0.01, name: str = "rrae",
                provenance: str = "", adaptive_options: dict | None = None) -> tuple[Model, dict]:
     """frames (N, h, w) -> trained RRAE :class:`Model` with its common basis, and metrics.
 
-    ``k=None`` searches the rank (:func:`adapt_rank`, options in ``adaptive_options``),
+    ``conv`` selects the convolutional variant (``RankReductionAutoencoder``; its
+    ``frame`` is filled in from the frames). ``k=None`` searches the rank (:func:`adapt_rank`, options in ``adaptive_options``),
     starting from k_max = min(L, batch). ``coef_step`` is the quantisation step of the
     stored coefficients, as a fraction of each coefficient's spread over the training set.
     """
@@ -65,7 +67,9 @@ def train_rrae(frames: np.ndarray, *, k: int | None, L: int = 64, hidden=(512,),
     adaptive = k is None
     if adaptive:
         k = min(L, cfg.batch)
-    module = RankReductionAutoencoder(int(np.prod(frame_shape)), list(hidden), L, k)
+    if conv is not None:
+        conv = {**conv, "frame": list(frame_shape)}
+    module = RankReductionAutoencoder(int(np.prod(frame_shape)), list(hidden), L, k, conv)
     z, _ = transform.forward(np.asarray(frames))
     if adaptive:
         result = {"adaptive": adapt_rank(module, z, cfg, **(adaptive_options or {}))}
