@@ -8,6 +8,7 @@ decode runs the same steps backwards and needs only the payload and the model.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import warnings
 
@@ -74,11 +75,8 @@ def check_input(arr) -> np.ndarray:
 def special_pixels(arr: np.ndarray, mask=None, mask_value=None) -> np.ndarray:
     """Pixels stored exactly and kept from the network: non-finite, ``== mask_value``, or in ``mask``."""
     special = ~np.isfinite(arr) if arr.dtype.kind == "f" else np.zeros(arr.shape, bool)
-    if mask_value is not None:
-        if isinstance(mask_value, float) and np.isnan(mask_value):
-            pass  # NaN is always special
-        else:
-            special |= arr == mask_value
+    if mask_value is not None and not (isinstance(mask_value, float) and np.isnan(mask_value)):  # NaN: already
+        special |= arr == mask_value
     if mask is not None:
         m = np.asarray(mask)
         if m.dtype != bool:
@@ -117,7 +115,7 @@ def encode_chunk(model: Model, arr, *, weight_dtype: str = "float16", device=Non
     fortran = arr.flags.f_contiguous and not arr.flags.c_contiguous and arr.ndim > 1
     c = np.ascontiguousarray(arr)
     special = special_pixels(c, mask, mask_value)
-    plane_shape = (int(np.prod(c.shape[:-2], dtype=np.int64)),) + c.shape[-2:]
+    plane_shape = _plane_shape(c.shape)
     planes = _fill(c.reshape(plane_shape), special.reshape(plane_shape))
     kind = fmt.LATENT_KINDS[model.latent_kind]
     header = fmt.Header(
@@ -144,28 +142,22 @@ def encode_chunk(model: Model, arr, *, weight_dtype: str = "float16", device=Non
         x = np.where(valid, x, 0.0)
         if not bound.write_section(sections, x, valid, c.dtype, eb_abs, pred, sens, len(latent_section)):
             flags |= fmt.FLAG_NO_LATENTS
-    out = _with_flags(header, flags).pack()
-    if not flags & fmt.FLAG_NO_LATENTS:
-        out += latent_section
-    out += sections
-    if len(out) > _raw_size(c):
+    head = dataclasses.replace(header, flags=flags).pack()
+    out = head + (latent_section if not flags & fmt.FLAG_NO_LATENTS else b"") + sections
+    if len(out) > len(head) + 1 + 5 + c.nbytes:  # a raw copy (method byte, block length) is smaller
         return _raw_payload(header, c)
     return bytes(out)
 
 
-def _with_flags(h: fmt.Header, flags: int) -> fmt.Header:
-    return fmt.Header(flags, h.model_check, h.dtype, h.latent_code, h.shape, h.tile)
-
-
-def _raw_size(c: np.ndarray) -> int:
-    """A payload never exceeds a raw copy of the chunk (header + method byte + block length)."""
-    h = fmt.Header(fmt.FLAG_RAW, b"\0" * 4, c.dtype, 0, tuple(c.shape), (1, 1)).pack()
-    return len(h) + 1 + 5 + c.nbytes
+def _plane_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """(number of 2D planes, H, W) of a chunk: the residual's unit, a frame to the user."""
+    return (int(np.prod(shape[:-2], dtype=np.int64)),) + tuple(shape[-2:])
 
 
 def _raw_payload(header: fmt.Header, c: np.ndarray) -> bytes:
     """The lossless fallback: the chunk's elements, deflated when that is smaller."""
-    out = _with_flags(header, (header.flags & fmt.FLAG_FORTRAN) | header.latent_kind | fmt.FLAG_RAW).pack()
+    flags = (header.flags & fmt.FLAG_FORTRAN) | header.latent_kind | fmt.FLAG_RAW
+    out = dataclasses.replace(header, flags=flags).pack()
     data = c.astype(c.dtype.newbyteorder("<"), copy=False).tobytes()
     packed = fmt.deflate(data)
     if len(packed) < len(data):
@@ -229,20 +221,16 @@ def payload_stats(buf) -> dict:
 
 def plane_modes(model: Model, buf) -> np.ndarray | None:
     """Per 2D plane, the residual coding the encoder chose (``bound.MODE_*``); None without a bound."""
-    reader = fmt.Reader(buf)
-    h = fmt.Header.unpack(reader)
-    if not h.flags & fmt.FLAG_RESIDUAL or h.flags & fmt.FLAG_RAW:
-        return None
-    has_latents = not h.flags & fmt.FLAG_NO_LATENTS
-    if has_latents:
-        _read_latents(reader, model, h)
-    if h.flags & fmt.FLAG_MASK:
-        masks.read(reader, h.shape, h.dtype)
-    planes = int(np.prod(h.shape[:-2], dtype=np.int64))
-    return bound.read_section(reader, planes, tuple(h.shape[-2:]), h.dtype, has_latents)["modes"]
+    h, parts = _read_payload(model, buf)
+    return None if parts.get("residual") is None else parts["residual"]["modes"]
 
 
-def decode_chunk(model: Model, buf, *, device=None) -> np.ndarray:
+def _read_payload(model: Model, buf) -> tuple[fmt.Header, dict]:
+    """Header and every section, checked against the model and the payload's end; runs no network.
+
+    parts: "raw" (the lossless chunk) or "latents" ((latents, side) or None), "mask"
+    ((positions, values) or None), "residual" (``bound.read_section`` or None).
+    """
     reader = fmt.Reader(buf)
     h = fmt.Header.unpack(reader)
     if h.model_check != fmt.model_check(model.ensure_identity()):
@@ -251,7 +239,9 @@ def decode_chunk(model: Model, buf, *, device=None) -> np.ndarray:
             f"but the codec's model {model.name!r} is {model.identity}"
         )
     if h.flags & fmt.FLAG_RAW:
-        return _order(_read_raw(reader, h), h)
+        parts = {"raw": _read_raw(reader, h)}
+        _check_end(reader)
+        return h, parts
     if h.tile != tuple(model.frame_shape):
         raise PayloadError(f"corrupted payload: tile {h.tile} differs from the model's frame {model.frame_shape}")
     if h.latent_kind != fmt.LATENT_KINDS.get(model.latent_kind):
@@ -259,23 +249,35 @@ def decode_chunk(model: Model, buf, *, device=None) -> np.ndarray:
     has_latents = not h.flags & fmt.FLAG_NO_LATENTS
     if not has_latents and not h.flags & fmt.FLAG_RESIDUAL:
         raise PayloadError("corrupted payload: neither latents nor residual")
-    latents = _read_latents(reader, model, h) if has_latents else None
-    plane_shape = (int(np.prod(h.shape[:-2], dtype=np.int64)),) + tuple(h.shape[-2:])
-    special = None
+    parts = {"latents": _read_latents(reader, model, h) if has_latents else None, "mask": None, "residual": None}
     if h.flags & fmt.FLAG_MASK:
-        special, values = masks.read(reader, h.shape, h.dtype)
-    sec = None
+        parts["mask"] = masks.read(reader, h.shape, h.dtype)
     if h.flags & fmt.FLAG_RESIDUAL:
-        sec = bound.read_section(reader, plane_shape[0], plane_shape[1:], h.dtype, has_latents)
+        p, hh, ww = _plane_shape(h.shape)
+        parts["residual"] = bound.read_section(reader, p, (hh, ww), h.dtype, has_latents)
+    _check_end(reader)
+    return h, parts
+
+
+def _check_end(reader: fmt.Reader) -> None:
     if reader.remaining():
         raise PayloadError(f"corrupted payload: {reader.remaining()} unexpected trailing bytes")
-    y = _network(model, *latents, h, resolve_device(device))[0] if has_latents else None
+
+
+def decode_chunk(model: Model, buf, *, device=None) -> np.ndarray:
+    h, parts = _read_payload(model, buf)
+    if "raw" in parts:
+        return _order(parts["raw"], h)
+    latents, sec = parts["latents"], parts["residual"]
+    y = _network(model, *latents, h, resolve_device(device))[0] if latents is not None else None
     if sec is not None:
+        plane_shape = _plane_shape(h.shape)
         out = bound.reconstruct(sec, None if y is None else y.reshape(plane_shape), plane_shape, h.dtype)
         out = out.reshape(h.shape)
     else:
         out = bound.cast(y, h.dtype)
-    if special is not None:
+    if parts["mask"] is not None:
+        special, values = parts["mask"]
         out[special] = values
     return _order(out, h)
 
@@ -296,8 +298,6 @@ def _read_raw(reader: fmt.Reader, h: fmt.Header) -> np.ndarray:
             raise PayloadError("corrupted payload: raw chunk has the wrong size")
     else:
         raise PayloadError(f"corrupted payload: unknown raw chunk method {method}")
-    if reader.remaining():
-        raise PayloadError(f"corrupted payload: {reader.remaining()} unexpected trailing bytes")
     return np.frombuffer(data, le).astype(le.newbyteorder("="), copy=True).reshape(h.shape)
 
 

@@ -177,6 +177,8 @@ def test_raw_fallback_is_lossless_and_fortran_aware(tiny_model):
     dec = chunk.decode_chunk(tiny_model, payload)
     assert dec.flags.f_contiguous
     np.testing.assert_array_equal(dec, x)
+    with pytest.raises(SaecodecError, match="trailing"):
+        chunk.decode_chunk(tiny_model, payload + b"\0")
 
 
 def test_bad_bounds_and_masks_are_clear_errors(tiny_model):
