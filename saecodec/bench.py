@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -20,7 +21,8 @@ import numpy as np
 
 from .models.transforms import Transform
 
-_LN10 = math.log(10.0)
+# The log domain of intensity data: asinh(I / 1e-3) / ln 10, log10-like above 1e-3, defined at 0 and below.
+LOG_OF_INTENSITY = Transform("asinh", 1e-3)
 
 
 # -- metrics --------------------------------------------------------------------------
@@ -232,7 +234,7 @@ class Dataset:
     def log(self, v: np.ndarray) -> np.ndarray:
         if self.domain == "log":
             return v.astype(np.float64)
-        return Transform("asinh", 1e-3).to_u(v)
+        return LOG_OF_INTENSITY.to_u(v)
 
 
 LOG_FLOOR = 1e-6
@@ -279,7 +281,7 @@ def versions() -> dict:
     import importlib.metadata as md
 
     out = {"python": platform.python_version(), "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-           "cpus": __import__("os").cpu_count()}
+           "cpus": os.cpu_count()}
     for pkg in ("saecodec", "torch", "numpy", "h5py", "hdf5plugin", "zarr", "numcodecs", "constriction", "sasmodels"):
         try:
             out[pkg] = md.version(pkg)
@@ -377,7 +379,7 @@ def run(data: Dataset, models: list, bounds: list[float], stack: int = 64, fit_f
 def _from_log(u: np.ndarray, data: Dataset) -> np.ndarray:
     if data.domain == "log":
         return u.astype(np.float32)
-    return Transform("asinh", 1e-3).from_u(u).astype(np.float32)
+    return LOG_OF_INTENSITY.from_u(u).astype(np.float32)
 
 
 def _row(method, setting, cname, size, raw, x, back, log_x, data, te, td) -> Row:
