@@ -29,7 +29,6 @@ def main():
     p.add_argument("--ranks", default="8,16,32,64")
     p.add_argument("--adaptive", action="store_true")
     p.add_argument("--latent", type=int, default=128, help="L")
-    p.add_argument("--epochs-per-rank", type=int, default=30)
     p.add_argument("--out", default="benchmarks/results")
     args = p.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -44,8 +43,7 @@ def main():
         cfg = TrainConfig(epochs=args.epochs, batch=512, lr=1e-3, device=device, lr_min_fraction=0.01,
                           progress=False, val_fraction=0.05)
         model, _ = train_rrae(train, k=k, L=args.latent, hidden=(1024, 256), transform=transform, cfg=cfg,
-                              finetune_steps=2000, name=f"rrae-k{k}",
-                              adaptive_options={"epochs_per_rank": args.epochs_per_rank, "tol": 0.25})
+                              finetune_steps=2000, name=f"rrae-k{k}")
         te = evaluate(model.module, z_test)
         nbytes = sum(len(chunk.encode_chunk(model, test[i:i + 64], device=device)) for i in range(0, len(test), 64))
         row = {"k": model.module.k, "adaptive": k is None, "rel_l2_test": te["rel_l2"],

@@ -54,6 +54,9 @@ def cmd_train(args) -> int:
     else:
         if (args.rank is None) == (not args.adaptive):
             raise SaecodecError("--family rrae needs exactly one of --rank K or --adaptive")
+        if args.adaptive and args.checkpoint:
+            raise SaecodecError("--adaptive cannot checkpoint or resume (the rank search is one run); "
+                                "drop --checkpoint")
         hidden = [int(h) for h in args.hidden.split(",") if h.strip()]
         provenance = json.dumps({**record, "L": args.latent, "hidden": hidden, "rank": args.rank,
                                  "adaptive": args.adaptive, "finetune_steps": args.finetune_steps,
@@ -65,8 +68,9 @@ def cmd_train(args) -> int:
                     "dec": [int(c) for c in dec.split(",") if c.strip()]}
         model, result = train_rrae(frames, k=args.rank, L=args.latent, hidden=hidden, conv=conv,
                                    transform=transform, cfg=cfg,
-                                   finetune_steps=args.finetune_steps, name=name, provenance=provenance,
-                                   adaptive_options={"epochs_per_rank": args.epochs_per_rank, "tol": args.rank_tol})
+                                   finetune_steps=args.finetune_steps, coef_step=args.coef_step, name=name,
+                                   provenance=provenance,
+                                   adaptive_options={"stagnation": args.rank_stagnation, "patience": args.rank_patience})
     model.storage_dtype = args.storage_dtype
     out = Path(args.output or f"{name}.safetensors")
     ident = model.save(out)
@@ -155,9 +159,15 @@ def register(sub) -> None:
                    help="rrae: the convolutional variant, channels down/up (default 32,64/256,128,32,8; "
                         "each 3x3 convolution halves the frame)")
     t.add_argument("--finetune-steps", type=int, default=200, help="rrae: decoder fine-tune steps on U_k")
-    t.add_argument("--epochs-per-rank", type=int, default=10, help="rrae --adaptive: epochs at each tried rank")
-    t.add_argument("--rank-tol", type=float, default=1.0,
-                   help="rrae --adaptive: accept a rank while loss <= (1 + tol) * loss at k_max")
+    t.add_argument("--coef-step", type=float, default=0.05,
+                   help="rrae: quantisation step of the stored coefficients, as a fraction of each one's spread "
+                        "(default 0.05)")
+    t.add_argument("--rank-stagnation", type=float, default=0.01,
+                   help="rrae --adaptive: a step stagnates when its loss is within this fraction of the mean of "
+                        "the last 20 (default 0.01, the authors'; raise it when minibatch losses are noisy)")
+    t.add_argument("--rank-patience", type=int, default=500,
+                   help="rrae --adaptive: stagnating steps that end training at k_max, and that make a rank "
+                        "fail (default 500, the authors')")
     t.add_argument("--epochs", type=int, default=50)
     t.add_argument("--batch", type=int, default=512)
     t.add_argument("--lr", type=float, default=1e-4)

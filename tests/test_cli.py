@@ -74,3 +74,14 @@ def test_train_rrae_from_the_command_line(tmp_path, on_model_path):
             "-o", str(conv), "-q")
     assert r.returncode == 0, r.stderr
     assert load_file(conv).module.architecture["conv"] == {"frame": [16, 16], "enc": [4, 8], "dec": [8, 4]}
+    adaptive = tmp_path / "a.safetensors"
+    r = cli("train", "--family", "rrae", "--adaptive", "--latent", "6", "--hidden", "16", "--data", str(data),
+            "--epochs", "20", "--batch", "32", "--rank-stagnation", "0.5", "--rank-patience", "3",
+            "--finetune-steps", "2", "--device", "cpu", "-o", str(adaptive), "-q")
+    assert r.returncode == 0, r.stderr
+    a = load_file(adaptive)
+    search = a.metrics["rank_search"]
+    assert search["schedule"]["k_max"] == 6 and search["schedule"]["patience"] == 3
+    assert search["events"][0][1] == "stagnated" and a.module.k == search["events"][-1][2] < 6
+    r = cli("train", "--family", "rrae", "--adaptive", "--data", str(data), "--checkpoint", str(tmp_path / "c.pt"))
+    assert r.returncode == 2 and "--adaptive cannot checkpoint" in r.stderr

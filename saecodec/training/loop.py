@@ -102,7 +102,7 @@ def fit(module, data: np.ndarray, cfg: TrainConfig, *, desc: str = "train", opti
             loss, _ = module.loss(xb)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
-                    f"training diverged (loss {float(loss)}) at epoch {epoch + 1}; lower the learning rate"
+                    f"training diverged (loss {float(loss.detach())}) at epoch {epoch + 1}; lower the learning rate"
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()

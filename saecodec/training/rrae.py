@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import copy
+import math
+import warnings
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from ..chunk import resolve_device
+from ..errors import SaecodecError
 from ..models import Model, RankReductionAutoencoder, Transform
 from ..models.svd import stable_svd
-from .loop import TrainConfig, evaluate, fit
+from .loop import TrainConfig, evaluate, fit, split
 
 
 @torch.no_grad()
@@ -51,14 +56,17 @@ def finetune_decoder(module: RankReductionAutoencoder, data: np.ndarray, steps: 
 
 def train_rrae(frames: np.ndarray, *, k: int | None, L: int = 64, hidden=(512,), conv: dict | None = None,
                transform: Transform | None = None,
-               cfg: TrainConfig | None = None, finetune_steps: int = 200, coef_step: float = 0.01, name: str = "rrae",
+               cfg: TrainConfig | None = None, finetune_steps: int = 200, coef_step: float = 0.05, name: str = "rrae",
                provenance: str = "", adaptive_options: dict | None = None) -> tuple[Model, dict]:
     """frames (N, h, w) -> trained RRAE :class:`Model` with its common basis, and metrics.
 
     ``conv`` selects the convolutional variant (``RankReductionAutoencoder``; its
-    ``frame`` is filled in from the frames). ``k=None`` searches the rank (:func:`adapt_rank`, options in ``adaptive_options``),
-    starting from k_max = min(L, batch). ``coef_step`` is the quantisation step of the
-    stored coefficients, as a fraction of each coefficient's spread over the training set.
+    ``frame`` is filled in from the frames). ``k=None`` searches the rank from k_max =
+    min(L, batch) (:func:`adapt_rank`; :class:`RankSchedule` options in
+    ``adaptive_options``). ``coef_step`` is the quantisation step of the stored
+    coefficients, as a fraction of each coefficient's spread over the training set (0.05:
+    on SAS, 0.01 costs a quarter more bytes for under 0.1% less error,
+    benchmarks/results/rrae_vs_l1.md).
     """
     cfg = cfg or TrainConfig()
     transform = transform or Transform()
@@ -88,48 +96,169 @@ def train_rrae(frames: np.ndarray, *, k: int | None, L: int = 64, hidden=(512,),
     result["final"] = final
     metrics = {"rel_l2": round(final["rel_l2"], 6), "k": module.k, "adaptive": adaptive,
                "finetune_steps": finetune_steps}
+    if adaptive:
+        search = result["adaptive"]
+        metrics["rank_search"] = {"schedule": search["schedule"], "steps": search["steps"],
+                                  "ideal_loss": round(search["ideal_loss"], 6)
+                                  if math.isfinite(search["ideal_loss"]) else None,  # None: never stagnated
+                                  "events": [[e["step"], e["event"], e["k"]] for e in search["events"]]}
     model = Model(module, frame_shape, transform, name, coding=coding, provenance=provenance, metrics=metrics)
     return model, result
 
 
-def adapt_rank(module: RankReductionAutoencoder, z: np.ndarray, cfg: TrainConfig, *, epochs_per_rank: int = 10,
-               tol: float = 1.0, k_min: int = 1, shrink: float = 0.25) -> dict:
-    """The adaptive rank search (aRRAE): train at k_max (``cfg.epochs``, long enough to stagnate),
-    then lower k while the loss stays within ``tol`` (relative) of the loss at k_max (the paper's
-    "loss at stagnation": a noisy running minimum stopped the search too early on the bump test); when a step fails, retry with steps of 1, and when a
-    step of 1 fails, go back to the last accepted rank and stop.
+class RankSchedule:
+    """The authors' rank schedule (``RRAE_gen_Tracker`` in their code, JadM133/RRAEs), fed one
+    training-step loss at a time.
 
-    Steps start at ``shrink * k`` (at least 1) so that a large k_max = min(L, batch) is left
-    quickly. Returns the history of (k, loss, accepted).
+    Phase 1 trains at k_max until the loss stagnates: ``patience`` steps (counted, not
+    necessarily in a row) at which the mean of the last ``window`` losses is within
+    ``stagnation`` (relative) of the mean of the ``window`` before; that mean becomes the
+    ideal loss. Phase 2 lowers k by one as soon as ``patience_conv`` steps in a row get below
+    the ideal loss; when the loss instead stagnates above it for ``patience`` steps, the
+    search steps back to the last rank that got below it and phase 3 trains on there until
+    the loss stagnates again. No tolerance: a rank is kept only if training brings it back
+    to the loss of k_max. ``update`` returns "lower", "restore", "stop" or None.
+
+    Defaults are the authors'. One change: they compare each step's loss with the running
+    mean, which never stagnates on our losses (they swing 5-20% from step to step even in
+    full batch, see benchmarks/results/rrae_bumps.md); comparing two consecutive window
+    means reads the trend, not the swing.
     """
-    import copy
 
-    opt = torch.optim.RAdam(module.parameters(), lr=cfg.lr)  # shared by all ranks
+    def __init__(self, k: int, *, k_min: int = 1, window: int = 20, stagnation: float = 0.01,
+                 patience: int = 500, patience_conv: int = 1):
+        if not 1 <= k_min <= k or window < 1 or patience < 1 or patience_conv < 1 or not stagnation > 0:
+            raise SaecodecError("rank schedule: need 1 <= k_min <= k, window, patience, patience_conv >= 1 "
+                                "and stagnation > 0")
+        self.k, self.k_max, self.k_min, self.window, self.stagnation = k, k, k_min, window, stagnation
+        self.patience, self.patience_conv = patience, patience_conv
+        self.phase = "stagnate"  # -> "search" -> "final" -> "done"
+        self.ideal = math.inf
+        self._recent: list[float] = []
+        self._stagnant = self._below = 0
 
-    def run(epochs):
-        r = fit(module, z, TrainConfig(**{**cfg.__dict__, "epochs": epochs, "checkpoint": None, "resume": False}),
-                desc=f"train rrae k={module.k}", optimizer=opt)
-        return r.get("val", r["train"])["loss"]
+    def _stagnating(self, loss: float) -> bool:
+        self._recent = (self._recent + [loss])[-2 * self.window:]
+        if len(self._recent) < 2 * self.window:
+            return False
+        before, now = self._mean(self._recent[:self.window]), self._mean(self._recent[self.window:])
+        return abs(now - before) < self.stagnation * abs(before)
 
-    reference = run(cfg.epochs)
-    history = [{"k": module.k, "loss": reference, "accepted": True}]
-    best_k, best_state = module.k, copy.deepcopy(module.state_dict())
-    fine = False
-    while best_k > k_min:
-        step = 1 if fine else max(1, int(best_k * shrink))
-        k = max(k_min, best_k - step)
-        module.set_rank(k)
-        loss = run(epochs_per_rank)
-        ok = loss <= reference * (1 + tol)
-        history.append({"k": k, "loss": loss, "accepted": ok})
-        if ok:
-            best_k, best_state = k, copy.deepcopy(module.state_dict())
-            continue
-        module.set_rank(best_k)
-        module.load_state_dict(best_state)
-        if step == 1:
+    @staticmethod
+    def _mean(values: list[float]) -> float:
+        return sum(values) / len(values)
+
+    def update(self, loss: float) -> str | None:
+        stagnating = self._stagnating(loss)
+        if self.phase == "stagnate":
+            self._stagnant += stagnating
+            if self._stagnant >= self.patience:
+                self.ideal = self._mean(self._recent[-self.window:])
+                self.phase, self._stagnant = "search", 0
+            return None
+        if self.phase == "search":
+            if loss < self.ideal:
+                self._below += 1
+                if self._below < self.patience_conv:
+                    return None
+                self._below = self._stagnant = 0
+                if self.k == self.k_min:
+                    self.phase = "final"
+                    return None
+                self.k -= 1
+                return "lower"
+            self._below = 0
+            self._stagnant += stagnating
+            if self._stagnant >= self.patience:
+                self.phase, self._stagnant = "final", 0
+                if self.k == self.k_max:  # k_max itself never got back below its own mean
+                    return None
+                self.k += 1
+                return "restore"
+            return None
+        if self.phase == "final":
+            self._stagnant += stagnating
+            if self._stagnant >= self.patience:
+                self.phase = "done"
+                return "stop"
+        return None
+
+
+def adapt_rank(module: RankReductionAutoencoder, z: np.ndarray, cfg: TrainConfig, **schedule) -> dict:
+    """Train from k_max = ``module.k`` while :class:`RankSchedule` (options in ``schedule``,
+    defaults from the authors' code) lowers the rank; at most ``cfg.epochs`` epochs in all.
+
+    The learning rate is constant (``cfg.lr``): the schedule reads stagnation off the loss.
+    A rank the schedule gives up on is replaced by the weights and optimiser state saved
+    when the rank above it was accepted. If the budget runs out mid-search, the last
+    accepted rank is kept (with a warning). Returns k, the ideal loss, the events and the
+    per-epoch history.
+    """
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    tr_idx, va_idx = split(len(z), cfg.val_fraction, cfg.seed)
+    x_tr = torch.from_numpy(np.ascontiguousarray(z[tr_idx], dtype=np.float32)).to(device)
+    x_va = torch.from_numpy(np.ascontiguousarray(z[va_idx], dtype=np.float32)).to(device)
+    module.to(device).train()
+    opt = torch.optim.RAdam(module.parameters(), lr=cfg.lr)
+    plan = RankSchedule(module.k, **schedule)
+    per_epoch = max(1, math.ceil(len(x_tr) / cfg.batch))
+    events, history, saved, step = [], [], None, 0
+    bar = tqdm(total=cfg.epochs * per_epoch, desc="train rrae (rank search)", disable=not cfg.progress, unit="step")
+    for epoch in range(cfg.epochs):
+        perm = torch.randperm(len(x_tr), generator=gen).to(device)
+        run_loss = 0.0
+        for i in range(per_epoch):
+            loss, _ = module.loss(x_tr[perm[i * cfg.batch:(i + 1) * cfg.batch]])
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training diverged (loss {float(loss.detach())}) at rank {module.k}; "
+                                         "lower the learning rate")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            value = float(loss.detach())
+            run_loss += value
+            before = plan.phase
+            action = plan.update(value)
+            if before == "stagnate" and plan.phase == "search":
+                events.append({"step": step, "event": "stagnated", "k": module.k, "loss": plan.ideal})
+            if action == "lower":
+                saved = (module.k, copy.deepcopy(module.state_dict()), copy.deepcopy(opt.state_dict()))
+                module.set_rank(plan.k)
+                events.append({"step": step, "event": "lowered", "k": plan.k, "loss": value})
+            elif action == "restore":
+                k, state, opt_state = saved
+                module.set_rank(k)
+                module.load_state_dict(state)
+                opt.load_state_dict(opt_state)
+                events.append({"step": step, "event": "stepped back", "k": k, "loss": value})
+            elif action == "stop":
+                events.append({"step": step, "event": "stopped", "k": module.k, "loss": value})
+            bar.update()
+            bar.set_postfix({"k": module.k, "loss": f"{value:.4g}", "phase": plan.phase})
+            if plan.phase == "done":
+                break
+        rec = {"epoch": epoch + 1, "k": module.k, "train_loss": run_loss / (i + 1)}
+        if len(x_va):
+            rec.update({f"val_{key}": v for key, v in evaluate(module, x_va).items()})
+        history.append(rec)
+        if plan.phase == "done":
             break
-        fine = True
-    module.set_rank(best_k)
-    module.load_state_dict(best_state)
-    return {"k": best_k, "reference_loss": reference, "history": history}
+    bar.close()
+    if plan.phase == "stagnate":
+        warnings.warn(f"rank search: the loss did not stagnate at k_max = {module.k} within {cfg.epochs} epochs; "
+                      "keeping k_max (train longer, or loosen stagnation/patience)", stacklevel=2)
+    elif plan.phase == "search" and saved is not None:
+        k, state, _ = saved
+        module.set_rank(k)
+        module.load_state_dict(state)
+        warnings.warn(f"rank search: the budget of {cfg.epochs} epochs ran out while trying k = {plan.k}; "
+                      f"keeping the last accepted rank k = {k}", stacklevel=2)
+        events.append({"step": step, "event": "budget", "k": k, "loss": None})
+    module.to("cpu").eval()
+    return {"k": module.k, "ideal_loss": plan.ideal, "events": events, "history": history, "steps": step,
+            "schedule": {"k_max": plan.k_max, "k_min": plan.k_min, "window": plan.window,
+                         "stagnation": plan.stagnation, "patience": plan.patience,
+                         "patience_conv": plan.patience_conv}}
