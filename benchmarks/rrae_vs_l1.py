@@ -21,6 +21,7 @@ import argparse
 import copy
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -204,8 +205,6 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "rrae_vs_l1")
-    import sys
-
     args = ap.parse_args()
     args.argv = sys.argv[2:]
     train(args) if args.stage == "train" else table(args)

@@ -63,13 +63,9 @@ def evaluate(module, x: torch.Tensor, batch: int = 4096) -> dict:
     }
 
 
-def fit(module, data: np.ndarray, cfg: TrainConfig, *, desc: str = "train", optimizer=None) -> dict:
-    """Train ``module`` in place on ``data`` (N, n) float32; returns metrics and history.
-
-    ``optimizer`` continues training with an existing optimizer (its moment estimates),
-    as the adaptive rank search does between ranks: a fresh RAdam starts with
-    un-rectified steps that can throw a trained network far off.
-    """
+def prepare(module, data: np.ndarray, cfg: TrainConfig):
+    """Seeded start of a training run: device, minibatch generator, training and validation
+    tensors on the device, module there in training mode."""
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -77,6 +73,17 @@ def fit(module, data: np.ndarray, cfg: TrainConfig, *, desc: str = "train", opti
     x_tr = torch.from_numpy(np.ascontiguousarray(data[tr_idx], dtype=np.float32)).to(device)
     x_va = torch.from_numpy(np.ascontiguousarray(data[va_idx], dtype=np.float32)).to(device)
     module.to(device).train()
+    return device, gen, x_tr, x_va
+
+
+def fit(module, data: np.ndarray, cfg: TrainConfig, *, desc: str = "train", optimizer=None) -> dict:
+    """Train ``module`` in place on ``data`` (N, n) float32; returns metrics and history.
+
+    ``optimizer`` continues training with an existing optimizer (its moment estimates),
+    as the adaptive rank search does between ranks: a fresh RAdam starts with
+    un-rectified steps that can throw a trained network far off.
+    """
+    device, gen, x_tr, x_va = prepare(module, data, cfg)
     opt = optimizer or torch.optim.RAdam(module.parameters(), lr=cfg.lr)
     steps_per_epoch = max(1, math.ceil(len(x_tr) / cfg.batch))
     total_steps = cfg.epochs * steps_per_epoch

@@ -14,7 +14,7 @@ from ..chunk import resolve_device
 from ..errors import SaecodecError
 from ..models import Model, RankReductionAutoencoder, Transform
 from ..models.svd import stable_svd
-from .loop import TrainConfig, evaluate, fit, split
+from .loop import TrainConfig, evaluate, fit, prepare
 
 
 @torch.no_grad()
@@ -194,13 +194,7 @@ def adapt_rank(module: RankReductionAutoencoder, z: np.ndarray, cfg: TrainConfig
     accepted rank is kept (with a warning). Returns k, the ideal loss, the events and the
     per-epoch history.
     """
-    device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    tr_idx, va_idx = split(len(z), cfg.val_fraction, cfg.seed)
-    x_tr = torch.from_numpy(np.ascontiguousarray(z[tr_idx], dtype=np.float32)).to(device)
-    x_va = torch.from_numpy(np.ascontiguousarray(z[va_idx], dtype=np.float32)).to(device)
-    module.to(device).train()
+    device, gen, x_tr, x_va = prepare(module, z, cfg)
     opt = torch.optim.RAdam(module.parameters(), lr=cfg.lr)
     plan = RankSchedule(module.k, **schedule)
     per_epoch = max(1, math.ceil(len(x_tr) / cfg.batch))
