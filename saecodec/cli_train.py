@@ -60,6 +60,8 @@ def cmd_train(args) -> int:
         hidden = [int(h) for h in args.hidden.split(",") if h.strip()]
         provenance = json.dumps({**record, "L": args.latent, "hidden": hidden, "rank": args.rank,
                                  "adaptive": args.adaptive, "finetune_steps": args.finetune_steps,
+                                 "coef_step": args.coef_step, "rank_stagnation": args.rank_stagnation,
+                                 "rank_patience": args.rank_patience, "rank_tolerance": args.rank_tolerance,
                                  "conv": args.conv})
         conv = None
         if args.conv:
@@ -70,7 +72,8 @@ def cmd_train(args) -> int:
                                    transform=transform, cfg=cfg,
                                    finetune_steps=args.finetune_steps, coef_step=args.coef_step, name=name,
                                    provenance=provenance,
-                                   adaptive_options={"stagnation": args.rank_stagnation, "patience": args.rank_patience})
+                                   adaptive_options={"stagnation": args.rank_stagnation, "patience": args.rank_patience,
+                                                     "tolerance": args.rank_tolerance})
     model.storage_dtype = args.storage_dtype
     out = Path(args.output or f"{name}.safetensors")
     ident = model.save(out)
@@ -163,11 +166,14 @@ def register(sub) -> None:
                    help="rrae: quantisation step of the stored coefficients, as a fraction of each one's spread "
                         "(default 0.05)")
     t.add_argument("--rank-stagnation", type=float, default=0.01,
-                   help="rrae --adaptive: a step stagnates when its loss is within this fraction of the mean of "
-                        "the last 20 (default 0.01, the authors'; raise it when minibatch losses are noisy)")
+                   help="rrae --adaptive: a step stagnates when the mean loss of the last 20 steps is within this "
+                        "fraction of the mean of the 20 before (default 0.01, the authors' threshold)")
     t.add_argument("--rank-patience", type=int, default=500,
                    help="rrae --adaptive: stagnating steps that end training at k_max, and that make a rank "
                         "fail (default 500, the authors')")
+    t.add_argument("--rank-tolerance", type=float, default=0.0,
+                   help="rrae --adaptive: lower k when a step's loss is below (1 + this) * the loss at k_max "
+                        "(default 0, the authors')")
     t.add_argument("--epochs", type=int, default=50)
     t.add_argument("--batch", type=int, default=512)
     t.add_argument("--lr", type=float, default=1e-4)

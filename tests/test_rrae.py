@@ -146,8 +146,14 @@ def test_rank_schedule_follows_the_authors_tracker():
     for v in (1.0,) * 5:
         floor.update(v)
     assert floor.phase == "search" and floor.update(0.5) is None and floor.phase == "final" and floor.k == 2
+    lenient = RankSchedule(3, window=2, stagnation=0.5, patience=2, tolerance=0.1)
+    for v in (1.0,) * 5:
+        lenient.update(v)
+    assert lenient.phase == "search" and lenient.update(1.05) == "lower" and lenient.update(1.15) is None
     with pytest.raises(SaecodecError):
         RankSchedule(3, k_min=4)
+    with pytest.raises(SaecodecError):
+        RankSchedule(3, tolerance=-0.1)
 
 
 def test_adaptive_rank_search_finds_the_two_parameters_of_the_bump():

@@ -116,8 +116,9 @@ class RankSchedule:
     ideal loss. Phase 2 lowers k by one as soon as ``patience_conv`` steps in a row get below
     the ideal loss; when the loss instead stagnates above it for ``patience`` steps, the
     search steps back to the last rank that got below it and phase 3 trains on there until
-    the loss stagnates again. No tolerance: a rank is kept only if training brings it back
-    to the loss of k_max. ``update`` returns "lower", "restore", "stop" or None.
+    the loss stagnates again. "Below" means below ideal * (1 + ``tolerance``); the authors
+    use no tolerance (0): a rank is kept only if training brings it back to the loss of
+    k_max. ``update`` returns "lower", "restore", "stop" or None.
 
     Defaults are the authors'. One change: they compare each step's loss with the running
     mean, which never stagnates on our losses (they swing 5-20% from step to step even in
@@ -126,12 +127,13 @@ class RankSchedule:
     """
 
     def __init__(self, k: int, *, k_min: int = 1, window: int = 20, stagnation: float = 0.01,
-                 patience: int = 500, patience_conv: int = 1):
-        if not 1 <= k_min <= k or window < 1 or patience < 1 or patience_conv < 1 or not stagnation > 0:
-            raise SaecodecError("rank schedule: need 1 <= k_min <= k, window, patience, patience_conv >= 1 "
-                                "and stagnation > 0")
+                 patience: int = 500, patience_conv: int = 1, tolerance: float = 0.0):
+        if not 1 <= k_min <= k or window < 1 or patience < 1 or patience_conv < 1 or not stagnation > 0 \
+                or not tolerance >= 0:
+            raise SaecodecError("rank schedule: need 1 <= k_min <= k, window, patience, patience_conv >= 1, "
+                                "stagnation > 0 and tolerance >= 0")
         self.k, self.k_max, self.k_min, self.window, self.stagnation = k, k, k_min, window, stagnation
-        self.patience, self.patience_conv = patience, patience_conv
+        self.patience, self.patience_conv, self.tolerance = patience, patience_conv, tolerance
         self.phase = "stagnate"  # -> "search" -> "final" -> "done"
         self.ideal = math.inf
         self._recent: list[float] = []
@@ -157,7 +159,7 @@ class RankSchedule:
                 self.phase, self._stagnant = "search", 0
             return None
         if self.phase == "search":
-            if loss < self.ideal:
+            if loss < self.ideal * (1 + self.tolerance):
                 self._below += 1
                 if self._below < self.patience_conv:
                     return None
@@ -255,4 +257,4 @@ def adapt_rank(module: RankReductionAutoencoder, z: np.ndarray, cfg: TrainConfig
     return {"k": module.k, "ideal_loss": plan.ideal, "events": events, "history": history, "steps": step,
             "schedule": {"k_max": plan.k_max, "k_min": plan.k_min, "window": plan.window,
                          "stagnation": plan.stagnation, "patience": plan.patience,
-                         "patience_conv": plan.patience_conv}}
+                         "patience_conv": plan.patience_conv, "tolerance": plan.tolerance}}
