@@ -28,10 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from saecodec import chunk
-from saecodec.metrics import frame_metrics
 from saecodec.models import Transform, load_file
 from saecodec.training import TrainConfig, train_l1, train_rrae
+from train_default import codec_eval  # the same codec round trip as the default model's selection
 
 STEPS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64)
 
@@ -91,12 +90,8 @@ def train(args):
 
 def measure(model, test: np.ndarray, device) -> tuple[float, float]:
     """(relative L2 of the decoded frames in the network's domain, bytes per frame)."""
-    total, rec = 0, []
-    for i in range(0, len(test), 64):
-        p = chunk.encode_chunk(model, test[i:i + 64], device=device)
-        total += len(p)
-        rec.append(chunk.decode_chunk(model, p, device=device))
-    return frame_metrics(test, np.concatenate(rec), model.transform)["rel_l2_t"], total / len(test)
+    m = codec_eval(model, test, device=device)
+    return m["rel_l2_t"], m["bytes_per_frame"]
 
 
 def envelope(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
