@@ -11,7 +11,8 @@ from __future__ import annotations
 import constriction
 import numpy as np
 
-from ..errors import PayloadError, SaecodecError
+from ..errors import SaecodecError
+from . import entropy
 
 LIMIT = 1 << 20
 
@@ -43,19 +44,12 @@ def quantize(coeffs: np.ndarray, coding: dict) -> tuple[np.ndarray, np.ndarray]:
 def encode(ints: np.ndarray, coding: dict) -> np.ndarray:
     b, k = ints.shape
     _, _, spread = _params(coding, k)
-    enc = constriction.stream.queue.RangeEncoder()
-    if b:
-        enc.encode(ints.reshape(-1), _family(), np.zeros(b * k), np.tile(spread, b))
-    return enc.get_compressed()
+    return entropy.encode(ints.reshape(-1), _family(), np.zeros(b * k), np.tile(spread, b))
 
 
 def decode(words: np.ndarray, b: int, k: int, coding: dict) -> np.ndarray:
     mean, q, spread = _params(coding, k)
     if b == 0:
         return np.zeros((0, k), np.float32)
-    try:
-        dec = constriction.stream.queue.RangeDecoder(np.ascontiguousarray(words, dtype=np.uint32))
-        ints = dec.decode(_family(), np.zeros(b * k), np.tile(spread, b)).reshape(b, k)
-    except Exception as e:  # constriction raises plain exceptions on invalid data
-        raise PayloadError(f"corrupted payload: entropy decoding failed ({e})") from None
+    ints = entropy.decode(words, _family(), np.zeros(b * k), np.tile(spread, b), what="coefficient").reshape(b, k)
     return (ints * q + mean).astype(np.float32)

@@ -14,7 +14,6 @@ import numpy as np
 from ..errors import PayloadError
 
 MAGIC = b"SE"
-VERSION = 2
 VERSIONS = (1, 2)
 MODEL_CHECK_BYTES = 4
 MAX_NDIM = 16
@@ -48,7 +47,7 @@ def dtype_code(dtype) -> int | None:
 def put_varint(out: bytearray, value: int) -> None:
     value = int(value)
     if value < 0:
-        raise ValueError("varint must be non-negative")
+        raise PayloadError(f"varint must be non-negative, got {value}")
     while True:
         byte = value & 0x7F
         value >>= 7
@@ -164,8 +163,6 @@ def model_check(identity: str) -> bytes:
 
 def pack_f32(values: np.ndarray) -> bytes:
     return np.asarray(values, dtype="<f4").tobytes()
-
-
 
 
 def put_block(out: bytearray, data: bytes) -> None:

@@ -14,6 +14,7 @@ import constriction
 import numpy as np
 
 from ..errors import PayloadError
+from . import entropy
 
 ESCAPE = 1 << 12
 MIN_SCALE = 0.01
@@ -71,21 +72,15 @@ def encode(s: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     big = np.abs(flat) >= ESCAPE
     escapes = flat[big].astype(np.int32)
     sym = np.clip(flat, -ESCAPE, ESCAPE).astype(np.int32)
-    enc = constriction.stream.queue.RangeEncoder()
-    if sym.size:
-        enc.encode(sym, _family(), np.zeros(sym.size), np.repeat(scales.astype(np.float64), n))
-    return enc.get_compressed(), escapes
+    return entropy.encode(sym, _family(), np.zeros(sym.size), np.repeat(scales.astype(np.float64), n)), escapes
 
 
 def decode(words: np.ndarray, scales: np.ndarray, n: int, escapes: np.ndarray) -> np.ndarray:
     p = len(scales)
     if p * n == 0:
         return np.zeros((p, n), np.int64)
-    try:
-        dec = constriction.stream.queue.RangeDecoder(np.ascontiguousarray(words, dtype=np.uint32))
-        sym = dec.decode(_family(), np.zeros(p * n), np.repeat(scales.astype(np.float64), n)).astype(np.int64)
-    except Exception as e:  # constriction raises plain exceptions on invalid data
-        raise PayloadError(f"corrupted payload: residual decoding failed ({e})") from None
+    sym = entropy.decode(words, _family(), np.zeros(p * n), np.repeat(scales.astype(np.float64), n),
+                         what="residual").astype(np.int64)
     big = np.abs(sym) >= ESCAPE
     if int(big.sum()) != len(escapes):
         raise PayloadError("corrupted payload: residual escapes do not match the stored values")

@@ -16,6 +16,7 @@ import constriction
 import numpy as np
 
 from ..errors import PayloadError
+from . import entropy
 
 
 @lru_cache(maxsize=32)  # one per model: built once, not per chunk
@@ -37,7 +38,6 @@ def latents_to_symbols(latents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     first[1:] = rows[1:] != rows[:-1]
     prev[first] = -1
     gaps = cols - prev
-    counts = np.bincount(rows, minlength=b)
     symbols = np.zeros(len(rows) + b, dtype=np.int32)
     symbols[np.arange(len(rows)) + rows] = gaps  # each earlier row adds one terminator
     return symbols, values
@@ -63,17 +63,10 @@ def symbols_to_positions(symbols: np.ndarray, n_frames: int, latent_size: int) -
 
 
 def encode_symbols(symbols: np.ndarray, model) -> np.ndarray:
-    enc = constriction.stream.queue.RangeEncoder()
-    if len(symbols):
-        enc.encode(np.ascontiguousarray(symbols, dtype=np.int32), model)
-    return enc.get_compressed()
+    return entropy.encode(symbols, model)
 
 
 def decode_symbols(words: np.ndarray, count: int, model) -> np.ndarray:
     if count == 0:
         return np.zeros(0, dtype=np.int32)
-    try:
-        dec = constriction.stream.queue.RangeDecoder(np.ascontiguousarray(words, dtype=np.uint32))
-        return dec.decode(model, count)
-    except Exception as e:  # constriction raises plain exceptions on invalid data
-        raise PayloadError(f"corrupted payload: entropy decoding failed ({e})") from None
+    return entropy.decode(words, model, count, what="latent gap")
