@@ -303,7 +303,7 @@ def run(data: Dataset, models: list, bounds: list[float], stack: int = 64, fit_f
     from tqdm.auto import tqdm
 
     from . import hdf5 as sae_h5
-    from .models import remember
+    from .model_store import remember
 
     x = data.values
     n, h, w = x.shape

@@ -9,54 +9,19 @@ decode runs the same steps backwards and needs only the payload and the model.
 from __future__ import annotations
 
 import dataclasses
-import threading
 import warnings
 
 import numpy as np
-import torch
 
 from . import bound, tiling
 from .coding import payload as fmt
 from .coding import dense, quant, sparse
 from .coding import mask as masks
 from .errors import ModelMismatchError, PayloadError, SaecodecError
-from .models.modelfile import Model
+from .models import runtime
+from .models.model import Model
 
-# Frames per forward pass: bounds memory for huge chunks while keeping batches large.
-BATCH = 8192
 _SUPPORTED = {np.dtype(fmt.DTYPES[c]).newbyteorder("=") for c in fmt.DTYPES}
-_modules: dict[tuple[str, str], torch.nn.Module] = {}
-_modules_lock = threading.Lock()
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def _module_on(model: Model, device: torch.device) -> torch.nn.Module:
-    if device.type == "cpu":
-        return model.module
-    key = (model.identity or str(id(model)), str(device))
-    with _modules_lock:
-        if key not in _modules:
-            import copy
-
-            _modules[key] = copy.deepcopy(model.module).to(device).eval()
-        return _modules[key]
-
-
-def _batched(fn, x: np.ndarray, device: torch.device) -> np.ndarray:
-    """One forward pass per BATCH frames. TF32 stays off for convolutions too (cuDNN allows
-    it by default): the error-bounded mode reserves room for float32 rounding differences
-    between devices, not for TF32's 10-bit mantissa."""
-    outs = []
-    with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
-        for i in range(0, max(len(x), 1), BATCH):
-            xb = torch.from_numpy(np.ascontiguousarray(x[i:i + BATCH])).to(device)
-            outs.append(fn(xb).float().cpu().numpy())
-    return np.concatenate(outs) if outs else x
 
 
 def check_input(arr) -> np.ndarray:
@@ -109,24 +74,23 @@ def encode_chunk(model: Model, arr, *, weight_dtype: str = "float16", device=Non
     eb, bound_mode = bound.check_bound(error_bound, bound_mode)
     if model.latent_kind not in fmt.LATENT_KINDS:
         raise SaecodecError(f"latent kind {model.latent_kind!r} has no coder in this saecodec version")
-    dev = resolve_device(device)
     code = quant.weight_code(weight_dtype)
-    tile = tuple(model.frame_shape)
     fortran = arr.flags.f_contiguous and not arr.flags.c_contiguous and arr.ndim > 1
     c = np.ascontiguousarray(arr)
+    tile = model.tile_for(c.shape)
     special = special_pixels(c, mask, mask_value)
     plane_shape = _plane_shape(c.shape)
     planes = _fill(c.reshape(plane_shape), special.reshape(plane_shape))
     kind = fmt.LATENT_KINDS[model.latent_kind]
     header = fmt.Header(
         flags=kind | (fmt.FLAG_FORTRAN if fortran else 0),
-        model_check=fmt.model_check(model.ensure_identity()),
+        model_check=fmt.model_check(model.freeze()),
         dtype=c.dtype,
         latent_code=code if kind == fmt.LATENT_SPARSE else 0,
         shape=tuple(c.shape),
         tile=tile,
     )
-    latent_section = _encode_latents(model, planes.reshape(c.shape), tile, kind, code, dev)
+    latent_section = _encode_latents(model, planes.reshape(c.shape), tile, kind, code, device)
     flags = header.flags
     sections = bytearray()
     if special.any():
@@ -137,7 +101,7 @@ def encode_chunk(model: Model, arr, *, weight_dtype: str = "float16", device=Non
         x = c.reshape(plane_shape).astype(np.float64)
         valid = ~special.reshape(plane_shape)
         eb_abs = bound.absolute_bound(eb, bound_mode, x, valid)
-        pred, sens = _prediction(model, latent_section, header, dev)
+        pred, sens = _prediction(model, latent_section, header, device)
         pred, sens = pred.reshape(plane_shape), sens.reshape(plane_shape)
         x = np.where(valid, x, 0.0)
         if not bound.write_section(sections, x, valid, c.dtype, eb_abs, pred, sens, len(latent_section)):
@@ -174,7 +138,7 @@ def _encode_latents(model: Model, filled: np.ndarray, tile, kind: int, code: int
     frames = tiling.split(filled, tile)
     b = frames.shape[0]
     z, side = model.transform.forward(frames)
-    latents = _batched(_module_on(model, dev).encode, z, dev) if b else np.zeros((0, model.module.latent_size), np.float32)
+    latents = runtime.encode(model, z, tile, dev)
     out = bytearray()
     if kind == fmt.LATENT_SPARSE:
         latents = quant.quantize(np.maximum(latents, 0.0), code)
@@ -233,7 +197,7 @@ def _read_payload(model: Model, buf) -> tuple[fmt.Header, dict]:
     """
     reader = fmt.Reader(buf)
     h = fmt.Header.unpack(reader)
-    if h.model_check != fmt.model_check(model.ensure_identity()):
+    if h.model_check != fmt.model_check(model.freeze()):
         raise ModelMismatchError(
             f"payload was written with a model whose identity starts with {h.model_check.hex()}, "
             f"but the codec's model {model.name!r} is {model.identity}"
@@ -242,8 +206,8 @@ def _read_payload(model: Model, buf) -> tuple[fmt.Header, dict]:
         parts = {"raw": _read_raw(reader, h)}
         _check_end(reader)
         return h, parts
-    if h.tile != tuple(model.frame_shape):
-        raise PayloadError(f"corrupted payload: tile {h.tile} differs from the model's frame {model.frame_shape}")
+    if h.tile != model.tile_for(h.shape):
+        raise PayloadError(f"corrupted payload: tile {h.tile} differs from the model's frame {model.tile_for(h.shape)}")
     if h.latent_kind != fmt.LATENT_KINDS.get(model.latent_kind):
         raise PayloadError(f"corrupted payload: latent kind {h.latent_kind} is not the model's {model.latent_kind!r}")
     has_latents = not h.flags & fmt.FLAG_NO_LATENTS
@@ -269,7 +233,7 @@ def decode_chunk(model: Model, buf, *, device=None) -> np.ndarray:
     if "raw" in parts:
         return _order(parts["raw"], h)
     latents, sec = parts["latents"], parts["residual"]
-    y = _network(model, *latents, h, resolve_device(device))[0] if latents is not None else None
+    y = _network(model, *latents, h, device)[0] if latents is not None else None
     if sec is not None:
         plane_shape = _plane_shape(h.shape)
         out = bound.reconstruct(sec, None if y is None else y.reshape(plane_shape), plane_shape, h.dtype)
@@ -332,9 +296,6 @@ def _read_latents(reader: fmt.Reader, model: Model, h: fmt.Header) -> tuple[np.n
 
 def _network(model: Model, latents: np.ndarray, side: np.ndarray, h: fmt.Header, device) -> tuple[np.ndarray, np.ndarray]:
     """Latents -> network decoder -> inverse transform: (chunk float64, network output z)."""
-    b = len(latents)
-    dev = resolve_device(device)
-    module = _module_on(model, dev)
-    z = _batched(module.decode, latents, dev) if b else np.zeros((0, int(np.prod(h.tile))), np.float32)
+    z = runtime.decode(model, latents, h.tile, device)
     frames = model.transform.inverse(z, side, h.tile)
     return tiling.join(frames, h.shape, h.tile), z

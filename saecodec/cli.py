@@ -10,12 +10,12 @@ from .errors import SaecodecError
 
 
 def _cmd_models_list(args) -> int:
-    from . import registry
+    from . import model_store
 
-    entries = registry.list_models()
+    entries = model_store.list_models()
     if not entries:
         print("no models found; searched:")
-        for src, d in registry.search_dirs():
+        for src, d in model_store.search_dirs():
             print(f"  {src}: {d}")
         return 0
     print(f"{'identity':14} {'name':24} {'family':6} source / path")
@@ -25,18 +25,18 @@ def _cmd_models_list(args) -> int:
 
 
 def _cmd_models_add(args) -> int:
-    from . import registry
+    from . import model_store
 
-    entry = registry.add(args.file)
+    entry = model_store.add(args.file)
     print(f"added {entry.name!r} ({entry.identity}) to {entry.path}")
     return 0
 
 
 def _cmd_models_show(args) -> int:
-    from . import registry
-    from .models import read_metadata
+    from . import model_store
+    from .modelfile import read_metadata
 
-    entry = registry.find(args.id)
+    entry = model_store.find(args.id)
     meta = read_metadata(entry.path)
     meta = {"identity": entry.identity, "path": str(entry.path), "source": entry.source, **meta}
     print(json.dumps(meta, indent=2, sort_keys=True))

@@ -35,7 +35,7 @@ def register(sub) -> None:
 def _cmd_bench(args) -> int:
     from . import bench
     from .errors import SaecodecError
-    from .models import load, remember
+    from .model_store import load, remember
 
     progress = not args.quiet
     if args.data:

@@ -31,7 +31,7 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from . import registry
+    from . import model_store
     from .data.sas import read_h5
     from .models import Transform
     from .errors import SaecodecError
@@ -80,7 +80,7 @@ def cmd_train(args) -> int:
     print(f"model {name!r} ({ident}) -> {out}")
     print(json.dumps(model.metrics, indent=1))
     if not args.no_register:
-        entry = registry.add(out)
+        entry = model_store.add(out)
         print(f"registered in {entry.path}")
     return 0
 

@@ -3,7 +3,7 @@
 Registered under the ``numcodecs.codecs`` entry point, so a Zarr (format 2) store
 written with it reads back in a process that never imports saecodec. Its config
 records the model's identity (SHA-256 of the model file) and name; the model itself is
-resolved through :mod:`saecodec.registry` on first use.
+resolved through :mod:`saecodec.model_store` on first use.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import numpy as np
 from numcodecs.abc import Codec
 from numcodecs.compat import ensure_contiguous_ndarray, ndarray_copy
 
-from . import bound, chunk, models, registry
+from . import bound, chunk, model_store
 from .coding import quant
 from .errors import SaecodecError
-from .models.modelfile import Model
+from .models.model import Model
 
 
 class SAECodec(Codec):
@@ -63,16 +63,16 @@ class SAECodec(Codec):
         self.device = device
         self._model: Model | None = None
         if isinstance(model, Model):
-            models.remember(model)
+            model_store.remember(model)
             self._model = model
             self.model = model.identity
             self.model_name = model_name or model.name
-        elif registry.is_identity(str(model).lower()):
+        elif model_store.is_identity(str(model).lower()):
             self.model = str(model).lower()
-            self._model = models.loaded(self.model)
+            self._model = model_store.loaded(self.model)
             self.model_name = model_name or (self._model.name if self._model else None)
         elif isinstance(model, str) or hasattr(model, "__fspath__"):
-            self._model = models.load(model, name=model_name)
+            self._model = model_store.load(model, name=model_name)
             self.model = self._model.identity
             self.model_name = model_name or self._model.name
         else:
@@ -81,7 +81,7 @@ class SAECodec(Codec):
     def resolve_model(self) -> Model:
         """The model, loaded on first use so that opening a store never needs it."""
         if self._model is None:
-            self._model = models.load(self.model, name=self.model_name)
+            self._model = model_store.load(self.model, name=self.model_name)
         return self._model
 
     def encode(self, buf):

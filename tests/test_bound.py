@@ -10,6 +10,7 @@ from saecodec import bound, chunk
 from saecodec.codec import SAECodec
 from saecodec.coding import payload as fmt
 from saecodec.errors import SaecodecError
+from saecodec.models import runtime
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-sas"
 FILES = sorted(REAL.glob("*.npz")) if REAL.is_dir() else []
@@ -68,8 +69,8 @@ def test_bound_holds_with_masks_and_specials(tiny_model):
 
 def test_masked_pixels_never_reach_the_network(tiny_model, monkeypatch):
     seen = []
-    real = chunk._batched
-    monkeypatch.setattr(chunk, "_batched", lambda fn, x, dev: (seen.append(np.isfinite(x).all()), real(fn, x, dev))[1])
+    real = runtime.batched
+    monkeypatch.setattr(runtime, "batched", lambda fn, x, dev: (seen.append(np.isfinite(x).all()), real(fn, x, dev))[1])
     x = blobs(2, seed=1)
     x[0, :4, :4] = np.nan
     x[1, 5, 5] = 1e308 * 10  # inf
@@ -106,7 +107,7 @@ def test_bound_survives_another_devices_rounding(tiny_model, monkeypatch):
     for eb in (1.0, 1e-1, 1e-2, 1e-3):
         payload = chunk.encode_chunk(tiny_model, x, error_bound=eb)
         assert np.isin(chunk.plane_modes(tiny_model, payload), (bound.MODE_AE, bound.MODE_AE_LORENZO)).sum() >= 4
-        real = chunk._batched
+        real = runtime.batched
         rng = np.random.default_rng(0)
 
         def perturbed(fn, z, dev):
@@ -116,9 +117,9 @@ def test_bound_survives_another_devices_rounding(tiny_model, monkeypatch):
             ulp = np.spacing(np.abs(out).astype(np.float32)).astype(np.float64)
             return (out + ulp * rng.integers(-16, 17, out.shape)).astype(np.float32)
 
-        monkeypatch.setattr(chunk, "_batched", perturbed)
+        monkeypatch.setattr(runtime, "batched", perturbed)
         dec = chunk.decode_chunk(tiny_model, payload)
-        monkeypatch.setattr(chunk, "_batched", real)
+        monkeypatch.setattr(runtime, "batched", real)
         assert_within(dec, x, eb)
 
 
@@ -131,13 +132,13 @@ def test_without_the_guard_another_device_could_break_the_bound(tiny_model, monk
     monkeypatch.setattr(bound, "ROUND", 0.0)
     eb = 1e-6
     payload = chunk.encode_chunk(tiny_model, x, error_bound=eb)
-    real = chunk._batched
+    real = runtime.batched
 
     def perturbed(fn, z, dev):
         out = real(fn, z, dev)
         return out if fn.__name__ != "decode" else (out * (1 + 2.0 ** -20)).astype(np.float32)
 
-    monkeypatch.setattr(chunk, "_batched", perturbed)
+    monkeypatch.setattr(runtime, "batched", perturbed)
     dec = chunk.decode_chunk(tiny_model, payload)
     assert np.abs(dec - x).max() > eb
 

@@ -25,8 +25,8 @@ def test_ci_runs_the_readme_test_command_verbatim():
 
 
 def test_default_model_in_readme_is_shipped():
-    from saecodec import registry
+    from saecodec import model_store
 
-    names = {e.name for e in registry.list_models() if e.source == "package"}
+    names = {e.name for e in model_store.list_models() if e.source == "package"}
     assert "sas64-l1" in names
     assert "sas64-l1" in (ROOT / "README.md").read_text()

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from saecodec import models, registry
+from saecodec import model_store, models
 from saecodec.errors import ModelMismatchError, ModelNotFoundError, SaecodecError
-from saecodec.models import Model, SparseL1Autoencoder, Transform, load, read_metadata
+from saecodec.model_store import load
+from saecodec.modelfile import read_metadata
+from saecodec.models import Model, SparseL1Autoencoder, Transform
 
 
 def test_identity_is_sha256_of_file_and_deterministic(tiny_model, tmp_path):
@@ -68,8 +70,8 @@ def test_changed_file_is_a_mismatch(tiny_model, tmp_path, monkeypatch):
     ident = tiny_model.save(d / "x.safetensors")
     monkeypatch.setenv("SAECODEC_MODEL_PATH", str(d))
     with pytest.raises(ModelMismatchError):
-        registry.verify(d / "x.safetensors", "0" * 64)
-    assert registry.find(ident).identity == ident
+        model_store.verify(d / "x.safetensors", "0" * 64)
+    assert model_store.find(ident).identity == ident
 
 
 def test_not_a_model_file(tmp_path):
@@ -101,3 +103,63 @@ def test_transform_is_defined_on_all_reals():
     z, side = t.forward(x)
     back = t.inverse(z, side, (2, 3))
     np.testing.assert_allclose(back, x, rtol=1e-5, atol=1e-6)
+
+
+def test_to_bytes_changes_nothing_and_freeze_rounds_to_the_file():
+    torch.manual_seed(0)
+    m = Model(SparseL1Autoencoder(16, 8, 8), (4, 4), Transform(), "f16", storage_dtype="float16")
+    before = {k: v.clone() for k, v in m.module.state_dict().items()}
+    data = m.to_bytes()
+    assert m.identity is None
+    assert all(torch.equal(before[k], v) for k, v in m.module.state_dict().items())
+    ident = m.freeze()
+    assert ident == hashlib.sha256(data).hexdigest() and m.freeze() == ident
+    rounded = {k: v.to(torch.float16).to(torch.float32) for k, v in before.items()}
+    assert all(torch.equal(rounded[k], v) for k, v in m.module.state_dict().items())
+    assert any(not torch.equal(before[k], rounded[k]) for k in before)
+
+
+def test_device_copies_are_cached_and_the_oldest_evicted():
+    from saecodec.models import runtime
+
+    mods = [SparseL1Autoencoder(16, 8, 8) for _ in range(runtime.MAX_COPIES + 1)]
+    cpu = torch.device("cpu")
+    assert runtime.module_on(mods[0], cpu) is mods[0]  # the CPU runs the module itself
+    meta = torch.device("meta")  # a device without memory: copies cost nothing here
+    first = runtime.module_on(mods[0], meta)
+    assert first is not mods[0] and next(first.parameters()).device.type == "meta"
+    assert runtime.module_on(mods[0], meta) is first
+    for m in mods[1:]:
+        runtime.module_on(m, meta)
+    assert runtime.module_on(mods[0], meta) is not first  # evicted, copied again
+    assert len(runtime._copies) <= runtime.MAX_COPIES
+
+
+class _WholeFrames(torch.nn.Module):
+    """A fully convolutional toy: any frame size, a latent map at half resolution."""
+
+    family, latent_kind = "test-conv", "map"
+
+    def __init__(self):
+        super().__init__()
+        self.down = torch.nn.Conv2d(1, 2, 3, stride=2, padding=1)
+        self.up = torch.nn.ConvTranspose2d(2, 1, 3, stride=2, padding=1, output_padding=1)
+
+    def encode(self, x):
+        assert x.ndim == 4  # whole frames arrive as images
+        return self.down(x)
+
+    def decode(self, y):
+        return self.up(y)
+
+
+def test_a_model_without_frame_shape_takes_whole_frames():
+    from saecodec.models import runtime
+
+    m = Model(_WholeFrames(), None, Transform(), "whole")
+    assert m.tile_for((3, 20, 37)) == (20, 37) and m.tile_for((8, 8)) == (8, 8)
+    z = np.random.default_rng(0).standard_normal((3, 20 * 37)).astype(np.float32)
+    lat = runtime.encode(m, z, (20, 37), "cpu")
+    assert lat.shape == (3, 2, 10, 19)
+    out = runtime.decode(m, lat, (20, 37), "cpu")  # the 20 x 38 output image is cropped to the frame
+    assert out.shape == (3, 20 * 37) and np.isfinite(out).all()

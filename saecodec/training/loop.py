@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..chunk import resolve_device
+from ..models.runtime import resolve_device
 
 
 @dataclass

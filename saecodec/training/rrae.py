@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..chunk import resolve_device
 from ..errors import SaecodecError
 from ..models import Model, RankReductionAutoencoder, Transform
+from ..models.runtime import resolve_device
 from ..models.svd import stable_svd
 from .loop import TrainConfig, evaluate, fit, prepare
 

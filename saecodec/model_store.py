@@ -1,14 +1,16 @@
-"""Find model files by identity (SHA-256) or by name.
+"""The model store: model files found by identity (SHA-256), name or path, loaded once per process.
 
 Places searched, in order:
 
 1. models shipped inside the package (``saecodec/zoo``),
 2. each directory in ``SAECODEC_MODEL_PATH`` (``os.pathsep``-separated),
 3. the per-user cache (``SAECODEC_CACHE_DIR``, else ``$XDG_CACHE_HOME/saecodec/models``,
-   else ``~/.cache/saecodec/models``), where ``saecodec models add`` copies files.
+   else ``~/.cache/saecodec/models``), where ``saecodec models add`` copies files,
+4. files this process was given by path.
 
 A file is recognised by its content, not its name: any ``*.safetensors`` file in those
-places whose metadata says it is a saecodec model takes part.
+places whose metadata says it is a saecodec model takes part. Finding a model reads file
+headers only; torch is imported when a network is loaded.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ModelMismatchError, ModelNotFoundError, SaecodecError
-from .models.modelfile import SUFFIX, identity_of_file, read_metadata
+from .modelfile import SUFFIX, identity_of_file, read_metadata
 
 ZOO_DIR = Path(__file__).parent / "zoo"
 _HEX = set("0123456789abcdef")
-_hash_cache: dict[tuple[str, int, int], str] = {}
 _lock = threading.Lock()
+_hash_cache: dict[tuple[str, int, int], str] = {}
+_given: dict[str, Path] = {}  # identity -> file this process was given by path
+_loaded: dict = {}  # identity -> Model
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ def search_dirs() -> list[tuple[str, Path]]:
     return dirs
 
 
-def is_identity(text: str) -> bool:
+def is_identity(text) -> bool:
     return isinstance(text, str) and len(text) == 64 and set(text) <= _HEX
 
 
@@ -73,21 +77,23 @@ def _identity(path: Path) -> str:
     return ident
 
 
-def _entries_in(source: str, directory: Path):
-    if not directory.is_dir():
-        return
-    for path in sorted(directory.glob("*" + SUFFIX)):
-        try:
-            meta = read_metadata(path)
-        except (SaecodecError, OSError):
-            continue
-        yield ModelEntry(_identity(path), meta.get("name", ""), meta.get("family", "?"), path, source)
+def _entry(path: Path, source: str) -> ModelEntry | None:
+    try:
+        meta = read_metadata(path)
+        return ModelEntry(_identity(path), meta.get("name", ""), meta.get("family", "?"), path, source)
+    except (SaecodecError, OSError):
+        return None
 
 
 def list_models() -> list[ModelEntry]:
+    """Every model file in the search places, in search order."""
     out = []
     for source, d in search_dirs():
-        out.extend(_entries_in(source, d))
+        if d.is_dir():
+            out.extend(e for e in map(lambda p: _entry(p, source), sorted(d.glob("*" + SUFFIX))) if e)
+    with _lock:
+        given = list(_given.values())
+    out.extend(e for e in (_entry(p, "given path") for p in given) if e)
     return out
 
 
@@ -149,3 +155,66 @@ def add(path: str | os.PathLike) -> ModelEntry:
         shutil.copyfile(path, tmp)
         os.replace(tmp, dest)
     return ModelEntry(ident, meta.get("name", ""), meta.get("family", "?"), dest, "user cache")
+
+
+# -- models in this process ------------------------------------------------------------
+def remember(model):
+    """Make ``model`` the loaded model of its identity in this process (first one wins);
+    freezes it (:meth:`Model.freeze`)."""
+    ident = model.freeze()
+    with _lock:
+        return _loaded.setdefault(ident, model)
+
+
+def loaded(identity: str):
+    """The model already loaded (or remembered) in this process under ``identity``, if any."""
+    with _lock:
+        return _loaded.get(identity)
+
+
+def identify(model, name: str | None = None) -> tuple[str, str | None]:
+    """(identity, name) of a model given as a :class:`Model`, an identity, an identity
+    prefix, a name or a file path, without loading a network. A Model is remembered and a
+    file remembered by its path, so that :func:`load` finds them later in this process."""
+    if hasattr(model, "freeze"):
+        return remember(model).identity, name or model.name
+    if not isinstance(model, (str, os.PathLike)):
+        raise SaecodecError(f"model must be an identity, name, path or Model, got {type(model).__name__}")
+    key = os.fspath(model)
+    if is_identity(key.lower()):
+        known = loaded(key.lower())
+        return key.lower(), name or (known.name if known else None)
+    if Path(key).is_file():
+        entry = _entry(Path(key), "given path")
+        if entry is None:
+            read_metadata(key)  # raises the reason
+            raise SaecodecError(f"{key}: not a saecodec model file")
+        with _lock:
+            _given.setdefault(entry.identity, Path(key).resolve())
+        return entry.identity, name or entry.name
+    entry = find(key, name=name)
+    return entry.identity, name or entry.name
+
+
+def load(model: str | os.PathLike, *, name: str | None = None):
+    """The network of a model given by file path, identity, identity prefix or name.
+
+    Loaded models are cached by identity; the returned object is shared, so treat it as
+    read-only.
+    """
+    from .models.model import load_file
+
+    key = os.fspath(model)
+    if not is_identity(key) and Path(key).is_file():
+        path, expected = Path(key), None
+    else:
+        if (cached := loaded(key)) is not None:
+            return cached
+        entry = find(key, name=name)
+        if (cached := loaded(entry.identity)) is not None:
+            return cached
+        path, expected = entry.path, entry.identity
+    m = load_file(path)
+    if expected is not None and m.identity != expected:
+        raise ModelMismatchError(f"model file {path} changed: identity {m.identity}, expected {expected}")
+    return remember(m)

@@ -1,0 +1,172 @@
+"""A trained network with what the codec needs to use it: one safetensors file per model.
+
+Saving the same weights and metadata twice gives the same bytes (tensors in a fixed
+order, metadata as canonical JSON), so the identity (SHA-256 of the file) is
+reproducible and a codec config that records it pins the exact decoder.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from ..errors import SaecodecError
+from ..modelfile import FILE_FORMAT, FILE_FORMAT_VERSION, METADATA_KEY, canonical_json, identity_of_bytes, \
+    metadata_of_bytes
+from .l1 import SparseL1Autoencoder
+from .rrae import RankReductionAutoencoder
+from .transforms import Transform
+
+# family name in the model file -> the network class (``from_architecture``, ``latent_kind``)
+FAMILIES: dict[str, type] = {"l1": SparseL1Autoencoder, "rrae": RankReductionAutoencoder}
+
+
+def default_coding(module) -> dict:
+    """Entropy-model parameters of the latent, recorded in the model file.
+
+    For sparse latents this is the L1 paper's gap model: a discretised Gaussian with
+    mu = 0 and sigma = l / 3 plus a uniform floor c0.
+    """
+    if module.latent_kind == "sparse":
+        return {"gap_sigma": module.latent_size / 3.0, "gap_floor": 1e-6}
+    return {}
+
+
+@dataclass
+class Model:
+    """A network, its input transform and its latent coding parameters.
+
+    ``frame_shape`` is the tile the network takes; ``None`` declares a network that takes
+    whole frames of any size (each 2D plane of a chunk as it is, see :meth:`tile_for`).
+    ``identity`` is None until the model is saved, loaded or :meth:`freeze` d.
+    """
+
+    module: torch.nn.Module
+    frame_shape: tuple[int, int] | None
+    transform: Transform
+    name: str
+    coding: dict = field(default_factory=dict)
+    provenance: str = ""
+    metrics: dict = field(default_factory=dict)
+    identity: str | None = None
+    path: Path | None = None
+    storage_dtype: str = "float32"  # weights in the file; "float16" halves a shipped model
+
+    def __post_init__(self):
+        if self.frame_shape is not None:
+            self.frame_shape = tuple(int(v) for v in self.frame_shape)
+            n = getattr(self.module, "n", int(np.prod(self.frame_shape)))
+            if int(np.prod(self.frame_shape)) != n:
+                raise SaecodecError(f"frame shape {self.frame_shape} does not match the network's input size {n}")
+        self.coding = {**default_coding(self.module), **(self.coding or {})}
+
+    @property
+    def family(self) -> str:
+        return self.module.family
+
+    @property
+    def latent_kind(self) -> str:
+        return self.module.latent_kind
+
+    def tile_for(self, shape: tuple[int, ...]) -> tuple[int, int]:
+        """The frame the network takes from a chunk of ``shape``: the model's frame shape,
+        or the chunk's own 2D planes for a model that takes whole frames."""
+        if self.frame_shape is not None:
+            return self.frame_shape
+        return max(1, int(shape[-2])), max(1, int(shape[-1]))
+
+    def metadata(self) -> dict:
+        return {
+            "format": FILE_FORMAT,
+            "format_version": FILE_FORMAT_VERSION,
+            "name": self.name,
+            "family": self.module.family,
+            "architecture": self.module.architecture,
+            "frame_shape": None if self.frame_shape is None else list(self.frame_shape),
+            "transform": self.transform.to_dict(),
+            "dtype": self.storage_dtype,
+            "coding": self.coding,
+            "provenance": self.provenance,
+            "metrics": self.metrics,
+        }
+
+    def freeze(self) -> str:
+        """Round the weights to ``storage_dtype`` in place and fix the identity; returns it.
+
+        An encoder must run exactly the network that every decoder loads from the file;
+        a codec freezes the model it is given. Does nothing once the identity is known.
+        """
+        if self.identity is None:
+            self._round_weights()
+            self.identity = identity_of_bytes(self.to_bytes())
+        return self.identity
+
+    def to_bytes(self) -> bytes:
+        """The model file's bytes (weights cast to ``storage_dtype``); changes nothing."""
+        dt = self._storage_torch_dtype()
+        state = {k: v.detach().to("cpu", dt).contiguous() for k, v in self.module.state_dict().items()}
+        return st_save(state, metadata={METADATA_KEY: canonical_json(self.metadata())})
+
+    def save(self, path: str | os.PathLike) -> str:
+        """Write the model file (rounding the weights in memory to what it holds); returns its identity."""
+        self._round_weights()
+        data = self.to_bytes()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        self.identity = identity_of_bytes(data)
+        self.path = path
+        return self.identity
+
+    def _storage_torch_dtype(self) -> torch.dtype:
+        if self.storage_dtype not in ("float32", "float16"):
+            raise SaecodecError(f"storage_dtype must be 'float32' or 'float16', got {self.storage_dtype!r}")
+        return getattr(torch, self.storage_dtype)
+
+    def _round_weights(self) -> None:
+        dt = self._storage_torch_dtype()
+        with torch.no_grad():
+            for v in self.module.state_dict().values():
+                v.copy_(v.to(dt).to(v.dtype))
+
+
+def model_from_bytes(data: bytes, path=None) -> Model:
+    meta = metadata_of_bytes(data, path)
+    family = meta["family"]
+    if family not in FAMILIES:
+        raise SaecodecError(
+            f"{path}: model family {family!r} is unknown to this saecodec (known: {sorted(FAMILIES)})"
+        )
+    module = FAMILIES[family].from_architecture(meta["architecture"])
+    state = st_load(data)
+    missing = set(module.state_dict()) ^ set(state)
+    if missing:
+        raise SaecodecError(f"{path}: weights do not match the architecture (differing: {sorted(missing)})")
+    module.load_state_dict(state)
+    module.eval()
+    frame_shape = meta.get("frame_shape")
+    return Model(
+        module=module,
+        frame_shape=None if frame_shape is None else tuple(int(v) for v in frame_shape),
+        transform=Transform.from_dict(meta["transform"]),
+        name=meta.get("name", ""),
+        coding=meta.get("coding", {}),
+        provenance=meta.get("provenance", ""),
+        metrics=meta.get("metrics", {}),
+        identity=identity_of_bytes(data),
+        path=Path(path) if path is not None else None,
+        storage_dtype=meta.get("dtype", "float32"),
+    )
+
+
+def load_file(path: str | os.PathLike) -> Model:
+    path = Path(path)
+    return model_from_bytes(path.read_bytes(), path)

@@ -1,0 +1,88 @@
+"""Where and how the networks run: the device, device copies of a network, batched passes.
+
+Used by the codec's pipeline and by training alike. The CPU runs a model's own module;
+another device gets a copy, kept in a small least-recently-used cache so that a process
+switching between many models does not keep them all on the GPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import OrderedDict
+
+import numpy as np
+import torch
+
+# Frames per forward pass: bounds memory for huge chunks while keeping batches large.
+BATCH = 8192
+# Device copies kept at once (least recently used dropped first).
+MAX_COPIES = 4
+
+_copies: OrderedDict[tuple[int, str], tuple[torch.nn.Module, torch.nn.Module]] = OrderedDict()
+_copies_lock = threading.Lock()
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` as given, else CUDA when available, else the CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def module_on(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``module`` itself on the CPU, else its cached copy on ``device`` (in eval mode)."""
+    if device.type == "cpu":
+        return module
+    key = (id(module), str(device))
+    with _copies_lock:
+        hit = _copies.get(key)
+        if hit is not None and hit[0] is module:  # the source is held, so its id is not reused
+            _copies.move_to_end(key)
+            return hit[1]
+        on_device = copy.deepcopy(module).to(device).eval()
+        _copies[key] = (module, on_device)
+        while len(_copies) > MAX_COPIES:
+            _copies.popitem(last=False)
+        return on_device
+
+
+def batched(fn, x: np.ndarray, device: torch.device) -> np.ndarray:
+    """``fn`` over the rows of ``x`` (at least one row), one pass per BATCH rows, as float32.
+
+    TF32 stays off for convolutions too (cuDNN allows it by default): the error-bounded
+    mode reserves room for float32 rounding differences between devices, not for TF32's
+    10-bit mantissa.
+    """
+    outs = []
+    with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        for i in range(0, len(x), BATCH):
+            xb = torch.from_numpy(np.ascontiguousarray(x[i:i + BATCH])).to(device)
+            outs.append(fn(xb).float().cpu().numpy())
+    return np.concatenate(outs)
+
+
+def encode(model, z: np.ndarray, tile: tuple[int, int], device=None) -> np.ndarray:
+    """Network inputs (B, th*tw) -> latents (B, ...) float32.
+
+    A model with a frame shape takes flat vectors; one that takes whole frames
+    (``frame_shape`` None) takes images (B, 1, th, tw).
+    """
+    if not len(z):
+        return np.zeros((0, getattr(model.module, "latent_size", 0)), np.float32)
+    dev = resolve_device(device)
+    x = z if model.frame_shape is not None else z.reshape(len(z), 1, *tile)
+    return batched(module_on(model.module, dev).encode, x, dev)
+
+
+def decode(model, latents: np.ndarray, tile: tuple[int, int], device=None) -> np.ndarray:
+    """Latents (B, ...) -> network outputs (B, th*tw) float32; a whole-frame model's output
+    image is cropped to the frame."""
+    n = tile[0] * tile[1]
+    if not len(latents):
+        return np.zeros((0, n), np.float32)
+    dev = resolve_device(device)
+    out = batched(module_on(model.module, dev).decode, latents, dev)
+    if model.frame_shape is None:
+        out = np.ascontiguousarray(out.reshape(len(out), *out.shape[-2:])[:, :tile[0], :tile[1]])
+    return out.reshape(len(out), n)
