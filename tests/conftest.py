@@ -39,6 +39,27 @@ def tiny_model(model_dir):
     return model
 
 
+def bumps(n, size=16, seed=0):
+    """A Gaussian bump moved on a 2D grid: two parameters, as in the RRAE paper's test."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size] / (size - 1)
+    cx, cy = rng.uniform(0.3, 0.7, (2, n, 1, 1))
+    return np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 0.12**2)) + 0.05
+
+
+@pytest.fixture(scope="session")
+def rrae_model(tmp_path_factory):
+    """A 16x16 rank reduction autoencoder (k = 2) trained on bumps, saved in its own directory."""
+    from saecodec.training import train_rrae
+
+    cfg = TrainConfig(epochs=80, batch=64, lr=3e-3, seed=0, device="cpu", progress=False)
+    model, _ = train_rrae(bumps(800) * 100, k=2, L=16, hidden=(128, 64), transform=Transform("asinh", 1.0),
+                          cfg=cfg, finetune_steps=200, name="rrae-bumps")
+    d = tmp_path_factory.mktemp("rrae")
+    model.save(d / "rrae-bumps.safetensors")
+    return model, d
+
+
 @pytest.fixture
 def on_model_path(monkeypatch, model_dir, tmp_path):
     """Makes the session's models findable through SAECODEC_MODEL_PATH, with an empty user cache."""

@@ -2,19 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import rel_l2
+from conftest import bumps, rel_l2
 
 from saecodec.errors import SaecodecError
 from saecodec.models import RankReductionAutoencoder, Transform, load_file
 from saecodec.training import TrainConfig, train_rrae
-
-
-def bumps(n, size=16, seed=0):
-    """A Gaussian bump moved on a 2D grid: two parameters, as in the RRAE paper's test."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size] / (size - 1)
-    cx, cy = rng.uniform(0.3, 0.7, (2, n, 1, 1))
-    return np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 0.12**2)) + 0.05
 
 
 def test_rank_reduction_training_gives_k_coefficients(tmp_path):
@@ -60,16 +52,6 @@ def test_codec_refuses_a_dense_model_without_coding_parameters():
     model = Model(RankReductionAutoencoder(256, [32], L=8, k=2), (16, 16), Transform(), "rrae-untrained")
     with pytest.raises(SaecodecError, match="coding parameter"):
         SAECodec(model).encode(np.ones((16, 16), np.float32))
-
-
-@pytest.fixture(scope="module")
-def rrae_model(tmp_path_factory):
-    cfg = TrainConfig(epochs=80, batch=64, lr=3e-3, seed=0, device="cpu", progress=False)
-    model, _ = train_rrae(bumps(800) * 100, k=2, L=16, hidden=(128, 64), transform=Transform("asinh", 1.0),
-                          cfg=cfg, finetune_steps=200, name="rrae-bumps")
-    d = tmp_path_factory.mktemp("rrae")
-    model.save(d / "rrae-bumps.safetensors")
-    return model, d
 
 
 def test_rrae_model_through_the_codec_zarr_and_hdf5(rrae_model, tmp_path, monkeypatch):
