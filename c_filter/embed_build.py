@@ -3,7 +3,7 @@
 Built by setup.py (``pip install``) next to the plugin. Its init code puts the
 site-packages directories of the installing Python on ``sys.path`` (a C host such as
 h5dump starts the interpreter without them), then the exported ``saecodec_h5_filter``
-runs :func:`saecodec.hdf5.filter_call`.
+runs :func:`saecodec.plugin.filter.filter_call`.
 """
 
 import cffi
@@ -36,7 +36,7 @@ def _report(exc, value, tb):
 
 @ffi.def_extern(error=-1, onerror=_report)
 def saecodec_h5_filter(flags, cd_nelmts, cd_values, nbytes, buf_size, buf, out_nbytes):
-    from saecodec.h5filter import filter_call
+    from saecodec.plugin.filter import filter_call
 
     cd = [cd_values[i] for i in range(cd_nelmts)]
     out = filter_call(int(flags), cd, ffi.buffer(buf[0], nbytes))

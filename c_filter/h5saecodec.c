@@ -9,7 +9,7 @@
  *   2. sets PYTHONHOME to the build's Python prefix in a C host, so the embedded
  *      interpreter finds the right standard library,
  *   3. dlopens the cffi-embedded library next to this file, whose entry point runs the
- *      Python codec (saecodec.hdf5.filter_call) with the GIL taken by cffi.
+ *      Python codec (saecodec.plugin.filter.filter_call) with the GIL taken by cffi.
  * Any failure prints a message to stderr and returns 0: HDF5 then reports an I/O error.
  *
  * set_local fills in what depends on the dataset (element type, chunk shape), reading
@@ -230,7 +230,11 @@ static herr_t sae_set_local(hid_t dcpl, hid_t type, hid_t space) {
     cd[base] = code;
     cd[base + 1] = (unsigned)rank;
     for (int i = 0; i < rank; i++) {
-        if (dims[i] > 0xFFFFFFFFull) return -1;
+        if (dims[i] > 0xFFFFFFFFull) {
+            fprintf(stderr, "saecodec HDF5 filter: chunk dimension %llu does not fit the 32-bit cd_values\n",
+                    (unsigned long long)dims[i]);
+            return -1;
+        }
         cd[base + 2 + i] = (unsigned)dims[i];
     }
     return modify(dcpl, sae_class.id, flags, base + 2 + (size_t)rank, cd);

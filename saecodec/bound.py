@@ -23,7 +23,7 @@ import numpy as np
 
 from .coding import payload as fmt
 from .coding import residual
-from .errors import PayloadError, SaecodecError
+from .errors import PayloadError
 
 # Tolerated difference between the encoder's and a decoder's network output, relative to
 # 1 + |z| (z: the normalised output): about 500 float32 ulps.
@@ -31,24 +31,10 @@ NET_TOLERANCE = 2.0 ** -16
 # Reserve for float64 rounding in sinh and in y + step * q (64 ulps of the magnitudes).
 ROUND = 2.0 ** -46
 MODE_AE, MODE_AE_LORENZO, MODE_LORENZO, MODE_RAW = 0, 1, 2, 3
-# The codings the encoder may pick from (besides raw); tests and benchmarks narrow it
-# to measure what each one buys.
+# The codings the encoder may pick from (besides raw), by default; tests and benchmarks
+# pass fewer to measure what each one buys.
 PREDICTORS = (MODE_AE, MODE_AE_LORENZO, MODE_LORENZO)
 BOUND_MODES = ("abs", "rel")
-
-
-def check_bound(error_bound, bound_mode: str) -> tuple[float | None, str]:
-    if bound_mode not in BOUND_MODES:
-        raise SaecodecError(f"bound_mode must be 'abs' or 'rel', got {bound_mode!r}")
-    if error_bound is None:
-        return None, bound_mode
-    try:
-        eb = float(error_bound)
-    except (TypeError, ValueError):
-        raise SaecodecError(f"error_bound must be a number, got {error_bound!r}") from None
-    if not (np.isfinite(eb) and eb >= 0):
-        raise SaecodecError(f"error_bound must be finite and >= 0, got {error_bound!r}")
-    return eb, bound_mode
 
 
 def absolute_bound(error_bound: float, bound_mode: str, x: np.ndarray, valid: np.ndarray) -> float:
@@ -105,9 +91,11 @@ def _candidate(x, valid, pred, guard, targets, lorenzo: bool):
 
 
 def write_section(out: bytearray, x: np.ndarray, valid: np.ndarray, dtype: np.dtype, eb: float,
-                  pred: np.ndarray | None, sens: np.ndarray | None, latent_bytes: int) -> bool:
-    """Append the residual section for planes ``x`` (P, H, W) float64; returns whether the
-    planes use the network's prediction (else the caller drops the latent section)."""
+                  pred: np.ndarray | None, sens: np.ndarray | None, latent_bytes: int,
+                  predictors: tuple[int, ...] = PREDICTORS) -> bool:
+    """Append the residual section for planes ``x`` (P, H, W) float64, choosing per plane
+    among ``predictors`` and raw; returns whether the planes use the network's prediction
+    (else the caller drops the latent section)."""
     p = x.shape[0]
     n = x[0].size if p else 0
     ax = np.where(valid, np.abs(x), 0.0)
@@ -119,7 +107,7 @@ def write_section(out: bytearray, x: np.ndarray, valid: np.ndarray, dtype: np.dt
         guard = sens + ROUND * (np.abs(pred) + ax + np.abs(targets)[:, None, None])
         cands[MODE_AE] = _candidate(x, valid, pred, guard, targets, False)
         cands[MODE_AE_LORENZO] = _candidate(x, valid, pred, guard, targets, True)
-    order = [m for m in PREDICTORS if m in cands] or [MODE_LORENZO]
+    order = [m for m in predictors if m in cands] or [MODE_LORENZO]
     le = dtype.newbyteorder("<")
     raw_bits = np.full(p, np.inf)
     best_coded = np.min([cands[m]["bits"] for m in order], axis=0) if p else np.zeros(0)
@@ -133,7 +121,7 @@ def write_section(out: bytearray, x: np.ndarray, valid: np.ndarray, dtype: np.dt
 
     modes, bits = choose(order)
     uses_latents = pred is not None and bool(np.isin(modes, (MODE_AE, MODE_AE_LORENZO)).any())
-    if uses_latents and MODE_LORENZO in PREDICTORS:
+    if uses_latents and MODE_LORENZO in predictors:
         alt_modes, alt_bits = choose([MODE_LORENZO])
         if alt_bits <= bits + 8 * latent_bytes:
             modes, uses_latents = alt_modes, False

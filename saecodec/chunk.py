@@ -20,6 +20,7 @@ from .coding import mask as masks
 from .errors import ModelMismatchError, PayloadError, SaecodecError
 from .models import runtime
 from .models.model import Model
+from .options import CodecOptions
 
 _SUPPORTED = {np.dtype(fmt.DTYPES[c]).newbyteorder("=") for c in fmt.DTYPES}
 
@@ -65,20 +66,25 @@ def _fill(planes: np.ndarray, special: np.ndarray) -> np.ndarray:
     return out
 
 
-def encode_chunk(model: Model, arr, *, weight_dtype: str = "float16", device=None, error_bound=None,
-                 bound_mode: str = "abs", mask=None, mask_value=None) -> bytes:
-    """One chunk -> payload. ``error_bound`` (abs, or rel to the chunk's value range)
-    guarantees |decoded - arr| <= bound for every element; without it the payload is the
-    pure autoencoder. NaN, +-inf, ``mask_value`` and ``mask`` pixels come back exactly."""
+def encode_chunk(model: Model, arr, options: CodecOptions | None = None, *, mask=None, device=None,
+                 predictors=bound.PREDICTORS, **settings) -> bytes:
+    """One chunk -> payload, with the codec's ``options`` or their ``settings`` as keywords.
+
+    ``error_bound`` (abs, or rel to the chunk's value range) guarantees
+    |decoded - arr| <= bound for every element; without it the payload is the pure
+    autoencoder. NaN, +-inf, ``mask_value`` and ``mask`` pixels come back exactly.
+    ``predictors`` narrows the residual codings the encoder may pick (``bound.MODE_*``).
+    """
+    opts = options if options is not None else CodecOptions.create(model.freeze(), **settings)
     arr = check_input(arr)
-    eb, bound_mode = bound.check_bound(error_bound, bound_mode)
+    eb, bound_mode = opts.error_bound, opts.bound_mode
     if model.latent_kind not in fmt.LATENT_KINDS:
         raise SaecodecError(f"latent kind {model.latent_kind!r} has no coder in this saecodec version")
-    code = quant.weight_code(weight_dtype)
+    code = quant.latent_code(opts.latent_dtype)
     fortran = arr.flags.f_contiguous and not arr.flags.c_contiguous and arr.ndim > 1
     c = np.ascontiguousarray(arr)
     tile = model.tile_for(c.shape)
-    special = special_pixels(c, mask, mask_value)
+    special = special_pixels(c, mask, opts.mask_value)
     plane_shape = _plane_shape(c.shape)
     planes = _fill(c.reshape(plane_shape), special.reshape(plane_shape))
     kind = fmt.LATENT_KINDS[model.latent_kind]
@@ -104,7 +110,7 @@ def encode_chunk(model: Model, arr, *, weight_dtype: str = "float16", device=Non
         pred, sens = _prediction(model, latent_section, header, device)
         pred, sens = pred.reshape(plane_shape), sens.reshape(plane_shape)
         x = np.where(valid, x, 0.0)
-        if not bound.write_section(sections, x, valid, c.dtype, eb_abs, pred, sens, len(latent_section)):
+        if not bound.write_section(sections, x, valid, c.dtype, eb_abs, pred, sens, len(latent_section), predictors):
             flags |= fmt.FLAG_NO_LATENTS
     head = dataclasses.replace(header, flags=flags).pack()
     out = head + (latent_section if not flags & fmt.FLAG_NO_LATENTS else b"") + sections
@@ -271,7 +277,7 @@ def _read_latents(reader: fmt.Reader, model: Model, h: fmt.Header) -> tuple[np.n
     b = planes * ny * nx
     lsize = model.module.latent_size
     sparse_kind = h.latent_kind == fmt.LATENT_SPARSE
-    if sparse_kind and h.latent_code not in quant.WEIGHT_DTYPES:
+    if sparse_kind and h.latent_code not in quant.LATENT_DTYPES:
         raise PayloadError(f"corrupted payload: unknown weight dtype code {h.latent_code}")
     n_symbols = reader.varint(b * (lsize + 1)) if sparse_kind else 0
     words = reader.array("<u4", reader.varint(reader.remaining() // 4))

@@ -2,8 +2,8 @@
 
 Registered under the ``numcodecs.codecs`` entry point, so a Zarr (format 2) store
 written with it reads back in a process that never imports saecodec. Its config
-records the model's identity (SHA-256 of the model file) and name; the model itself is
-resolved through :mod:`saecodec.model_store` on first use.
+records the model's identity (SHA-256 of the model file) and name; the network itself is
+loaded through :mod:`saecodec.model_store` on first use.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ import numpy as np
 from numcodecs.abc import Codec
 from numcodecs.compat import ensure_contiguous_ndarray, ndarray_copy
 
-from . import bound, chunk, model_store
-from .coding import quant
-from .errors import SaecodecError
+from . import chunk, model_store
 from .models.model import Model
+from .options import ALIASES, CODEC_ID, OPTION_NAMES, CodecOptions
 
 
 class SAECodec(Codec):
@@ -25,10 +24,11 @@ class SAECodec(Codec):
     ----------
     model : str or Model
         Identity (64 hex digits), identity prefix, name or file path of a model, or a
-        loaded :class:`saecodec.models.Model`.
-    weight_dtype : {"float16", "bfloat16", "float32"}
-        Storage type of the latent values of sparse (L1) models. Dense (RRAE) models
-        quantise their coefficients with the step recorded in the model file instead.
+        :class:`saecodec.models.Model`.
+    latent_dtype : {"float16", "bfloat16", "float32"}
+        Storage type of the latent values of sparse (L1) models; ``weight_dtype`` is its
+        old name and still accepted. Dense (RRAE) models quantise their coefficients with
+        the step recorded in the model file instead.
     device : str, optional
         Torch device for the network ("cpu", "cuda", "cuda:1"). Default: CUDA when
         available, else CPU. A run-time choice, not part of the config: payloads decode
@@ -41,54 +41,48 @@ class SAECodec(Codec):
         autoencoder of the papers.
     bound_mode : {"abs", "rel"}
         ``"rel"``: the bound is ``error_bound * (max - min)`` of each chunk's valid values
-        (SZ's convention); ``"abs"``: ``error_bound`` itself.
+        (SZ's convention); ``"abs"`` (default): ``error_bound`` itself.
     mask_value : number, optional
         Elements equal to this value (detector gaps, e.g. 2**32 - 1 on uint32 frames) are
         stored exactly and hidden from the network, as NaN and +-inf always are.
+
+    The options are checked once into :attr:`options` (a frozen
+    :class:`saecodec.options.CodecOptions`); ``codec.error_bound`` etc. read them.
     """
 
-    codec_id = "saecodec"
+    codec_id = CODEC_ID
 
-    def __init__(self, model, weight_dtype: str = "float16", device=None, model_name: str | None = None,
-                 error_bound: float | None = None, bound_mode: str = "abs", mask_value=None):
-        quant.weight_code(weight_dtype)  # validates
-        self.weight_dtype = str(weight_dtype)
-        self.error_bound, self.bound_mode = bound.check_bound(error_bound, bound_mode)
-        if mask_value is not None and not isinstance(mask_value, (int, float, np.integer, np.floating)):
-            raise SaecodecError(f"mask_value must be a number, got {mask_value!r}")
-        if mask_value is not None and not np.isfinite(float(mask_value)):
-            mask_value = None  # NaN and +-inf are always stored exactly
-        self.mask_value = None if mask_value is None else (
-            int(mask_value) if float(mask_value).is_integer() else float(mask_value))
+    def __init__(self, model, latent_dtype: str | None = None, device=None, model_name: str | None = None,
+                 error_bound: float | None = None, bound_mode: str | None = None, mask_value=None, *,
+                 weight_dtype: str | None = None):
+        identity, name = model_store.identify(model, model_name)
+        self.options = CodecOptions.create(identity, model_name=name, latent_dtype=latent_dtype,
+                                           weight_dtype=weight_dtype, error_bound=error_bound,
+                                           bound_mode=bound_mode, mask_value=mask_value)
         self.device = device
-        self._model: Model | None = None
-        if isinstance(model, Model):
-            model_store.remember(model)
-            self._model = model
-            self.model = model.identity
-            self.model_name = model_name or model.name
-        elif model_store.is_identity(str(model).lower()):
-            self.model = str(model).lower()
-            self._model = model_store.loaded(self.model)
-            self.model_name = model_name or (self._model.name if self._model else None)
-        elif isinstance(model, str) or hasattr(model, "__fspath__"):
-            self._model = model_store.load(model, name=model_name)
-            self.model = self._model.identity
-            self.model_name = model_name or self._model.name
-        else:
-            raise SaecodecError(f"model must be an identity, name, path or Model, got {type(model).__name__}")
+        self._model: Model | None = model if isinstance(model, Model) else model_store.loaded(identity)
+
+    @classmethod
+    def from_options(cls, options: CodecOptions, device=None) -> "SAECodec":
+        codec = cls.__new__(cls)
+        codec.options, codec.device, codec._model = options, device, model_store.loaded(options.model)
+        return codec
+
+    def __getattr__(self, name):  # codec.model, codec.error_bound, ...: the options' fields
+        options = self.__dict__.get("options")
+        if options is None or ALIASES.get(name, name) not in OPTION_NAMES:
+            raise AttributeError(name)
+        return getattr(options, ALIASES.get(name, name))
 
     def resolve_model(self) -> Model:
-        """The model, loaded on first use so that opening a store never needs it."""
+        """The network, loaded on first use so that opening a store never needs it."""
         if self._model is None:
-            self._model = model_store.load(self.model, name=self.model_name)
+            self._model = model_store.load(self.options.model, name=self.options.model_name)
         return self._model
 
     def encode(self, buf):
         arr = buf if isinstance(buf, np.ndarray) else ensure_contiguous_ndarray(buf)
-        return chunk.encode_chunk(self.resolve_model(), arr, weight_dtype=self.weight_dtype, device=self.device,
-                                  error_bound=self.error_bound, bound_mode=self.bound_mode,
-                                  mask_value=self.mask_value)
+        return chunk.encode_chunk(self.resolve_model(), arr, self.options, device=self.device)
 
     def decode(self, buf, out=None):
         if isinstance(buf, np.ndarray) and buf.dtype != np.uint8:
@@ -100,28 +94,11 @@ class SAECodec(Codec):
         return dec
 
     def get_config(self):
-        config = {"id": self.codec_id, "model": self.model, "weight_dtype": self.weight_dtype}
-        if self.model_name:
-            config["model_name"] = self.model_name
-        if self.error_bound is not None:
-            config["error_bound"] = self.error_bound
-            config["bound_mode"] = self.bound_mode
-        if self.mask_value is not None:
-            config["mask_value"] = self.mask_value
-        return config
+        return {"id": self.codec_id, **self.options.to_config()}
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config.pop("id", None)
-        return cls(**config)
+        return cls.from_options(CodecOptions.from_config(config))
 
     def __repr__(self):
-        args = [f"model={self.model!r}", f"weight_dtype={self.weight_dtype!r}"]
-        if self.model_name:
-            args.append(f"model_name={self.model_name!r}")
-        if self.error_bound is not None:
-            args += [f"error_bound={self.error_bound!r}", f"bound_mode={self.bound_mode!r}"]
-        if self.mask_value is not None:
-            args.append(f"mask_value={self.mask_value!r}")
-        return f"{type(self).__name__}({', '.join(args)})"
+        return f"{type(self).__name__}({self.options.repr_args()})"

@@ -1,6 +1,4 @@
-"""HDF5 support: the h5py helper ``SAE``, the plugin's location and its registration.
-
-The Python side of the filter itself is :mod:`saecodec.h5filter` (it must not import h5py).
+"""HDF5 for writers: the h5py helper ``SAE``, the plugin's location and its registration.
 
 ``SAE(model=...)`` is a mapping of h5py ``create_dataset`` keyword arguments, like
 hdf5plugin's filter classes::
@@ -10,7 +8,8 @@ hdf5plugin's filter classes::
 Any HDF5 reader with :func:`plugin_dir` on ``HDF5_PLUGIN_PATH`` (h5py, h5dump, ...) then
 decompresses transparently; ``import saecodec`` adds it to h5py's plugin search path.
 A chunk's bytes are exactly the payload that :class:`saecodec.SAECodec` writes for the
-same array.
+same array. The filter's own Python side, run inside any HDF5 host, is
+:mod:`saecodec.plugin.filter`.
 """
 
 from __future__ import annotations
@@ -19,12 +18,11 @@ from pathlib import Path
 
 from h5py._hl.filters import FilterRefBase  # what hdf5plugin's filter classes subclass
 
-from .coding import quant
-from .h5filter import (CD_VERSION, DEFAULT_FILTER_ID, cd_values, filter_call, filter_id, identity_words, parse_cd,
-                       words_identity)
+from . import model_store
+from .options import CodecOptions
+from .plugin.filter import filter_id
 
-__all__ = ["CD_VERSION", "DEFAULT_FILTER_ID", "FILTER_ID", "SAE", "cd_values", "filter_call", "filter_id",
-           "identity_words", "parse_cd", "plugin_dir", "plugin_file", "register", "words_identity"]
+__all__ = ["FILTER_ID", "SAE", "plugin_dir", "plugin_file", "register"]
 
 FILTER_ID = filter_id()
 
@@ -53,23 +51,20 @@ def register() -> bool:
 class SAE(FilterRefBase):
     """h5py ``create_dataset`` keyword arguments for the saecodec filter.
 
-    Parameters are those of :class:`saecodec.SAECodec`. The element type and chunk shape
-    are filled in by the plugin's ``set_local`` when the dataset is created.
+    Parameters are those of :class:`saecodec.SAECodec` that a dataset stores; packing them
+    loads no network. The element type and chunk shape are filled in by the plugin's
+    ``set_local`` when the dataset is created.
     """
 
-    def __init__(self, model, weight_dtype: str = "float16", error_bound: float | None = None,
-                 bound_mode: str = "abs", mask_value=None):
-        from .codec import SAECodec  # torch: only when a dataset is configured, not at `import saecodec`
-
-        codec = SAECodec(model, weight_dtype=weight_dtype, error_bound=error_bound, bound_mode=bound_mode,
-                         mask_value=mask_value)
-        self.codec = codec
-        self.model = codec.model
-        self.weight_dtype = codec.weight_dtype
+    def __init__(self, model, latent_dtype: str | None = None, error_bound: float | None = None,
+                 bound_mode: str | None = None, mask_value=None, *, weight_dtype: str | None = None):
+        identity, name = model_store.identify(model)
+        self.options = CodecOptions.create(identity, model_name=name, latent_dtype=latent_dtype,
+                                           weight_dtype=weight_dtype, error_bound=error_bound,
+                                           bound_mode=bound_mode, mask_value=mask_value)
         self.filter_id = FILTER_ID
-        self.filter_options = cd_values(codec.model, quant.weight_code(codec.weight_dtype), codec.error_bound,
-                                        codec.bound_mode, codec.mask_value)
+        self.filter_options = self.options.cd_values()
         register()
 
     def __repr__(self):
-        return repr(self.codec).replace("SAECodec(", "SAE(", 1)
+        return f"SAE({self.options.repr_args()})"

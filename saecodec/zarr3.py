@@ -15,41 +15,41 @@ from zarr.core.common import parse_named_configuration
 
 from .codec import SAECodec
 from .errors import SaecodecError
-
-NAME = "saecodec"
+from .options import CODEC_ID, CodecOptions
 
 
 @dataclass(frozen=True)
 class SAEZarrCodec(ArrayBytesCodec):
-    """``SAEZarrCodec(model=..., weight_dtype="float16", model_name=None, device=None,
-    error_bound=None, bound_mode="abs", mask_value=None)``: see :class:`saecodec.SAECodec`."""
+    """``SAEZarrCodec(model=..., latent_dtype="float16", model_name=None, device=None,
+    error_bound=None, bound_mode="abs", mask_value=None)``: see :class:`saecodec.SAECodec`.
+    Equal when the options are; the device is a run-time choice."""
 
     is_fixed_size = False
 
-    model: str
-    weight_dtype: str
-    model_name: str | None
-    error_bound: float | None
-    bound_mode: str
-    mask_value: float | int | None
+    options: CodecOptions
 
-    def __init__(self, *, model, weight_dtype: str = "float16", model_name: str | None = None, device=None,
-                 error_bound: float | None = None, bound_mode: str = "abs", mask_value=None):
-        inner = SAECodec(model, weight_dtype=weight_dtype, device=device, model_name=model_name,
-                         error_bound=error_bound, bound_mode=bound_mode, mask_value=mask_value)
-        for name in ("model", "weight_dtype", "model_name", "error_bound", "bound_mode", "mask_value"):
-            object.__setattr__(self, name, getattr(inner, name))
+    def __init__(self, *, model, latent_dtype: str | None = None, model_name: str | None = None, device=None,
+                 error_bound: float | None = None, bound_mode: str | None = None, mask_value=None,
+                 weight_dtype: str | None = None):
+        inner = SAECodec(model, latent_dtype=latent_dtype, device=device, model_name=model_name,
+                         error_bound=error_bound, bound_mode=bound_mode, mask_value=mask_value,
+                         weight_dtype=weight_dtype)
+        object.__setattr__(self, "options", inner.options)
         object.__setattr__(self, "_inner", inner)
+
+    def __getattr__(self, name):  # codec.model, codec.error_bound, ...: the options' fields
+        inner = self.__dict__.get("_inner")
+        if inner is None:
+            raise AttributeError(name)
+        return getattr(inner, name)
 
     @classmethod
     def from_dict(cls, data):
-        _, config = parse_named_configuration(data, NAME)
-        return cls(**config)
+        _, config = parse_named_configuration(data, CODEC_ID)
+        return cls(**CodecOptions.from_config(config).to_config())
 
     def to_dict(self):
-        config = self._inner.get_config()
-        config.pop("id")
-        return {"name": NAME, "configuration": config}
+        return self.options.to_zarr()
 
     def validate(self, *, shape, dtype, chunk_grid):
         if len(shape) < 2:

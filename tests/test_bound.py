@@ -103,9 +103,9 @@ def test_bound_survives_another_devices_rounding(tiny_model, monkeypatch):
     """Decode with the network's output perturbed at float32 rounding level (CPU vs CUDA,
     other thread counts): the stored steps reserve room for it."""
     x = np.log10(blobs(6, seed=9)).astype(np.float64)
-    monkeypatch.setattr(bound, "PREDICTORS", (bound.MODE_AE, bound.MODE_AE_LORENZO))  # the network's prediction
+    network = (bound.MODE_AE, bound.MODE_AE_LORENZO)  # the codings with the network's prediction
     for eb in (1.0, 1e-1, 1e-2, 1e-3):
-        payload = chunk.encode_chunk(tiny_model, x, error_bound=eb)
+        payload = chunk.encode_chunk(tiny_model, x, error_bound=eb, predictors=network)
         assert np.isin(chunk.plane_modes(tiny_model, payload), (bound.MODE_AE, bound.MODE_AE_LORENZO)).sum() >= 4
         real = runtime.batched
         rng = np.random.default_rng(0)
@@ -127,11 +127,10 @@ def test_without_the_guard_another_device_could_break_the_bound(tiny_model, monk
     """The reserve of the previous test is what makes it pass: without it, the same
     perturbation breaks the bound on some element."""
     x = np.log10(blobs(6, seed=9)).astype(np.float64)
-    monkeypatch.setattr(bound, "PREDICTORS", (bound.MODE_AE,))
     monkeypatch.setattr(bound, "NET_TOLERANCE", 0.0)
     monkeypatch.setattr(bound, "ROUND", 0.0)
     eb = 1e-6
-    payload = chunk.encode_chunk(tiny_model, x, error_bound=eb)
+    payload = chunk.encode_chunk(tiny_model, x, error_bound=eb, predictors=(bound.MODE_AE,))
     real = runtime.batched
 
     def perturbed(fn, z, dev):

@@ -55,14 +55,18 @@ def test_lossy_encode_decode_from_any_buffer(codec):
 def test_config_round_trip_keeps_identity(codec, tiny_model):
     nc_common.check_config(codec)
     cfg = codec.get_config()
-    assert cfg == {"id": "saecodec", "model": tiny_model.identity, "weight_dtype": "float16", "model_name": "tiny-test"}
+    assert cfg == {"id": "saecodec", "model": tiny_model.identity, "latent_dtype": "float16", "model_name": "tiny-test"}
     again = numcodecs.get_codec(cfg)
     assert isinstance(again, SAECodec) and again.model == tiny_model.identity
+    old = {**cfg, "weight_dtype": cfg.pop("latent_dtype")}  # configs stored before the rename
+    assert numcodecs.get_codec(old) == codec and numcodecs.get_codec(old).weight_dtype == "float16"
+    with pytest.raises(SaecodecError, match="unknown codec option 'colour'"):
+        numcodecs.get_codec({**cfg, "colour": 1})
 
 
-def test_repr(codec, tiny_model):
-    nc_common.SAECodec = SAECodec  # check_repr evaluates in numcodecs' module globals
-    nc_common.check_repr(f"SAECodec(model='{tiny_model.identity}', weight_dtype='float16', model_name='tiny-test')")
+def test_repr(codec, tiny_model, monkeypatch):
+    monkeypatch.setattr(nc_common, "SAECodec", SAECodec, raising=False)  # check_repr evaluates in its module
+    nc_common.check_repr(f"SAECodec(model='{tiny_model.identity}', latent_dtype='float16', model_name='tiny-test')")
     assert repr(codec).startswith("SAECodec(model='")
 
 
@@ -144,13 +148,16 @@ def test_weight_dtypes(tiny_model, on_model_path):
     x = held_out(8)
     sizes = {}
     for wd in ("float16", "bfloat16", "float32"):
-        c = SAECodec(tiny_model, weight_dtype=wd)
+        c = SAECodec(tiny_model, latent_dtype=wd)
         enc = c.encode(x)
         sizes[wd] = len(enc)
         assert rel_l2(c.decode(enc), x) < TOL
     assert sizes["float16"] == sizes["bfloat16"] < sizes["float32"]
     with pytest.raises(SaecodecError, match="weight_dtype"):
         SAECodec(tiny_model, weight_dtype="int4")
+    assert SAECodec(tiny_model, weight_dtype="float32").latent_dtype == "float32"  # the old name
+    with pytest.raises(SaecodecError, match="name one option"):
+        SAECodec(tiny_model, latent_dtype="float16", weight_dtype="float32")
 
 
 def test_payload_of_other_model_fails_loudly(codec, tiny_model):

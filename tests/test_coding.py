@@ -46,7 +46,7 @@ def test_symbols_with_wrong_frame_count_are_rejected():
         sparse.symbols_to_positions(np.array([11, 0]), 1, 10)
 
 
-@pytest.mark.parametrize("code", sorted(quant.WEIGHT_DTYPES))
+@pytest.mark.parametrize("code", sorted(quant.LATENT_DTYPES))
 def test_quantisation_matches_stored_bytes(code):
     v = np.random.default_rng(1).lognormal(0, 2, 1000).astype(np.float32)
     q = quant.quantize(v, code)

@@ -5,6 +5,7 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -13,6 +14,8 @@ import pytest
 from conftest import blobs, rel_l2, run_fresh
 from saecodec import hdf5
 from saecodec.codec import SAECodec
+from saecodec.errors import SaecodecError
+from saecodec.options import CodecOptions
 
 H5DUMP = shutil.which("h5dump")
 needs_h5dump = pytest.mark.skipif(
@@ -42,27 +45,80 @@ def test_plugin_is_built_and_registered():
 
 
 def test_helper_is_a_mapping_of_h5py_keywords(tiny_model, on_model_path):
-    sae = hdf5.SAE(model=tiny_model.identity, weight_dtype="bfloat16")
+    sae = hdf5.SAE(model=tiny_model.identity, weight_dtype="bfloat16")  # the option's old name
     kw = dict(sae)
     assert kw["compression"] == hdf5.FILTER_ID == 32850
-    assert kw["compression_opts"][0] == 2 and kw["compression_opts"][9] == 2
-    assert hdf5.words_identity(kw["compression_opts"][1:9]) == tiny_model.identity
-    assert hdf5.parse_cd(kw["compression_opts"]) == ({"model": tiny_model.identity, "weight_dtype": "bfloat16"},
-                                                    None, None)
+    cd = kw["compression_opts"]
+    assert cd[0] == 2 and cd[9] == 2 and cd[10] == len(cd) - 11
+    assert b"".join(int(w).to_bytes(4, "big") for w in cd[1:9]).hex() == tiny_model.identity
+    assert CodecOptions.from_cd_values(cd) == (CodecOptions(tiny_model.identity, latent_dtype="bfloat16"), None,
+                                               None, 0)
 
 
 @pytest.mark.parametrize("opts", [{"error_bound": 1e-3, "bound_mode": "rel"}, {"mask_value": 2**32 - 1},
                                   {"mask_value": -7}, {"mask_value": -0.5, "error_bound": 0.0}])
 def test_cd_values_carry_the_bound_and_mask(tiny_model, on_model_path, opts):
-    cd = hdf5.SAE(model=tiny_model.identity, **opts).filter_options
+    sae = hdf5.SAE(model=tiny_model.identity, **opts)
+    cd = sae.filter_options
     assert all(0 <= v < 2**32 for v in cd)
-    kwargs, _, _ = hdf5.parse_cd(list(cd) + [1, 2, 10, 16])  # what set_local appends
-    assert {k: kwargs[k] for k in opts} == opts
+    back = CodecOptions.from_cd_values(list(cd) + [1, 2, 10, 16])  # what set_local appends
+    assert back.dtype_code == 1 and back.shape == (10, 16)
+    assert back.options == replace(sae.options, model_name=None)  # the name is not stored in cd_values
+    assert {k: getattr(back.options, k) for k in opts} == opts
 
 
 def test_layout_1_cd_values_still_read(tiny_model, on_model_path):
-    cd = [1, *hdf5.identity_words(tiny_model.identity), 1, 1, 2, 16, 16]
-    assert hdf5.parse_cd(cd) == ({"model": tiny_model.identity, "weight_dtype": "float16"}, 1, (16, 16))
+    words = [int.from_bytes(bytes.fromhex(tiny_model.identity)[i:i + 4], "big") for i in range(0, 32, 4)]
+    cd = [1, *words, 1, 1, 2, 16, 16]
+    assert CodecOptions.from_cd_values(cd) == (CodecOptions(tiny_model.identity), 1, (16, 16), 0)
+
+
+def test_options_of_a_newer_saecodec_read_but_never_write(tiny_model, on_model_path):
+    """Layout 2 appends options: fewer words take defaults; more words (a newer writer's
+    options) decode, and encoding refuses rather than ignore them."""
+    from saecodec.plugin.filter import filter_call
+
+    codec = SAECodec(tiny_model.identity, error_bound=0.5)
+    cd = list(codec.options.cd_values())
+    shorter = cd[:10] + [3] + cd[11:14]  # only the bound entry, as a writer with one option wrote it
+    assert CodecOptions.from_cd_values(shorter).options == replace(codec.options, model_name=None)
+    newer = cd[:10] + [cd[10] + 2] + cd[11:] + [7, 7]
+    back = CodecOptions.from_cd_values(newer + [1, 3, 2, 16, 16])
+    assert back.unknown_words == 2 and back.options.error_bound == 0.5
+    x = blobs(2, seed=3).astype(np.float32)
+    payload = codec.encode(x)
+    np.testing.assert_array_equal(np.frombuffer(filter_call(0x0100, newer, payload), np.float32).reshape(x.shape),
+                                  codec.decode(payload))
+    with pytest.raises(SaecodecError, match="newer saecodec"):
+        filter_call(0, newer + [1, 3, 2, 16, 16], x.tobytes())
+
+
+def test_packing_cd_values_loads_no_network(tiny_model, on_model_path):
+    """As hdf5plugin's filter classes: configuring a dataset by model name needs no torch."""
+    proc = run_fresh(f"""
+        import sys
+        import saecodec.hdf5
+        cd = dict(saecodec.hdf5.SAE(model="tiny-test", error_bound=0.1))["compression_opts"]
+        assert "torch" not in sys.modules, "torch imported"
+        print("WORDS", len(cd))
+        """, {"SAECODEC_MODEL_PATH": str(on_model_path)})
+    assert "WORDS 17" in proc.stdout
+
+
+def test_filter_read_back_from_the_dataset(tiny_model, on_model_path, tmp_path):
+    """As hdf5plugin's tests: the filter stored in the dataset, after set_local, is ours with
+    our cd_values plus the element type, rank and chunk shape."""
+    sae = hdf5.SAE(model=tiny_model.identity, error_bound=1e-2, mask_value=-1)
+    with h5py.File(tmp_path / "d.h5", "w") as f:
+        f.create_dataset("x", data=blobs(4, seed=1).astype(np.uint16), chunks=(2, 16, 16), **sae)
+    with h5py.File(tmp_path / "d.h5", "r") as f:
+        plist = f["x"].id.get_create_plist()
+        assert plist.get_nfilters() == 1
+        fid, _, cd, name = plist.get_filter(0)
+    assert fid == hdf5.FILTER_ID and b"saecodec" in name
+    assert tuple(cd) == tuple(sae.filter_options) + (5, 3, 2, 16, 16)  # uint16, rank 3, chunk dims
+    back = CodecOptions.from_cd_values(cd)
+    assert back.options == replace(sae.options, model_name=None) and back.dtype_code == 5
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -210,7 +266,19 @@ def test_threads_reading_through_the_filter(tiny_model, on_model_path, tmp_path)
         np.testing.assert_array_equal(np.stack(parts), f["frames"][...])
 
 
-def test_filter_refuses_1d_datasets(tiny_model, on_model_path, tmp_path):
+def test_filter_refuses_1d_datasets(tiny_model, on_model_path, tmp_path, capfd):
+    """The plugin's set_local refuses: HDF5 fails the call (h5py: ValueError), the plugin says why."""
     with h5py.File(tmp_path / "d.h5", "w") as f:
-        with pytest.raises(Exception):
+        with pytest.raises(ValueError, match="user callback"):
             f.create_dataset("x", data=np.ones(100, np.float32), chunks=(10,), **hdf5.SAE(model=tiny_model.identity))
+    assert "needs a chunked dataset of at least 2 dimensions" in capfd.readouterr().err
+
+
+def test_a_bad_filter_id_in_the_environment_is_said_not_ignored(monkeypatch):
+    from saecodec.plugin.filter import DEFAULT_FILTER_ID, filter_id
+
+    monkeypatch.setenv("SAECODEC_H5_FILTER_ID", "70000")
+    with pytest.warns(UserWarning, match="ignoring SAECODEC_H5_FILTER_ID=70000"):
+        assert filter_id() == DEFAULT_FILTER_ID
+    monkeypatch.setenv("SAECODEC_H5_FILTER_ID", "300")
+    assert filter_id() == 300

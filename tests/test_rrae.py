@@ -196,5 +196,5 @@ def test_convolutional_variant_trains_and_serves_the_codec(tmp_path, monkeypatch
     payload = chunk.encode_chunk(again, x, error_bound=1e-3)
     assert np.abs(chunk.decode_chunk(again, payload) - x).max() <= 1e-3
     assert rel_l2(chunk.decode_chunk(again, chunk.encode_chunk(again, x)), x) < 0.5
-    with pytest.raises(Exception, match="divisible"):
+    with pytest.raises(SaecodecError, match="divisible"):
         RankReductionAutoencoder(15 * 15, [8], L=4, k=2, conv={"frame": [15, 15]})

@@ -72,11 +72,14 @@ def test_zarr_v3_refuses_1d_arrays_at_creation(tiny_model, on_model_path, tmp_pa
 
 
 def test_zarr_v3_codec_dict_round_trip(tiny_model, on_model_path):
-    c = SAEZarrCodec(model=tiny_model.identity, weight_dtype="bfloat16")
+    c = SAEZarrCodec(model=tiny_model.identity, latent_dtype="bfloat16")
     d = c.to_dict()
-    assert d == {"name": "saecodec", "configuration": {"model": tiny_model.identity, "weight_dtype": "bfloat16",
+    assert d == {"name": "saecodec", "configuration": {"model": tiny_model.identity, "latent_dtype": "bfloat16",
                                                       "model_name": "tiny-test"}}
-    assert SAEZarrCodec.from_dict(d) == c
+    assert SAEZarrCodec.from_dict(d) == c and c.latent_dtype == "bfloat16"
+    conf = d["configuration"]
+    old = {"name": "saecodec", "configuration": {**conf, "weight_dtype": conf.pop("latent_dtype")}}
+    assert SAEZarrCodec.from_dict(old) == c  # stores written before the rename
 
 
 def test_missing_model_in_fresh_reader_is_loud(tiny_model, on_model_path, tmp_path):

@@ -1,6 +1,6 @@
 """Quantisation of latent values to a storage dtype.
 
-Weights are stored raw, little-endian. ``bfloat16`` keeps float32's range with 8 bits
+Latent values are stored raw, little-endian. ``bfloat16`` keeps float32's range with 8 bits
 of mantissa (rounded to nearest even); ``float16`` is the L1 paper's choice.
 """
 
@@ -10,26 +10,27 @@ import numpy as np
 
 from ..errors import SaecodecError
 
-# code (stored in the payload) -> (name, bytes per value)
-WEIGHT_DTYPES = {1: ("float16", 2), 2: ("bfloat16", 2), 3: ("float32", 4)}
-_BY_NAME = {name: code for code, (name, _) in WEIGHT_DTYPES.items()}
+# code (stored in the payload and in cd_values) -> (name, bytes per value)
+LATENT_DTYPES = {1: ("float16", 2), 2: ("bfloat16", 2), 3: ("float32", 4)}
+_BY_NAME = {name: code for code, (name, _) in LATENT_DTYPES.items()}
 
 
-def weight_code(name: str) -> int:
+def latent_code(name: str) -> int:
     try:
         return _BY_NAME[str(name)]
     except KeyError:
-        raise SaecodecError(f"unknown weight_dtype {name!r}; expected one of {sorted(_BY_NAME)}") from None
+        raise SaecodecError(f"unknown latent_dtype (weight_dtype) {name!r}; expected one of {sorted(_BY_NAME)}") \
+            from None
 
 
 def itemsize(code: int) -> int:
-    return WEIGHT_DTYPES[code][1]
+    return LATENT_DTYPES[code][1]
 
 
 def quantize(values: np.ndarray, code: int) -> np.ndarray:
     """values (float32) -> the float32 values the decoder will reconstruct."""
     v = np.asarray(values, dtype=np.float32)
-    name = WEIGHT_DTYPES[code][0]
+    name = LATENT_DTYPES[code][0]
     if name == "float16":
         with np.errstate(over="ignore"):
             return v.astype(np.float16).astype(np.float32)
@@ -39,7 +40,7 @@ def quantize(values: np.ndarray, code: int) -> np.ndarray:
 
 
 def to_bytes(values: np.ndarray, code: int) -> bytes:
-    name = WEIGHT_DTYPES[code][0]
+    name = LATENT_DTYPES[code][0]
     v = np.asarray(values, dtype=np.float32)
     if name == "float16":
         with np.errstate(over="ignore"):
@@ -50,7 +51,7 @@ def to_bytes(values: np.ndarray, code: int) -> bytes:
 
 
 def from_bytes(buf: bytes | memoryview, count: int, code: int) -> np.ndarray:
-    name = WEIGHT_DTYPES[code][0]
+    name = LATENT_DTYPES[code][0]
     if name == "float16":
         return np.frombuffer(buf, dtype="<f2", count=count).astype(np.float32)
     if name == "bfloat16":

@@ -1,0 +1,229 @@
+"""The codec's options: checked once, frozen, and written the same way to every container.
+
+One :class:`CodecOptions` serves the numcodecs config (Zarr format 2), the zarr v3 codec
+dict and the HDF5 filter's cd_values, and needs neither torch nor the model's weights.
+The options steer the encoder only: a payload decodes with the model alone.
+
+Adding an option:
+
+1. a field with a default that means "off", i.e. what a config without it meant;
+2. its check in ``__post_init__``;
+3. its cd_values words: a new entry at the end of ``_CD_OPTIONS`` (never reorder them);
+4. the keyword in ``SAECodec``, ``SAEZarrCodec`` and ``hdf5.SAE``.
+
+Configs and cd_values written before it keep reading (absent fields take their default).
+cd_values written after it still decode with an older saecodec, which refuses to encode
+with options it does not know (``CdValues.unknown_words``).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass, fields
+from typing import NamedTuple
+
+import numpy as np
+
+from . import bound
+from .coding import quant
+from .errors import SaecodecError
+from .model_store import is_identity
+
+CODEC_ID = "saecodec"  # numcodecs codec_id and zarr v3 codec name
+ALIASES = {"weight_dtype": "latent_dtype"}  # old name -> field (read from stored configs)
+_BOUND_KINDS = {None: 0, "abs": 1, "rel": 2}
+_MASK_NONE, _MASK_INT, _MASK_FLOAT = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class CodecOptions:
+    """``model``: the model's identity (64 hex digits); ``latent_dtype``: storage type of
+    sparse latent values; ``model_name``: recorded for error messages; ``error_bound`` and
+    ``bound_mode``: the pointwise bound (None: the pure autoencoder); ``mask_value``: a
+    sentinel stored exactly and hidden from the network."""
+
+    model: str
+    latent_dtype: str = "float16"
+    model_name: str | None = None
+    error_bound: float | None = None
+    bound_mode: str = "abs"
+    mask_value: int | float | None = None
+
+    def __post_init__(self):
+        if not is_identity(self.model):
+            raise SaecodecError(f"model identity must be 64 lowercase hex digits, got {self.model!r}")
+        quant.latent_code(self.latent_dtype)  # raises for unknown names
+        self._set("latent_dtype", str(self.latent_dtype))
+        self._set("model_name", self.model_name or None)
+        if self.bound_mode not in bound.BOUND_MODES:
+            raise SaecodecError(f"bound_mode must be one of {bound.BOUND_MODES}, got {self.bound_mode!r}")
+        if self.error_bound is None:
+            self._set("bound_mode", "abs")  # no bound, no mode
+        else:
+            try:
+                eb = float(self.error_bound)
+            except (TypeError, ValueError):
+                raise SaecodecError(f"error_bound must be a number, got {self.error_bound!r}") from None
+            if not (math.isfinite(eb) and eb >= 0):
+                raise SaecodecError(f"error_bound must be finite and >= 0, got {self.error_bound!r}")
+            self._set("error_bound", eb)
+        self._set("mask_value", _mask_value(self.mask_value))
+
+    def _set(self, name, value):
+        object.__setattr__(self, name, value)
+
+    @classmethod
+    def create(cls, model: str, **settings) -> "CodecOptions":
+        """From keywords as users give them: ``None`` means the default, old names
+        (``weight_dtype``) are accepted, unknown names refused."""
+        given = {}
+        for key, value in settings.items():
+            name = ALIASES.get(key, key)
+            if name not in OPTION_NAMES or name == "model":
+                raise SaecodecError(f"unknown codec option {key!r}; known: {sorted(OPTION_NAMES - {'model'})}")
+            if value is None:
+                continue
+            if name in given and given[name] != value:
+                raise SaecodecError(f"{key!r} and {name!r} name one option; got {value!r} and {given[name]!r}")
+            given[name] = value
+        return cls(model=model, **given)
+
+    # -- numcodecs config and zarr v3 dict -----------------------------------------------
+    def to_config(self) -> dict:
+        """The stored configuration (without numcodecs' ``id``): the identity and every
+        option that is set; ``bound_mode`` goes with ``error_bound``."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("model", "latent_dtype") or (value is not None and value != f.default) or (
+                    f.name == "bound_mode" and self.error_bound is not None):
+                out[f.name] = value
+        return out
+
+    @classmethod
+    def from_config(cls, config: dict) -> "CodecOptions":
+        config = {k: v for k, v in dict(config).items() if k != "id"}
+        if "model" not in config:
+            raise SaecodecError("saecodec config has no model identity")
+        return cls.create(**config)
+
+    def to_zarr(self) -> dict:
+        return {"name": CODEC_ID, "configuration": self.to_config()}
+
+    def repr_args(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.to_config().items())
+
+    # -- HDF5 cd_values ------------------------------------------------------------------
+    def cd_values(self) -> tuple[int, ...]:
+        """cd_values layout 2, before set_local appends the element type code, the chunk's
+        rank and its dims: [2, identity (8 words), latent dtype code, n, n option words]."""
+        words = [w for _, pack, _ in _CD_OPTIONS for w in pack(self)]
+        return (CD_VERSION, *_identity_words(self.model), quant.latent_code(self.latent_dtype), len(words), *words)
+
+    @classmethod
+    def from_cd_values(cls, cd) -> "CdValues":
+        """cd_values (layout 1 or 2) -> options, and the chunk's element type code and shape
+        when set_local has run (else None)."""
+        cd = [int(v) for v in cd]
+        version = cd[0] if cd else None
+        if version not in (1, 2) or len(cd) < 10 or any(not 0 <= v < 1 << 32 for v in cd):
+            raise SaecodecError(f"unsupported saecodec cd_values (layout version {version})")
+        if cd[9] not in quant.LATENT_DTYPES:
+            raise SaecodecError(f"unknown latent dtype code {cd[9]} in cd_values")
+        settings = {"model": _words_identity(cd[1:9]), "latent_dtype": quant.LATENT_DTYPES[cd[9]][0]}
+        base, unknown = 10, 0
+        if version == 2:
+            if len(cd) < 11 or len(cd) < 11 + cd[10]:
+                raise SaecodecError("saecodec cd_values: options are missing")
+            words, base = cd[11:11 + cd[10]], 11 + cd[10]
+            for size, _, unpack in _CD_OPTIONS:
+                if len(words) < size:
+                    break
+                settings.update(unpack(words[:size]))
+                words = words[size:]
+            unknown = len(words)
+        options = cls(**settings)
+        if len(cd) < base + 2 or not cd[base + 1]:
+            return CdValues(options, None, None, unknown)
+        rank = cd[base + 1]
+        shape = tuple(cd[base + 2:base + 2 + rank])
+        if len(shape) != rank:
+            raise SaecodecError("saecodec cd_values: chunk shape is truncated")
+        return CdValues(options, cd[base], shape, unknown)
+
+
+class CdValues(NamedTuple):
+    options: CodecOptions
+    dtype_code: int | None  # the chunk's element type (docs/format.md), written by set_local
+    shape: tuple[int, ...] | None  # the chunk's shape, written by set_local
+    unknown_words: int  # option words of a newer saecodec: readable, not writable
+
+
+CD_VERSION = 2
+OPTION_NAMES = frozenset(f.name for f in fields(CodecOptions))
+
+
+def _mask_value(value):
+    if value is None:
+        return None
+    if not isinstance(value, (int, float, np.integer, np.floating)):
+        raise SaecodecError(f"mask_value must be a number, got {value!r}")
+    as_float = float(value)
+    if not math.isfinite(as_float):
+        return None  # NaN and +-inf are always stored exactly
+    return int(value) if as_float.is_integer() else as_float
+
+
+def _identity_words(identity: str) -> tuple[int, ...]:
+    raw = bytes.fromhex(identity)
+    return tuple(int.from_bytes(raw[i:i + 4], "big") for i in range(0, 32, 4))
+
+
+def _words_identity(words) -> str:
+    return b"".join(int(w).to_bytes(4, "big") for w in words).hex()
+
+
+def _f64_words(v: float) -> tuple[int, int]:
+    return struct.unpack(">II", struct.pack(">d", float(v)))
+
+
+def _words_f64(hi: int, lo: int) -> float:
+    return struct.unpack(">d", struct.pack(">II", hi, lo))[0]
+
+
+def _pack_bound(o: CodecOptions):
+    return (_BOUND_KINDS[None if o.error_bound is None else o.bound_mode],
+            *_f64_words(0.0 if o.error_bound is None else o.error_bound))
+
+
+def _unpack_bound(w) -> dict:
+    kinds = {v: k for k, v in _BOUND_KINDS.items()}
+    if w[0] not in kinds:
+        raise SaecodecError(f"saecodec cd_values: unknown bound kind {w[0]}")
+    return {} if not w[0] else {"error_bound": _words_f64(w[1], w[2]), "bound_mode": kinds[w[0]]}
+
+
+def _pack_mask(o: CodecOptions):
+    v = o.mask_value
+    if v is None:
+        return _MASK_NONE, 0, 0
+    if isinstance(v, int):
+        u = v & ((1 << 64) - 1)  # two's complement in 64 bits
+        return _MASK_INT, u >> 32, u & 0xFFFFFFFF
+    return (_MASK_FLOAT, *_f64_words(v))
+
+
+def _unpack_mask(w) -> dict:
+    if w[0] == _MASK_INT:
+        u = (w[1] << 32) | w[2]
+        return {"mask_value": u - (1 << 64) if u >= 1 << 63 else u}
+    if w[0] == _MASK_FLOAT:
+        return {"mask_value": _words_f64(w[1], w[2])}
+    if w[0] != _MASK_NONE:
+        raise SaecodecError(f"saecodec cd_values: unknown mask kind {w[0]}")
+    return {}
+
+
+# The options block of cd_values layout 2: (words, pack, unpack), appended in this order.
+_CD_OPTIONS = [(3, _pack_bound, _unpack_bound), (3, _pack_mask, _unpack_mask)]
