@@ -135,8 +135,7 @@ def write_section(out: bytearray, x: np.ndarray, valid: np.ndarray, dtype: np.dt
     out += steps.tobytes() + scales.tobytes()
     fmt.put_varint(out, len(escapes))
     out += escapes.astype("<i4").tobytes()
-    fmt.put_varint(out, len(words))
-    out += words.astype("<u4").tobytes()
+    fmt.put_words(out, words)
     raw = np.flatnonzero(modes == MODE_RAW)
     if len(raw):
         fmt.put_block(out, fmt.deflate(x[raw].astype(le).tobytes()))
@@ -157,7 +156,7 @@ def read_section(reader: fmt.Reader, p: int, plane: tuple[int, int], dtype: np.d
         raise PayloadError("corrupted payload: invalid residual step")
     residual.check_scales(scales)
     escapes = reader.array("<i4", reader.varint(len(coded) * n))
-    words = reader.array("<u4", reader.varint(reader.remaining() // 4))
+    words = fmt.read_words(reader)
     sym = residual.decode(words, scales, n, escapes).reshape((len(coded),) + plane)
     raw_planes = None
     n_raw = p - len(coded)

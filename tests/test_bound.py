@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import blobs
+from conftest import blobs, bumps
 
 from saecodec import bound, chunk
 from saecodec.codec import SAECodec
@@ -269,3 +269,16 @@ def test_decoding_v2_payloads_fails_only_with_saecodec_errors(tiny_model):
         assert isinstance(out, np.ndarray) and out.ndim >= 2
 
     check()
+
+
+def test_the_encoder_never_decodes_its_own_bytes(tiny_model, rrae_model, monkeypatch):
+    """The latent coders hand back what the decoder will see: no range decoding on encode."""
+    from saecodec.coding import entropy
+
+    real = entropy.decode
+    for model, x in ((tiny_model, blobs(4, seed=3)), (rrae_model[0], bumps(4, seed=3) * 100)):
+        monkeypatch.setattr(entropy, "decode", lambda *a, **k: pytest.fail("the encoder range-decoded"))
+        payload = chunk.encode_chunk(model, x, error_bound=1e-2, bound_mode="rel", predictors=(bound.MODE_AE,))
+        monkeypatch.setattr(entropy, "decode", real)
+        assert (chunk.plane_modes(model, payload) == bound.MODE_AE).any()  # the network's prediction served
+        assert np.abs(chunk.decode_chunk(model, payload) - x).max() <= 1e-2 * (x.max() - x.min())

@@ -13,8 +13,42 @@ import numpy as np
 
 from ..errors import SaecodecError
 from . import entropy
+from .payload import LATENT_DENSE, Reader, put_side, put_words, read_side, read_words
 
 LIMIT = 1 << 20
+
+
+class DenseCoder:
+    """Latent section: the coefficient message, then the side info."""
+
+    kind, kind_code = "dense", LATENT_DENSE
+    value_code = 0  # the coefficients' step is the model's, not a stored value type
+
+    def __init__(self, model, value_code: int = 0):
+        self.k = model.module.latent_size
+        self.mean, self.step, self.spread = _params(model.coding, self.k)
+
+    def write(self, latents: np.ndarray, side: np.ndarray) -> tuple[bytes, np.ndarray, np.ndarray]:
+        """coefficients (B, k) -> (section bytes, the coefficients and side info the decoder will read)."""
+        ints = np.clip(np.rint((latents.astype(np.float64) - self.mean) / self.step), -LIMIT, LIMIT).astype(np.int32)
+        out = bytearray()
+        put_words(out, entropy.encode(ints.reshape(-1), _family(), *self._spreads(len(ints))))
+        put_side(out, side)
+        return bytes(out), self._values(ints), side
+
+    def read(self, reader: Reader, frames: int, tile: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        words = read_words(reader)
+        side = read_side(reader, frames)
+        if frames == 0:
+            return np.zeros((0, self.k), np.float32), side
+        ints = entropy.decode(words, _family(), *self._spreads(frames), what="coefficient")
+        return self._values(ints.reshape(frames, self.k)), side
+
+    def _spreads(self, frames: int) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros(frames * self.k), np.tile(self.spread, frames)
+
+    def _values(self, ints: np.ndarray) -> np.ndarray:
+        return (ints * self.step + self.mean).astype(np.float32)
 
 
 def _params(coding: dict, k: int):
@@ -32,24 +66,3 @@ def _params(coding: dict, k: int):
 
 def _family():
     return constriction.stream.model.QuantizedGaussian(-LIMIT, LIMIT)
-
-
-def quantize(coeffs: np.ndarray, coding: dict) -> tuple[np.ndarray, np.ndarray]:
-    """coefficients (B, k) -> (integers, the values the decoder will reconstruct)."""
-    mean, q, _ = _params(coding, coeffs.shape[1])
-    ints = np.clip(np.rint((coeffs - mean) / q), -LIMIT, LIMIT).astype(np.int32)
-    return ints, (ints * q + mean).astype(np.float32)
-
-
-def encode(ints: np.ndarray, coding: dict) -> np.ndarray:
-    b, k = ints.shape
-    _, _, spread = _params(coding, k)
-    return entropy.encode(ints.reshape(-1), _family(), np.zeros(b * k), np.tile(spread, b))
-
-
-def decode(words: np.ndarray, b: int, k: int, coding: dict) -> np.ndarray:
-    mean, q, spread = _params(coding, k)
-    if b == 0:
-        return np.zeros((0, k), np.float32)
-    ints = entropy.decode(words, _family(), np.zeros(b * k), np.tile(spread, b), what="coefficient").reshape(b, k)
-    return (ints * q + mean).astype(np.float32)

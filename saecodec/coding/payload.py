@@ -21,8 +21,7 @@ MAX_NDIM = 16
 # so that a corrupted header cannot make the decoder allocate without bound.
 MAX_ELEMENTS = 1 << 30
 
-LATENT_SPARSE, LATENT_DENSE = 0, 1
-LATENT_KINDS = {"sparse": LATENT_SPARSE, "dense": LATENT_DENSE}
+LATENT_SPARSE, LATENT_DENSE = 0, 1  # flag bits 0-1: the latent kind (coding.latents)
 FLAG_RESIDUAL = 1 << 2  # v2: the error-bounded residual section follows
 FLAG_MASK = 1 << 3  # v2: masked / non-finite pixels are stored exactly
 FLAG_FORTRAN = 1 << 4  # the chunk was Fortran-ordered; decode returns it so
@@ -161,8 +160,26 @@ def model_check(identity: str) -> bytes:
     return bytes.fromhex(identity)[:MODEL_CHECK_BYTES]
 
 
-def pack_f32(values: np.ndarray) -> bytes:
-    return np.asarray(values, dtype="<f4").tobytes()
+def put_words(out: bytearray, words: np.ndarray) -> None:
+    """A range-coded message: its length in 32-bit words, then the words."""
+    put_varint(out, len(words))
+    out += np.asarray(words, dtype="<u4").tobytes()
+
+
+def read_words(reader: Reader) -> np.ndarray:
+    return reader.array("<u4", reader.varint(reader.remaining() // 4))
+
+
+def put_side(out: bytearray, side: np.ndarray) -> None:
+    """Per frame: the float32 offset and scale of the model's transform."""
+    out += np.asarray(side, dtype="<f4").tobytes()
+
+
+def read_side(reader: Reader, frames: int) -> np.ndarray:
+    side = reader.array("<f4", 2 * frames).reshape(frames, 2)
+    if not np.isfinite(side).all():
+        raise PayloadError("corrupted payload: non-finite frame normalisation")
+    return side
 
 
 def put_block(out: bytearray, data: bytes) -> None:

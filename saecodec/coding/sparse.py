@@ -1,11 +1,11 @@
-"""Sparse latents as index gaps, arithmetic coded under the L1 paper's fixed model.
+"""Sparse latents (the L1 family): index gaps arithmetic coded under the L1 paper's fixed model.
 
 A frame's nonzero latent entries at indices i_1 < ... < i_K become the gaps
 g_1 = i_1 + 1, g_k = i_k - i_{k-1} (all >= 1) followed by the terminator symbol 0.
 Symbols 0..l share one categorical model: a discretised Gaussian with mu = 0 and
 sigma (the paper's choice is l / 3) plus a uniform floor, normalised. All frames of a
 chunk form one symbol stream, coded as one message with constriction's range coder;
-the weights of the nonzeros are stored separately (see ``quant``).
+the values of the nonzeros follow in the latent value type (``quant``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,48 @@ import constriction
 import numpy as np
 
 from ..errors import PayloadError
-from . import entropy
+from . import entropy, quant
+from .payload import LATENT_SPARSE, Reader, put_side, put_varint, put_words, read_side, read_words
+
+
+class SparseCoder:
+    """Latent section: varint S (symbols), the gap message, the side info, the S - B values."""
+
+    kind, kind_code = "sparse", LATENT_SPARSE
+
+    def __init__(self, model, value_code: int):
+        if value_code not in quant.LATENT_DTYPES:
+            raise PayloadError(f"corrupted payload: unknown latent value type code {value_code}")
+        self.value_code = value_code
+        self.size = model.module.latent_size
+        self.gaps = gap_model(self.size, model.coding["gap_sigma"], model.coding["gap_floor"])
+
+    def write(self, latents: np.ndarray, side: np.ndarray) -> tuple[bytes, np.ndarray, np.ndarray]:
+        """latents (B, l) -> (section bytes, the latents and side info the decoder will read)."""
+        q = quant.quantize(np.maximum(latents, 0.0), self.value_code)
+        symbols, values = latents_to_symbols(q)
+        out = bytearray()
+        put_varint(out, len(symbols))
+        put_words(out, entropy.encode(symbols, self.gaps))
+        put_side(out, side)
+        out += quant.to_bytes(values, self.value_code)
+        return bytes(out), q, side
+
+    def read(self, reader: Reader, frames: int, tile: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        n_symbols = reader.varint(frames * (self.size + 1))
+        words = read_words(reader)
+        side = read_side(reader, frames)
+        nnz = n_symbols - frames
+        if nnz < 0:
+            raise PayloadError("corrupted payload: fewer latent symbols than frames")
+        values = quant.from_bytes(reader.take(nnz * quant.itemsize(self.value_code)), nnz, self.value_code)
+        if not np.isfinite(values).all():
+            raise PayloadError("corrupted payload: non-finite latent values")
+        symbols = entropy.decode(words, self.gaps, n_symbols, what="latent gap") if n_symbols else np.zeros(0)
+        rows, cols = symbols_to_positions(symbols, frames, self.size)
+        latents = np.zeros((frames, self.size), dtype=np.float32)
+        latents[rows, cols] = values
+        return latents, side
 
 
 @lru_cache(maxsize=32)  # one per model: built once, not per chunk
@@ -60,13 +101,3 @@ def symbols_to_positions(symbols: np.ndarray, n_frames: int, latent_size: int) -
     if len(cols) and (cols.max() >= latent_size or cols.min() < 0):
         raise PayloadError("corrupted payload: latent index out of range")
     return rows, cols
-
-
-def encode_symbols(symbols: np.ndarray, model) -> np.ndarray:
-    return entropy.encode(symbols, model)
-
-
-def decode_symbols(words: np.ndarray, count: int, model) -> np.ndarray:
-    if count == 0:
-        return np.zeros(0, dtype=np.int32)
-    return entropy.decode(words, model, count, what="latent gap")

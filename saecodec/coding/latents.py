@@ -1,0 +1,46 @@
+"""One coder per latent kind: the latent section of a payload.
+
+A model's ``latent_kind`` picks its coder. ``write`` returns the section's bytes together
+with the latents and side info a decoder will read back from them (as CompressAI's latent
+codecs return ``y_hat``), so the encoder's residual is measured against exactly what
+the decoder reconstructs, without decoding its own bytes. ``read`` is the inverse and
+raises :class:`PayloadError` on anything a corrupted payload can hold.
+
+A new latent kind is a class with this interface and one entry in ``CODERS`` (its
+``kind_code``: a free value of header flag bits 0-1, docs/format.md).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from ..errors import SaecodecError
+from .dense import DenseCoder
+from .payload import Reader
+from .sparse import SparseCoder
+
+
+class LatentCoder(Protocol):
+    kind: str  # the models' latent_kind it serves
+    kind_code: int  # payload header flag bits 0-1
+    value_code: int  # payload header byte 9 (0 where the kind stores no typed values)
+
+    def __init__(self, model, value_code: int): ...
+
+    def write(self, latents: np.ndarray, side: np.ndarray) -> tuple[bytes, np.ndarray, np.ndarray]: ...
+
+    def read(self, reader: Reader, frames: int, tile: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+CODERS: dict[str, type] = {c.kind: c for c in (SparseCoder, DenseCoder)}
+
+
+def coder_for(model, value_code: int) -> LatentCoder:
+    """The coder of ``model``'s latent kind; ``value_code`` is the latent value type
+    (``quant.LATENT_DTYPES``) where the kind stores typed values."""
+    cls = CODERS.get(model.latent_kind)
+    if cls is None:
+        raise SaecodecError(f"latent kind {model.latent_kind!r} has no coder in this saecodec version")
+    return cls(model, value_code)
