@@ -78,9 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extra_commands():
-    from . import cli_bench, cli_train
+    from . import cli_bench, cli_files, cli_train
 
-    return [cli_train.register, cli_bench.register]
+    return [cli_train.register, cli_bench.register, cli_files.register]
 
 
 _EXTRA_COMMANDS = _extra_commands()
