@@ -10,6 +10,8 @@ from __future__ import annotations
 import ast
 import sys
 
+import numpy as np
+
 from .errors import SaecodecError
 
 
@@ -73,7 +75,7 @@ def _io_args(p, what):
 def _print_summary(summary, verb):
     for d in summary.datasets:
         ratio = f", ratio {d.ratio:.2f}x" if verb == "compressed" else ""
-        print(f"{d.name}: {'x'.join(map(str, d.shape))} {d.dtype}, chunks {d.chunks}{ratio}")
+        print(f"{d.name}: {'x'.join(map(str, d.shape))} {np.dtype(d.dtype).name}, chunks {d.chunks}{ratio}")
     print(f"{verb} {summary.raw_bytes / 1e6:.1f} MB into {summary.output} in {summary.seconds:.1f} s "
           f"({summary.mb_per_s:.1f} MB/s)")
 

@@ -428,3 +428,18 @@ def test_default_selection_and_chunks(tmp_path):
     assert sources.default_chunks((1000, 256, 256), 4, (1, 256, 256)) == (1, 256, 256)
     with pytest.raises(SaecodecError, match="does not fit"):
         sources.parse_chunks("1,2", (3, 4, 5), 4)
+
+
+def test_externally_linked_frames_are_not_followed(tmp_path):
+    """An Eiger-style master file links its frames from data files: compress those instead."""
+    with h5py.File(tmp_path / "data_000001.h5", "w") as f:
+        f["entry/data/data"] = np.zeros((4, 32, 32), "f4")
+    with h5py.File(tmp_path / "master.h5", "w") as f:
+        det = f.create_group("entry/instrument/detector")
+        det.attrs["NX_class"] = "NXdetector"
+        det["data"] = h5py.ExternalLink("data_000001.h5", "/entry/data/data")
+    assert sources.hdf5_targets(tmp_path / "master.h5") == []
+    with pytest.raises(SaecodecError, match="external link"):
+        sources.hdf5_targets(tmp_path / "master.h5", ["entry/instrument/detector/data"])
+    with pytest.raises(SaecodecError, match="external links are not followed"):
+        compress(tmp_path / "master.h5", tmp_path / "out.h5", progress=False)

@@ -128,7 +128,7 @@ def compress(inp, out, *, model="sas64-l1", options: dict | None = None, dataset
     kind_in, targets = sources.targets(inp, datasets)
     if not targets:
         raise SaecodecError(f"{inp}: no dataset to compress (numeric, 2 or more dims, frames of 8x8 or more); "
-                            "name them with --dataset")
+                            "name them with --dataset (external links are not followed: compress the files they point to)")
     plan = [(t, sources.parse_chunks(chunks, t.shape, np.dtype(t.dtype).itemsize, t.chunks)) for t in targets]
     tmp = out.with_name(f".{out.name}.saecodec-tmp-{os.getpid()}")
     remove(tmp)

@@ -154,6 +154,8 @@ def hdf5_targets(path, names=None) -> list[H5Source]:
                 obj = f.get(n)
                 if not isinstance(obj, h5py.Dataset):
                     raise SaecodecError(f"{path}: no dataset {n!r}")
+                if obj.file.filename != f.filename:
+                    raise SaecodecError(f"{path}:{n} is an external link to {obj.file.filename}; compress that file")
                 if not _numeric(obj.dtype) or obj.ndim < 2:
                     raise SaecodecError(f"{path}:{n}: saecodec compresses numeric arrays of 2 or more dims, "
                                         f"this one is {obj.dtype} {obj.shape}")
@@ -162,12 +164,14 @@ def hdf5_targets(path, names=None) -> list[H5Source]:
             visited: dict = {}
             f.visititems(lambda n, o: visited.setdefault(o.id, (n, o)) and None)
             groups = [o for n, o in visited.values() if isinstance(o, h5py.Group)]
-            found = [g["data"] for g in groups if _nx_class(g) == "NXdetector" and isinstance(g.get("data"), h5py.Dataset)]
+            found = [g["data"] for g in groups if _nx_class(g) == "NXdetector"
+                     and isinstance(g.get("data", getlink=True), h5py.HardLink) and isinstance(g["data"], h5py.Dataset)]
             if not found:
                 for g in groups:
                     sig = g.attrs.get("signal") if _nx_class(g) == "NXdata" else None
                     sig = sig.decode() if isinstance(sig, bytes) else sig
-                    if isinstance(sig, str) and isinstance(g.get(sig), h5py.Dataset):
+                    if isinstance(sig, str) and isinstance(g.get(sig, getlink=True), h5py.HardLink) and \
+                            isinstance(g[sig], h5py.Dataset):
                         found.append(g[sig])
             if not found:
                 found = [o for n, o in visited.values() if isinstance(o, h5py.Dataset)]
