@@ -1,27 +1,138 @@
-"""Reconstruction errors as the project reports them (demo, training scripts, benchmarks)."""
+"""Reconstruction errors as the project reports them (demo, training, benchmarks), defined once.
+
+Two relative L2 errors, named for what they measure:
+
+* :func:`rel_l2` (:class:`RelL2` over batches): ||y - x|| / ||x||, in whatever domain x is
+  given (intensities, or the network's per-frame normalised input in training);
+* :func:`offset_free_rel_l2`: the project's quality metric on log-domain frames,
+  ||y - x|| / ||x - per-frame mean of x||, aggregated over the set (sums of squares over
+  all frames, then the ratio), with its median over frames.
+"""
 
 from __future__ import annotations
+
+import math
+import warnings
 
 import numpy as np
 
 
-def frame_metrics(x: np.ndarray, y: np.ndarray, transform) -> dict:
-    """Errors of ``y`` against ``x`` (..., h, w).
+class RelL2:
+    """||test - ref|| / ||ref|| accumulated over batches (numpy arrays or torch tensors)."""
 
-    ``rel_l2_t``: relative L2 in the model's transformed (asinh/log) domain against each
-    frame's deviation from its own mean, i.e. of the per-frame normalised input the
-    network sees; ``rel_l2_t_median_frame``: its median over frames; ``rel_l2_i``: relative
-    L2 in intensity units; ``psnr_t``: PSNR over the transformed value range.
+    def __init__(self):
+        self.err2 = self.ref2 = 0.0
+
+    def add(self, ref, test) -> "RelL2":
+        self.err2 += float(((test - ref) ** 2).sum())
+        self.ref2 += float((ref ** 2).sum())
+        return self
+
+    @property
+    def value(self) -> float:
+        return math.sqrt(self.err2 / self.ref2) if self.ref2 > 0 else 0.0
+
+
+def rel_l2(ref: np.ndarray, test: np.ndarray) -> float:
+    """||test - ref|| / ||ref|| over the finite elements of ``ref``."""
+    ref, test = np.asarray(ref, np.float64), np.asarray(test, np.float64)
+    ok = np.isfinite(ref)
+    return RelL2().add(ref[ok], test[ok]).value
+
+
+def offset_free_rel_l2(ref: np.ndarray, test: np.ndarray) -> tuple[float, float]:
+    """(aggregate, median over frames) of ||test - ref|| / ||ref - per-frame mean of ref||
+    for frames (..., h, w) in the domain where the error is measured (log10 intensities);
+    elements where either is not finite are left out."""
+    h, w = ref.shape[-2:]
+    r = np.asarray(ref, np.float64).reshape(-1, h * w)
+    t = np.asarray(test, np.float64).reshape(-1, h * w)
+    ok = np.isfinite(r) & np.isfinite(t)
+    with warnings.catch_warnings():  # a frame with no finite element: "Mean of empty slice"
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(np.where(ok, r, np.nan), axis=1, keepdims=True)
+    err2 = (np.where(ok, t - r, 0.0) ** 2).sum(axis=1)
+    dev2 = (np.where(ok, r - mean, 0.0) ** 2).sum(axis=1)
+    per_frame = np.sqrt(err2) / np.maximum(np.sqrt(dev2), 1e-12)
+    aggregate = math.sqrt(err2.sum() / max(dev2.sum(), 1e-300))
+    return aggregate, float(np.median(per_frame)) if len(per_frame) else 0.0
+
+
+def value_metrics(x: np.ndarray, y: np.ndarray) -> dict:
+    """Errors of ``y`` against ``x`` over the finite elements of ``x``, in x's units.
+
+    psnr: 20 log10(value range / RMSE); nrmse: RMSE / value range; rel_l2: :func:`rel_l2`.
     """
-    h, w = x.shape[-2:]
-    ux = transform.to_u(x).reshape(-1, h * w)
-    uy = transform.to_u(y).reshape(-1, h * w)
-    err = uy - ux
-    dev = ux - ux.mean(axis=1, keepdims=True)
-    per_frame = np.linalg.norm(err, axis=1) / np.maximum(np.linalg.norm(dev, axis=1), 1e-12)
+    ok = np.isfinite(x)
+    xv = x[ok].astype(np.float64)
+    yv = y[ok].astype(np.float64)
+    err = yv - xv
+    rmse = float(np.sqrt(np.mean(err**2))) if err.size else 0.0
+    rng = float(xv.max() - xv.min()) if xv.size else 0.0
     return {
-        "rel_l2_t": float(np.linalg.norm(err) / np.linalg.norm(dev)),
-        "rel_l2_t_median_frame": float(np.median(per_frame)),
-        "rel_l2_i": float(np.linalg.norm(y.astype(np.float64) - x) / np.linalg.norm(x.astype(np.float64))),
-        "psnr_t": float(20 * np.log10((ux.max() - ux.min()) / np.sqrt(np.mean(err**2)))),
+        "psnr": float("inf") if rmse == 0 else 20 * math.log10(rng / rmse) if rng > 0 else float("nan"),
+        "nrmse": rmse / rng if rng > 0 else float("nan"),
+        "max_abs": float(np.abs(err).max(initial=0.0)),
+        "rel_l2": rel_l2(xv, yv),
     }
+
+
+def frame_metrics(x: np.ndarray, y: np.ndarray, transform) -> dict:
+    """Errors of ``y`` against ``x`` (..., h, w), intensities.
+
+    ``rel_l2_t`` and ``rel_l2_t_median_frame``: :func:`offset_free_rel_l2` in the model's
+    transformed (asinh, log-like) domain; ``rel_l2_i``: :func:`rel_l2` in intensity
+    units; ``psnr_t``: PSNR over the transformed value range.
+    """
+    ux, uy = transform.to_u(x), transform.to_u(y)
+    aggregate, median = offset_free_rel_l2(ux, uy)
+    return {
+        "rel_l2_t": aggregate,
+        "rel_l2_t_median_frame": median,
+        "rel_l2_i": rel_l2(x, y),
+        "psnr_t": float(20 * np.log10((ux.max() - ux.min()) / np.sqrt(np.mean((uy - ux) ** 2)))),
+    }
+
+
+# -- science-level checks ---------------------------------------------------------------
+def radial_profiles(frames: np.ndarray, q: np.ndarray, bins: int = 24) -> np.ndarray:
+    """Azimuthal averages I(q) (N, bins) on log-spaced |q| bins per frame; NaN for empty bins."""
+    n = len(frames)
+    out = np.full((n, bins), np.nan)
+    for i in range(n):
+        qi = q[i].ravel()
+        lo, hi = qi.min(), qi.max()
+        edges = np.geomspace(max(lo, hi * 1e-3), hi * (1 + 1e-9), bins + 1)
+        idx = np.clip(np.searchsorted(edges, qi, side="right") - 1, 0, bins - 1)
+        v = frames[i].ravel().astype(np.float64)
+        ok = np.isfinite(v)
+        s = np.bincount(idx[ok], v[ok], bins)
+        c = np.bincount(idx[ok], minlength=bins)
+        out[i] = np.where(c > 0, s / np.maximum(c, 1), np.nan)
+    return out
+
+
+def iq_deviation(x: np.ndarray, y: np.ndarray, q: np.ndarray, background: np.ndarray) -> dict:
+    """Max relative deviation of I(q) per frame where I(q) > 3 x background: median and p95 over frames."""
+    px, py = radial_profiles(x, q), radial_profiles(y, q)
+    signal = px > 3 * background[:, None]
+    dev = np.where(signal, np.abs(py - px) / np.where(signal, np.abs(px), 1.0), np.nan)
+    per_frame = np.nanmax(np.where(np.isnan(dev), -np.inf, dev), axis=1)
+    per_frame = per_frame[np.isfinite(per_frame)]
+    if not per_frame.size:
+        return {"iq_dev_median": float("nan"), "iq_dev_p95": float("nan")}
+    return {"iq_dev_median": float(np.median(per_frame)), "iq_dev_p95": float(np.percentile(per_frame, 95))}
+
+
+def pixel_q(frames: np.ndarray) -> np.ndarray:
+    """|q| stand-in for frames without q axes: distance in pixels from the intensity-weighted centre."""
+    n, h, w = frames.shape
+    yy, xx = np.mgrid[:h, :w]
+    out = np.empty(frames.shape)
+    for i in range(n):
+        f = np.nan_to_num(frames[i].astype(np.float64), nan=0.0)
+        wgt = np.clip(f - np.median(f), 0, None)
+        s = wgt.sum()
+        cy, cx = ((yy * wgt).sum() / s, (xx * wgt).sum() / s) if s > 0 else ((h - 1) / 2, (w - 1) / 2)
+        out[i] = np.hypot(yy - cy, xx - cx) + 0.5
+    return out

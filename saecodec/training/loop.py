@@ -1,8 +1,9 @@
-"""A family-agnostic training loop: RAdam, minibatches, validation, checkpoint/resume.
+"""The training loop of every family: RAdam, minibatches, validation, checkpoint/resume.
 
 Each family's module provides ``loss(x) -> (total, info)`` where ``info`` holds at least
 ``xhat`` (reconstruction) and ``z`` (latent); the loop reports relative L2 and, for
-sparse latents, the mean number of nonzeros of the latent.
+sparse latents, the mean number of nonzeros of the latent. A :class:`StepHook` sees every
+step and may stop the run (the adaptive rank search of ``training.rrae`` is one).
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .. import metrics
 from ..models.runtime import resolve_device
 
 
@@ -41,23 +44,23 @@ def split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarra
 
 @torch.no_grad()
 def evaluate(module, x: torch.Tensor, batch: int = 4096) -> dict:
-    """Relative L2 (the papers' metric), loss and latent sparsity over a data set."""
+    """Over a data set of network inputs: the loss, the relative L2 of the reconstruction in
+    that (per-frame normalised) domain, and the latent's sparsity."""
     module.eval()
-    err2 = ref2 = loss = 0.0
-    nnz = nnz_f = 0.0
+    err = metrics.RelL2()
+    loss = nnz = nnz_f = 0.0
     n = len(x)
     for i in range(0, n, batch):
         xb = x[i:i + batch]
         total, info = module.loss(xb)
-        err2 += float(((info["xhat"] - xb) ** 2).sum())
-        ref2 += float((xb ** 2).sum())
+        err.add(xb, info["xhat"])
         loss += float(total) * len(xb)
         nnz += float((info["z"] != 0).sum())
         nnz_f += float((info.get("fz", info["z"]) != 0).sum())
     module.train()
     return {
         "loss": loss / max(n, 1),
-        "rel_l2": math.sqrt(err2 / ref2) if ref2 > 0 else 0.0,
+        "rel_l2": err.value,
         "nnz": nnz / max(n, 1),  # nonzeros of the latent z: what the codec stores
         "nnz_f": nnz_f / max(n, 1),  # nonzeros of f(z): the L1 paper's compression ratio is n / this
     }
@@ -76,15 +79,24 @@ def prepare(module, data: np.ndarray, cfg: TrainConfig):
     return device, gen, x_tr, x_va
 
 
-def fit(module, data: np.ndarray, cfg: TrainConfig, *, desc: str = "train", optimizer=None) -> dict:
-    """Train ``module`` in place on ``data`` (N, n) float32; returns metrics and history.
+class StepHook(Protocol):
+    """What a training run reports to, step by step (the adaptive rank search is one)."""
 
-    ``optimizer`` continues training with an existing optimizer (its moment estimates),
-    as the adaptive rank search does between ranks: a fresh RAdam starts with
-    un-rectified steps that can throw a trained network far off.
-    """
+    def step(self, step: int, loss: float, optimizer) -> bool:
+        """After each optimiser step (counted from 1); True ends training."""
+
+    def epoch(self) -> dict:
+        """Fields added to the epoch's history record."""
+
+    def end(self) -> None:
+        """After the last step, before the final evaluation."""
+
+
+def fit(module, data: np.ndarray, cfg: TrainConfig, *, desc: str = "train", hook: StepHook | None = None) -> dict:
+    """Train ``module`` in place on ``data`` (N, n) float32 with RAdam (learning rate cosine
+    decayed to ``lr * lr_min_fraction``); returns the final metrics and the per-epoch history."""
     device, gen, x_tr, x_va = prepare(module, data, cfg)
-    opt = optimizer or torch.optim.RAdam(module.parameters(), lr=cfg.lr)
+    opt = torch.optim.RAdam(module.parameters(), lr=cfg.lr)
     steps_per_epoch = max(1, math.ceil(len(x_tr) / cfg.batch))
     total_steps = cfg.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -100,33 +112,43 @@ def fit(module, data: np.ndarray, cfg: TrainConfig, *, desc: str = "train", opti
         start, history = state["epoch"], state["history"]
         gen.set_state(state["gen"])
 
+    step, stop = start * steps_per_epoch, False
     bar = tqdm(range(start, cfg.epochs), desc=desc, disable=not cfg.progress, unit="epoch")
     for epoch in bar:
         perm = torch.randperm(len(x_tr), generator=gen).to(device)
-        run_loss = 0.0
+        run_loss, done = 0.0, 0
         for i in range(steps_per_epoch):
-            xb = x_tr[perm[i * cfg.batch:(i + 1) * cfg.batch]]
-            loss, _ = module.loss(xb)
+            loss, _ = module.loss(x_tr[perm[i * cfg.batch:(i + 1) * cfg.batch]])
             if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"training diverged (loss {float(loss.detach())}) at epoch {epoch + 1}; lower the learning rate"
-                )
+                where = "".join(f", {k} {v}" for k, v in (hook.epoch() if hook else {}).items())
+                raise FloatingPointError(f"training diverged (loss {float(loss.detach())}) at epoch {epoch + 1}"
+                                         f"{where}; lower the learning rate")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            run_loss += float(loss.detach())
-        rec = {"epoch": epoch + 1, "train_loss": run_loss / steps_per_epoch}
+            value = float(loss.detach())
+            run_loss += value
+            done += 1
+            step += 1
+            if hook is not None and hook.step(step, value, opt):
+                stop = True
+                break
+        rec = {"epoch": epoch + 1, **(hook.epoch() if hook else {}), "train_loss": run_loss / done}
         if len(x_va):
             rec.update({f"val_{k}": v for k, v in evaluate(module, x_va).items()})
         history.append(rec)
-        bar.set_postfix({k: f"{v:.4g}" for k, v in rec.items() if k in ("train_loss", "val_rel_l2", "val_nnz")})
+        bar.set_postfix({k: f"{v:.4g}" for k, v in rec.items() if k in ("k", "train_loss", "val_rel_l2", "val_nnz")})
         if ckpt:
             tmp = ckpt.with_name(ckpt.name + ".tmp")
             torch.save({"module": module.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                         "epoch": epoch + 1, "history": history, "gen": gen.get_state(),
                         "config": asdict(cfg)}, tmp)
             os.replace(tmp, ckpt)
+        if stop:
+            break
+    if hook is not None:
+        hook.end()
     module.to("cpu").eval()
     final = {"train": evaluate(module, x_tr.cpu()), "history": history}
     if len(x_va):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import warnings
 
@@ -14,7 +15,7 @@ from ..errors import SaecodecError
 from ..models import Model, RankReductionAutoencoder, Transform
 from ..models.runtime import resolve_device
 from ..models.svd import stable_svd
-from .loop import TrainConfig, evaluate, fit, prepare
+from .loop import TrainConfig, evaluate, fit
 
 
 @torch.no_grad()
@@ -196,65 +197,57 @@ def adapt_rank(module: RankReductionAutoencoder, z: np.ndarray, cfg: TrainConfig
     accepted rank is kept (with a warning). Returns k, the ideal loss, the events and the
     per-epoch history.
     """
-    device, gen, x_tr, x_va = prepare(module, z, cfg)
-    opt = torch.optim.RAdam(module.parameters(), lr=cfg.lr)
-    plan = RankSchedule(module.k, **schedule)
-    per_epoch = max(1, math.ceil(len(x_tr) / cfg.batch))
-    events, history, saved, step = [], [], None, 0
-    bar = tqdm(total=cfg.epochs * per_epoch, desc="train rrae (rank search)", disable=not cfg.progress, unit="step")
-    for epoch in range(cfg.epochs):
-        perm = torch.randperm(len(x_tr), generator=gen).to(device)
-        run_loss = 0.0
-        for i in range(per_epoch):
-            loss, _ = module.loss(x_tr[perm[i * cfg.batch:(i + 1) * cfg.batch]])
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"training diverged (loss {float(loss.detach())}) at rank {module.k}; "
-                                         "lower the learning rate")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            value = float(loss.detach())
-            run_loss += value
-            before = plan.phase
-            action = plan.update(value)
-            if before == "stagnate" and plan.phase == "search":
-                events.append({"step": step, "event": "stagnated", "k": module.k, "loss": plan.ideal})
-            if action == "lower":
-                saved = (module.k, copy.deepcopy(module.state_dict()), copy.deepcopy(opt.state_dict()))
-                module.set_rank(plan.k)
-                events.append({"step": step, "event": "lowered", "k": plan.k, "loss": value})
-            elif action == "restore":
-                k, state, opt_state = saved
-                module.set_rank(k)
-                module.load_state_dict(state)
-                opt.load_state_dict(opt_state)
-                events.append({"step": step, "event": "stepped back", "k": k, "loss": value})
-            elif action == "stop":
-                events.append({"step": step, "event": "stopped", "k": module.k, "loss": value})
-            bar.update()
-            bar.set_postfix({"k": module.k, "loss": f"{value:.4g}", "phase": plan.phase})
-            if plan.phase == "done":
-                break
-        rec = {"epoch": epoch + 1, "k": module.k, "train_loss": run_loss / (i + 1)}
-        if len(x_va):
-            rec.update({f"val_{key}": v for key, v in evaluate(module, x_va).items()})
-        history.append(rec)
-        if plan.phase == "done":
-            break
-    bar.close()
-    if plan.phase == "stagnate":
-        warnings.warn(f"rank search: the loss did not stagnate at k_max = {module.k} within {cfg.epochs} epochs; "
-                      "keeping k_max (train longer, or loosen stagnation/patience)", stacklevel=2)
-    elif plan.phase == "search" and saved is not None:
-        k, state, _ = saved
-        module.set_rank(k)
-        module.load_state_dict(state)
-        warnings.warn(f"rank search: the budget of {cfg.epochs} epochs ran out while trying k = {plan.k}; "
-                      f"keeping the last accepted rank k = {k}", stacklevel=2)
-        events.append({"step": step, "event": "budget", "k": k, "loss": None})
-    module.to("cpu").eval()
-    return {"k": module.k, "ideal_loss": plan.ideal, "events": events, "history": history, "steps": step,
+    search = _RankSearch(module, RankSchedule(module.k, **schedule), cfg.epochs)
+    result = fit(module, z, dataclasses.replace(cfg, lr_min_fraction=1.0, checkpoint=None, resume=False),
+                 desc="train rrae (rank search)", hook=search)
+    plan = search.plan
+    return {"k": module.k, "ideal_loss": plan.ideal, "events": search.events, "history": result["history"],
+            "steps": search.steps,
             "schedule": {"k_max": plan.k_max, "k_min": plan.k_min, "window": plan.window,
                          "stagnation": plan.stagnation, "patience": plan.patience,
                          "patience_conv": plan.patience_conv, "tolerance": plan.tolerance}}
+
+
+class _RankSearch:
+    """The training loop's hook that carries out the schedule's decisions on the module."""
+
+    def __init__(self, module: RankReductionAutoencoder, plan: RankSchedule, epochs: int):
+        self.module, self.plan, self.epochs = module, plan, epochs
+        self.events: list[dict] = []
+        self.saved = None  # (k, module state, optimiser state) of the last accepted rank
+        self.steps = 0
+
+    def step(self, step: int, loss: float, optimizer) -> bool:
+        self.steps = step
+        before = self.plan.phase
+        action = self.plan.update(loss)
+        if before == "stagnate" and self.plan.phase == "search":
+            self.events.append({"step": step, "event": "stagnated", "k": self.module.k, "loss": self.plan.ideal})
+        if action == "lower":
+            self.saved = (self.module.k, copy.deepcopy(self.module.state_dict()), copy.deepcopy(optimizer.state_dict()))
+            self.module.set_rank(self.plan.k)
+            self.events.append({"step": step, "event": "lowered", "k": self.plan.k, "loss": loss})
+        elif action == "restore":
+            k, state, opt_state = self.saved
+            self.module.set_rank(k)
+            self.module.load_state_dict(state)
+            optimizer.load_state_dict(opt_state)
+            self.events.append({"step": step, "event": "stepped back", "k": k, "loss": loss})
+        elif action == "stop":
+            self.events.append({"step": step, "event": "stopped", "k": self.module.k, "loss": loss})
+        return self.plan.phase == "done"
+
+    def epoch(self) -> dict:
+        return {"k": self.module.k}
+
+    def end(self) -> None:
+        if self.plan.phase == "stagnate":
+            warnings.warn(f"rank search: the loss did not stagnate at k_max = {self.module.k} within {self.epochs} epochs; "
+                          "keeping k_max (train longer, or loosen stagnation/patience)", stacklevel=4)
+        elif self.plan.phase == "search" and self.saved is not None:
+            k, state, _ = self.saved
+            self.module.set_rank(k)
+            self.module.load_state_dict(state)
+            warnings.warn(f"rank search: the budget of {self.epochs} epochs ran out while trying k = {self.plan.k}; "
+                          f"keeping the last accepted rank k = {k}", stacklevel=4)
+            self.events.append({"step": self.steps, "event": "budget", "k": k, "loss": None})
