@@ -1,9 +1,8 @@
-"""``saecodec simulate``, ``train`` and ``demo``: the data -> model -> store path."""
+"""``saecodec train``: a model of either family from frames in an HDF5 file."""
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,20 +13,6 @@ def _frac(text: str) -> float:
         a, b = text.split("/")
         return float(a) / float(b)
     return float(text)
-
-
-def cmd_simulate(args) -> int:
-    from .data import sas
-
-    cfg = sas.SimConfig(shape=(args.size, args.size), noise=args.noise, beamstop=args.beamstop,
-                        q_max_range=(args.q_min_max, args.q_max_max))
-    t0 = time.perf_counter()
-    sim = sas.simulate(args.n, seed=args.seed, cfg=cfg, workers=args.workers, progress=not args.quiet)
-    dt = time.perf_counter() - t0
-    sas.write_h5(sim, args.output)
-    print(f"simulated {args.n} frames of {args.size}x{args.size} in {dt:.1f} s "
-          f"({1e3 * dt / max(args.n, 1):.2f} ms/frame) -> {args.output}")
-    return 0
 
 
 def cmd_train(args) -> int:
@@ -85,67 +70,7 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_demo(args) -> int:
-    """The main job: simulate frames, write them through Zarr with saecodec, read back, report."""
-    import shutil
-
-    import zarr
-
-    from .codec import SAECodec
-    from .data import sas
-
-    codec = SAECodec(args.model)
-    model = codec.resolve_model()
-    h, w = model.frame_shape
-    sim = sas.simulate(args.frames, seed=args.seed, cfg=sas.SimConfig(shape=(h, w)), progress=not args.quiet)
-    x = sim.frames
-    out = Path(args.out)
-    if out.exists():
-        shutil.rmtree(out)
-    z = zarr.create(shape=x.shape, chunks=(args.chunk, h, w), dtype="f4", store=str(out), zarr_format=2,
-                    compressor=codec)
-    t0 = time.perf_counter()
-    z[...] = x
-    t_enc = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    back = zarr.open_array(str(out), mode="r")[...]
-    t_dec = time.perf_counter() - t0
-    chunk_files = [p for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")]
-    stored = sum(p.stat().st_size for p in chunk_files)
-    from .chunk import payload_stats
-
-    stats = [payload_stats(p.read_bytes()) for p in chunk_files]
-    nnz = sum(s["nnz"] for s in stats) / max(sum(s["frames"] for s in stats), 1)
-    from .metrics import frame_metrics
-
-    m = frame_metrics(x, back, model.transform)
-    mb = x.nbytes / 1e6
-    print(f"model        {model.name} ({model.identity[:12]}), device {codec.device or 'auto'}")
-    print(f"frames       {len(x)} x {h}x{w} float32 = {x.nbytes} bytes, seed {args.seed}")
-    print(f"stored       {stored} bytes in chunk files -> ratio {x.nbytes / stored:.1f}x "
-          f"({8 * stored / x.size:.3f} bits/pixel); paper's n/nnz {h * w / max(nnz, 1e-9):.1f} "
-          f"({nnz:.1f} nonzero latents per frame)")
-    print(f"error        rel L2 (transformed) {m['rel_l2_t']:.4f}, rel L2 (intensity) {m['rel_l2_i']:.4f}, "
-          f"PSNR (transformed) {m['psnr_t']:.1f} dB")
-    print(f"speed        encode {mb / t_enc:.1f} MB/s, decode {mb / t_dec:.1f} MB/s")
-    print(f"store        {out}")
-    return 0
-
-
 def register(sub) -> None:
-    s = sub.add_parser("simulate", help="simulate random 2D SAS frames with sasmodels into an HDF5 file")
-    s.add_argument("-n", type=int, default=1000, help="number of frames (default 1000)")
-    s.add_argument("-o", "--output", default="sas-frames.h5")
-    s.add_argument("--size", type=int, default=64, help="frame side in pixels (default 64)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    s.add_argument("--noise", action="store_true", help="Poisson counting noise")
-    s.add_argument("--beamstop", action="store_true", help="store a circular beamstop mask")
-    s.add_argument("--q-min-max", type=float, default=0.03, help="smallest detector q_max (1/A)")
-    s.add_argument("--q-max-max", type=float, default=0.6, help="largest detector q_max (1/A)")
-    s.add_argument("-q", "--quiet", action="store_true")
-    s.set_defaults(func=cmd_simulate)
-
     t = sub.add_parser("train", help="train a model on frames from an HDF5 file")
     t.add_argument("--family", default="l1", choices=["l1", "rrae"],
                    help="l1: sparse L1 autoencoder; rrae: rank reduction autoencoder")
@@ -191,12 +116,3 @@ def register(sub) -> None:
     t.add_argument("--no-register", action="store_true", help="do not copy the model into the user cache")
     t.add_argument("-q", "--quiet", action="store_true")
     t.set_defaults(func=cmd_train)
-
-    d = sub.add_parser("demo", help="simulate frames, compress them into Zarr, read back, print ratio and error")
-    d.add_argument("--model", default="sas64-l1", help="model name, identity or file (default: the shipped sas64-l1)")
-    d.add_argument("--frames", type=int, default=512)
-    d.add_argument("--chunk", type=int, default=64, help="frames per Zarr chunk")
-    d.add_argument("--seed", type=int, default=12345, help="simulation seed (the default model never saw it)")
-    d.add_argument("--out", default="saecodec-demo.zarr")
-    d.add_argument("-q", "--quiet", action="store_true")
-    d.set_defaults(func=cmd_demo)

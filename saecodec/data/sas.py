@@ -138,12 +138,16 @@ def detector_grid(rng, cfg: SimConfig) -> tuple[np.ndarray, np.ndarray]:
 _KERNELS: dict = {}
 
 
-def _kernel_model(name: str):
+def kernel_model(name: str):
+    """sasmodels' compiled model ``name`` (double precision), loaded once per process."""
     if name not in _KERNELS:
         from sasmodels.core import load_model
 
         _KERNELS[name] = load_model(name, dtype="double")
     return _KERNELS[name]
+
+
+_kernel_model = kernel_model  # its earlier, private name (data/detector.py imports it)
 
 
 def simulate_one(seed: int, index: int, cfg: SimConfig) -> tuple[np.ndarray, dict]:
@@ -155,7 +159,7 @@ def simulate_one(seed: int, index: int, cfg: SimConfig) -> tuple[np.ndarray, dic
     params = sample_parameters(model, rng, cfg)
     qx, qy = detector_grid(rng, cfg)
     QX, QY = np.meshgrid(qx, qy)
-    kernel = _kernel_model(model).make_kernel([QX.ravel(), QY.ravel()])
+    kernel = kernel_model(model).make_kernel([QX.ravel(), QY.ravel()])
     try:
         intensity = np.asarray(call_kernel(kernel, params), dtype=np.float64).reshape(cfg.shape)
     finally:
@@ -199,7 +203,7 @@ def simulate(n: int, seed: int = 0, cfg: SimConfig | None = None, workers: int |
     cfg = cfg or SimConfig()
     workers = workers or os.cpu_count() or 1
     for name in set(cfg.models):  # compile each model once, before the workers fork
-        _kernel_model(name)
+        kernel_model(name)
     jobs = [(seed, s, min(s + block, n), cfg) for s in range(0, n, block)]
     results = []
     with tqdm(total=n, desc="simulate", unit="frame", disable=not progress) as bar:

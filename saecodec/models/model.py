@@ -7,6 +7,7 @@ reproducible and a codec config that records it pins the exact decoder.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +96,19 @@ class Model:
             "provenance": self.provenance,
             "metrics": self.metrics,
         }
+
+    def for_log10_input(self, name: str | None = None) -> "Model":
+        """The same network for arrays that hold log10 intensities: a new model whose
+        transform is the identity, per-frame normalisation kept. For intensities far above
+        the asinh scale s, asinh(x / s) / ln 10 = log10(x) + log10(2 / s), and the
+        normalisation removes that constant, so the network sees the frames it was trained
+        on. Its own file and identity: ``saecodec models derive MODEL --input log10``."""
+        if self.transform.kind != "asinh" or not self.transform.per_frame:
+            raise SaecodecError(f"model {self.name!r} does not read intensities through asinh with per-frame "
+                                "normalisation; it has no log10-input variant")
+        return dataclasses.replace(self, transform=Transform("linear", 1.0, True), name=name or f"{self.name}-log10",
+                                   identity=None, path=None,
+                                   provenance=f"{self.provenance} | log10-input variant of {self.identity}")
 
     def freeze(self) -> str:
         """Round the weights to ``storage_dtype`` in place and fix the identity; returns it.

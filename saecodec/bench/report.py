@@ -1,0 +1,124 @@
+"""The bench's outputs: a markdown table, the JSON of every row, two rate-distortion plots."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version(), "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+           "cpus": os.cpu_count()}
+    for pkg in ("saecodec", "torch", "numpy", "h5py", "hdf5plugin", "zarr", "numcodecs", "constriction", "sasmodels"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = None
+    try:
+        import torch
+
+        out["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except Exception:  # noqa: BLE001
+        out["cuda"] = None
+    return out
+
+
+def _fmt(v, spec=".3g"):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return format(v, spec)
+
+
+def markdown(result: dict, command: str = "") -> str:
+    v = result["versions"]
+    lines = [
+        f"# saecodec bench, {result['date']}",
+        "",
+        f"Command: `{command}`" if command else "",
+        f"Dataset: {result['dataset']} ({result['frame_shape'][0]}x{result['frame_shape'][1]}, "
+        f"{result['domain']} values, {result['raw_bytes'] / 1e6:.1f} MB raw float32)",
+        f"Machine: {v['machine']}, {v['cpus']} CPUs, GPU: {v['cuda'] or 'none'}; "
+        + ", ".join(f"{k} {v[k]}" for k in ("python", "saecodec", "torch", "h5py", "hdf5plugin", "constriction",
+                                              "sasmodels") if v.get(k)),
+        "",
+        "Ratio: raw bytes / stored chunk bytes (codec headers included; * = estimate, no container). "
+        "max|e| and PSNR in the compressed values' units; rel L2 log: the papers' metric on per-frame "
+        "normalised log frames; rel L2 I: in intensity. I(q): max relative deviation of the azimuthal "
+        "average where I > 3 x background (median over frames). R fit: median relative change of the "
+        "fitted sphere radius. Speeds: MB/s of raw data through h5py, and x SZ3 at the same bound.",
+        "",
+        "| method | setting | chunks | ratio | ratio+model | bpp | max abs err | PSNR | rel L2 log | rel L2 I "
+        "| I(q) dev | R fit dev | enc MB/s | dec MB/s | enc/SZ3 | dec/SZ3 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        m = r["metrics"]
+        lines.append("| " + " | ".join([
+            r["method"], r["setting"], r["chunking"], _fmt(r["ratio"], ".1f") + ("*" if r["estimate"] else ""),
+            _fmt(r["ratio_with_model"], ".1f"), _fmt(r["bpp"], ".2f"), _fmt(m.get("max_abs")), _fmt(m.get("psnr"), ".1f"),
+            _fmt(m.get("rel_l2_log")), _fmt(m.get("rel_l2_intensity")), _fmt(m.get("iq_dev_median")),
+            _fmt(m.get("fit_radius_dev_median")), _fmt(r["enc_mbs"], ".0f"), _fmt(r["dec_mbs"], ".0f"),
+            _fmt(r["enc_vs_sz3"], ".2f"), _fmt(r["dec_vs_sz3"], ".2f")]) + " |" + (f" {r['note']}" if r["note"] else ""))
+    return "\n".join(lines) + "\n"
+
+
+def plots(result: dict, prefix) -> list:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = []
+    for xkey, ykey, xlabel, ylabel, logx, name in (
+            ("bpp", "psnr", "bits per pixel", "PSNR (dB)", False, "psnr_bpp"),
+            ("rel_l2_log", "ratio", "relative L2 (log domain, per-frame normalised)", "compression ratio", True,
+             "ratio_rel_l2")):
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+        chunkings = sorted({r["chunking"] for r in result["rows"] if r["chunking"] != "per frame"})
+        for ax, cname in zip(axes, chunkings):
+            groups: dict = {}
+            for r in result["rows"]:
+                if r["chunking"] not in (cname, "per frame") or not r["stored_bytes"]:
+                    continue
+                label = r["method"] if r["method"] != "saecodec" else "saecodec " + (
+                    "pure" if r["setting"].endswith("pure") else "bounded") + f" ({r['setting'].split()[0]})"
+                xv = r[xkey] if xkey in r else r["metrics"].get(xkey)
+                yv = r[ykey] if ykey in r else r["metrics"].get(ykey)
+                if xv is None or yv is None or not np.isfinite(xv) or not np.isfinite(yv):
+                    continue
+                groups.setdefault(label, []).append((xv, yv))
+            for label, pts in sorted(groups.items()):
+                pts.sort()
+                ax.plot(*zip(*pts), "o-" if len(pts) > 1 else "s", label=label)
+            ax.set_title(cname)
+            ax.set_xlabel(xlabel)
+            if logx:
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+            ax.grid(alpha=0.3)
+        axes[0].set_ylabel(ylabel)
+        axes[-1].legend(fontsize=7)
+        fig.suptitle(f"{result['dataset']} ({result['domain']})", fontsize=9)
+        fig.tight_layout()
+        path = f"{prefix}_{name}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        files.append(path)
+    return files
+
+
+def save(result: dict, outdir, tag: str, command: str) -> list:
+    """``tag``.json, ``tag``.md and the plots in ``outdir``; ``command``: the command line that ran."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    result = {**result, "command": command}
+    (outdir / f"{tag}.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
+    (outdir / f"{tag}.md").write_text(markdown(result, command))
+    return [outdir / f"{tag}.json", outdir / f"{tag}.md", *plots(result, str(outdir / tag))]
