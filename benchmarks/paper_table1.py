@@ -17,12 +17,12 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from saecodec import chunk
+from common import codec_bytes
 from saecodec.data import sas
 from saecodec.models import Transform
+from saecodec.models.runtime import resolve_device
 from saecodec.training import TrainConfig, evaluate, train_l1
 
 ROWS = [
@@ -31,11 +31,6 @@ ROWS = [
     ("sparse grad", 0.25, 0.125, [0.03, 0.1, 0.3], "grad"),
     ("overcomplete z", 0.25, 1.0, [0.1, 0.3, 1.0], "z"),
 ]
-
-
-def codec_bytes(model, frames, chunk_frames=64):
-    return sum(len(chunk.encode_chunk(model, frames[i:i + chunk_frames], device="cpu"))
-               for i in range(0, len(frames), chunk_frames))
 
 
 def main():
@@ -48,7 +43,7 @@ def main():
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device().type
     train = sas.simulate(args.train, seed=0, progress=False).frames
     test = sas.simulate(args.test, seed=1, progress=False).frames
     transform = Transform("asinh", 1e-3)
@@ -63,7 +58,7 @@ def main():
                                   name=f"table1-{label}-{lam:g}")
             te = evaluate(model.module, z_test)
             n = model.module.n
-            nbytes = codec_bytes(model, test)
+            nbytes = codec_bytes(model, test, device="cpu")
             row = {
                 "net": label, "arch": f"({m:g}, {l:g}, {lam:g}, {f})", "l": model.module.l,
                 "rel_l2_train": res["train"]["rel_l2"], "rel_l2_test": te["rel_l2"],

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import torch
 
-from saecodec import chunk
+from common import codec_bytes
 from saecodec.data import sas
 from saecodec.models import Transform
+from saecodec.models.runtime import resolve_device
 from saecodec.training import TrainConfig, evaluate, train_rrae
 
 
@@ -31,7 +32,7 @@ def main():
     p.add_argument("--latent", type=int, default=128, help="L")
     p.add_argument("--out", default="benchmarks/results")
     args = p.parse_args()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device().type
     train = sas.simulate(args.train, seed=0, progress=False).frames
     test = sas.simulate(args.test, seed=1, progress=False).frames
     transform = Transform("asinh", 1e-3)
@@ -45,7 +46,7 @@ def main():
         model, _ = train_rrae(train, k=k, L=args.latent, hidden=(1024, 256), transform=transform, cfg=cfg,
                               finetune_steps=2000, name=f"rrae-k{k}")
         te = evaluate(model.module, z_test)
-        nbytes = sum(len(chunk.encode_chunk(model, test[i:i + 64], device=device)) for i in range(0, len(test), 64))
+        nbytes = codec_bytes(model, test, device=device)
         row = {"k": model.module.k, "adaptive": k is None, "rel_l2_test": te["rel_l2"],
                "bytes_per_frame": nbytes / len(test), "cr_bytes": test.nbytes / nbytes,
                "seconds": time.perf_counter() - t0}

@@ -30,7 +30,7 @@ import torch
 
 from saecodec.models import Transform, load_file
 from saecodec.training import TrainConfig, train_l1, train_rrae
-from train_default import codec_eval  # the same codec round trip as the default model's selection
+from common import codec_eval  # the same codec round trip as the default model's selection
 
 STEPS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64)
 
@@ -125,7 +125,7 @@ def table(args):
             print("missing", path)
             continue
         model = load_file(path)
-        info = infos[spec["name"]] = json.loads(path.with_suffix(".json").read_text())
+        infos[spec["name"]] = json.loads(path.with_suffix(".json").read_text())
         if spec["family"] == "rrae":
             for s in STEPS:
                 swept = copy.copy(model)

@@ -15,7 +15,6 @@ import time
 
 import h5py
 import numcodecs
-import numpy as np
 
 from saecodec import hdf5
 from saecodec.codec import SAECodec

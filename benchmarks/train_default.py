@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from saecodec import chunk
+from common import codec_eval
 from saecodec.data import sas
-from saecodec.metrics import frame_metrics
 from saecodec.models import Transform
+from saecodec.models.runtime import resolve_device
 from saecodec.training import TrainConfig, train_l1
 
 CANDIDATES = [
@@ -47,31 +47,6 @@ def frac(t):
     return float(a) / float(b)
 
 
-def codec_eval(model, frames, chunk_frames=64, device=None):
-    model.module.eval()
-    nbytes = 0
-    recon = np.empty_like(frames)
-    t_enc = t_dec = 0.0
-    for i in range(0, len(frames), chunk_frames):
-        c = frames[i:i + chunk_frames]
-        t0 = time.perf_counter()
-        payload = chunk.encode_chunk(model, c, device=device)
-        t1 = time.perf_counter()
-        recon[i:i + chunk_frames] = chunk.decode_chunk(model, payload, device=device)
-        t2 = time.perf_counter()
-        nbytes += len(payload)
-        t_enc += t1 - t0
-        t_dec += t2 - t1
-    m = frame_metrics(frames, recon, model.transform)
-    return {
-        "bytes_per_frame": nbytes / len(frames),
-        "ratio": frames.nbytes / nbytes,
-        **{k: m[k] for k in ("rel_l2_t", "rel_l2_t_median_frame", "rel_l2_i")},
-        "encode_MBps": frames.nbytes / 1e6 / t_enc,
-        "decode_MBps": frames.nbytes / 1e6 / t_dec,
-    }
-
-
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--out", required=True)
@@ -85,7 +60,7 @@ def main():
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device().type
 
     t0 = time.perf_counter()
     train = sas.simulate(args.train, seed=0, progress=False).frames.astype(np.float64)
