@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ModelMismatchError, ModelNotFoundError, SaecodecError
-from .modelfile import SUFFIX, identity_of_file, read_metadata
+from .modelfile import HEX_DIGITS, SUFFIX, identity_of_file, is_identity, read_metadata
 
 ZOO_DIR = Path(__file__).parent / "zoo"
-_HEX = set("0123456789abcdef")
 _lock = threading.Lock()
 _hash_cache: dict[tuple[str, int, int], str] = {}
 _given: dict[str, Path] = {}  # identity -> file this process was given by path
@@ -59,10 +58,6 @@ def search_dirs() -> list[tuple[str, Path]]:
             dirs.append(("SAECODEC_MODEL_PATH", Path(p.strip())))
     dirs.append(("user cache", user_cache_dir()))
     return dirs
-
-
-def is_identity(text) -> bool:
-    return isinstance(text, str) and len(text) == 64 and set(text) <= _HEX
 
 
 def _identity(path: Path) -> str:
@@ -109,7 +104,7 @@ def find(key: str, name: str | None = None) -> ModelEntry:
     """
     key = str(key).strip()
     lowered = key.lower()
-    by_prefix = len(lowered) >= 8 and set(lowered) <= _HEX
+    by_prefix = len(lowered) >= 8 and set(lowered) <= HEX_DIGITS
     matches = []
     for entry in list_models():
         if entry.identity == lowered or (by_prefix and entry.identity.startswith(lowered)):

@@ -20,6 +20,12 @@ METADATA_KEY = "saecodec"
 SUFFIX = ".safetensors"
 # A safetensors header larger than this is not one of ours (guards reading random files).
 _MAX_HEADER = 16 * 1024 * 1024
+HEX_DIGITS = frozenset("0123456789abcdef")
+
+
+def is_identity(text) -> bool:
+    """A full model identity: 64 lowercase hex digits."""
+    return isinstance(text, str) and len(text) == 64 and set(text) <= HEX_DIGITS
 
 
 def canonical_json(meta: dict) -> str:

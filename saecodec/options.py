@@ -28,7 +28,7 @@ import numpy as np
 from . import bound
 from .coding import quant
 from .errors import SaecodecError
-from .model_store import is_identity
+from .modelfile import is_identity
 
 CODEC_ID = "saecodec"  # numcodecs codec_id and zarr v3 codec name
 ALIASES = {"weight_dtype": "latent_dtype"}  # old name -> field (read from stored configs)
