@@ -36,9 +36,7 @@ def main():
     model = load_file(path)
     os.environ["SAECODEC_MODEL_PATH"] = str(models_dir)
     os.chdir(HERE)
-    arrays = [blobs(3, seed=7).astype(np.float32), blobs(2, shape=(20, 37), seed=8).astype(np.float64)]
-    codecs = [SAECodec(model.identity, model_name="fixture-16"),
-              SAECodec(model.identity, weight_dtype="float32", model_name="fixture-16")]
+    arrays, codecs = v1_arrays(), v1_codecs(model.identity)
     check_backwards_compatibility("saecodec", arrays, codecs, precision=[-3, -3], prefix="v1")
     for j, codec in enumerate(codecs):
         for i in range(len(arrays)):
@@ -48,7 +46,14 @@ def main():
                 np.save(out, codec.decode((d / f"encoded.{i:02d}.dat").read_bytes()))
 
 
+def v1_arrays():
+    """Format v1: the pure autoencoder, float32 and float64 chunks, one of them tiled with edges."""
+    return [blobs(3, seed=7).astype(np.float32), blobs(2, shape=(20, 37), seed=8).astype(np.float64)]
 
+
+def v1_codecs(identity):
+    return [SAECodec(identity, model_name="fixture-16"),
+            SAECodec(identity, latent_dtype="float32", model_name="fixture-16")]
 
 
 def v2_arrays():

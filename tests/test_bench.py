@@ -1,7 +1,6 @@
 """The benchmark harness: baselines reach their targets, fits recover the truth, a tiny end-to-end run."""
 
 import json
-import math
 import shlex
 import sys
 
@@ -66,3 +65,10 @@ def test_sphere_fit_recovers_the_simulated_radius():
     intensity, info = sas.simulate_one(3, 0, cfg)
     r = fits.fit_sphere_radius(intensity, info["qx"], info["qy"], info["params"])
     assert r == pytest.approx(info["params"]["radius"], rel=1e-3)
+
+
+def test_bench_on_data_that_is_not_a_stack_of_frames_is_a_clear_error(tmp_path, capsys):
+    with h5py.File(tmp_path / "line.h5", "w") as f:
+        f["x"] = np.arange(10.0)
+    assert main(["bench", "--data", str(tmp_path / "line.h5"), "--dataset", "x", "--quiet"]) == 2
+    assert "bench needs a stack of 2D frames" in capsys.readouterr().err

@@ -26,9 +26,9 @@ def chunks(dtype, seed):
     yield (blobs(2, shape=(23, 37), seed=seed) * rng.choice([-1, 1], (2, 23, 37))).astype(dtype)
 
 
-def assert_within(dec, x, eb, special=None):
+def assert_within(dec, x, eb, masked=None):
     assert dec.shape == x.shape and dec.dtype == x.dtype
-    ok = np.isfinite(x) if special is None else ~special
+    ok = np.isfinite(x) if masked is None else ~masked
     err = np.abs(dec[ok].astype(np.float64) - x[ok].astype(np.float64))
     assert err.max(initial=0.0) <= eb, (err.max(), eb)
 
@@ -47,7 +47,7 @@ def test_bound_holds_on_every_element(tiny_model, dtype, mode, bounds):
                 assert_within(dec, x, ebs)
 
 
-def test_bound_holds_with_masks_and_specials(tiny_model):
+def test_bound_holds_with_masked_pixels(tiny_model):
     rng = np.random.default_rng(5)
     x = blobs(4, seed=5).astype(np.float32)
     x[0, 6:10, 6:10] = np.nan  # a beamstop
@@ -59,12 +59,12 @@ def test_bound_holds_with_masks_and_specials(tiny_model):
     for eb in (None, 0.5, 1e-3):
         payload = chunk.encode_chunk(tiny_model, x, error_bound=eb, mask_value=-1.0, mask=user_mask)
         dec = chunk.decode_chunk(tiny_model, payload)
-        special = ~np.isfinite(x) | (x == -1.0) | user_mask
-        np.testing.assert_array_equal(dec[special], x[special])  # NaN == NaN here
+        masked = ~np.isfinite(x) | (x == -1.0) | user_mask
+        np.testing.assert_array_equal(dec[masked], x[masked])  # NaN == NaN here
         assert np.array_equal(np.isnan(dec), np.isnan(x))
-        assert np.isfinite(dec[~special]).all()
+        assert np.isfinite(dec[~masked]).all()
         if eb is not None:
-            assert_within(dec, x, eb, special)
+            assert_within(dec, x, eb, masked)
 
 
 def test_masked_pixels_never_reach_the_network(tiny_model, monkeypatch):
@@ -232,11 +232,11 @@ def test_backwards_compatibility_format_v2(monkeypatch, request):
         for enc in sorted(cdir.glob("encoded.*.dat")):
             x = np.load(root / enc.name.replace("encoded", "array").replace(".dat", ".npy"))
             dec = codec.decode(enc.read_bytes())
-            special = np.isnan(x) | (x == codec.mask_value if codec.mask_value is not None else False)
-            np.testing.assert_array_equal(dec[special], x[special])
-            v = x[~special].astype(np.float64)
+            masked = np.isnan(x) | (x == codec.mask_value if codec.mask_value is not None else False)
+            np.testing.assert_array_equal(dec[masked], x[masked])
+            v = x[~masked].astype(np.float64)
             eb = codec.error_bound * ((v.max() - v.min()) if codec.bound_mode == "rel" else 1.0)
-            assert np.abs(dec[~special] - v).max() <= eb
+            assert np.abs(dec[~masked] - v).max() <= eb
             checked += 1
     assert checked == 6
 

@@ -58,36 +58,37 @@ def test_train_unknown_family_is_refused(tmp_path):
     assert r.returncode != 0 and "invalid choice" in r.stderr
 
 
-def test_train_rrae_from_the_command_line(tmp_path, on_model_path):
+def test_train_rrae_from_the_command_line(tmp_path, on_model_path, capsys):
+    """In this process (the subprocess test above covers the entry point): every option of the family."""
     data = tmp_path / "sim.h5"
-    assert cli("simulate", "-n", "200", "--size", "16", "-o", str(data), "-q", "--workers", "1").returncode == 0
-    r = cli("train", "--family", "rrae", "--data", str(data), "--epochs", "2")
-    assert r.returncode == 2 and "--rank K or --adaptive" in r.stderr
+    assert main(["simulate", "-n", "200", "--size", "16", "-o", str(data), "-q", "--workers", "1"]) == 0
+    assert main(["train", "--family", "rrae", "--data", str(data), "--epochs", "2"]) == 2
+    assert "--rank K or --adaptive" in capsys.readouterr().err
     model = tmp_path / "r.safetensors"
-    r = cli("train", "--family", "rrae", "--rank", "3", "--latent", "8", "--hidden", "32", "--data", str(data),
-            "--epochs", "2", "--batch", "32", "--finetune-steps", "5", "--device", "cpu", "-o", str(model), "-q")
-    assert r.returncode == 0, r.stderr
+    assert main(["train", "--family", "rrae", "--rank", "3", "--latent", "8", "--hidden", "32", "--data", str(data),
+                 "--epochs", "2", "--batch", "32", "--finetune-steps", "5", "--device", "cpu", "-o", str(model),
+                 "-q"]) == 0
     from saecodec.models import load_file
 
     m = load_file(model)
     assert m.family == "rrae" and m.module.k == 3 and len(m.coding["coef_std"]) == 3
     conv = tmp_path / "c.safetensors"
-    r = cli("train", "--family", "rrae", "--rank", "2", "--latent", "8", "--hidden", "16", "--conv", "4,8/8,4",
-            "--data", str(data), "--epochs", "1", "--batch", "32", "--finetune-steps", "2", "--device", "cpu",
-            "-o", str(conv), "-q")
-    assert r.returncode == 0, r.stderr
+    assert main(["train", "--family", "rrae", "--rank", "2", "--latent", "8", "--hidden", "16", "--conv", "4,8/8,4",
+                 "--data", str(data), "--epochs", "1", "--batch", "32", "--finetune-steps", "2", "--device", "cpu",
+                 "-o", str(conv), "-q"]) == 0
     assert load_file(conv).module.architecture["conv"] == {"frame": [16, 16], "enc": [4, 8], "dec": [8, 4]}
     adaptive = tmp_path / "a.safetensors"
-    r = cli("train", "--family", "rrae", "--adaptive", "--latent", "6", "--hidden", "16", "--data", str(data),
-            "--epochs", "20", "--batch", "32", "--rank-stagnation", "0.5", "--rank-patience", "3",
-            "--finetune-steps", "2", "--device", "cpu", "-o", str(adaptive), "-q")
-    assert r.returncode == 0, r.stderr
+    assert main(["train", "--family", "rrae", "--adaptive", "--latent", "6", "--hidden", "16", "--data", str(data),
+                 "--epochs", "20", "--batch", "32", "--rank-stagnation", "0.5", "--rank-patience", "3",
+                 "--finetune-steps", "2", "--device", "cpu", "-o", str(adaptive), "-q"]) == 0
     a = load_file(adaptive)
     search = a.metrics["rank_search"]
     assert search["schedule"]["k_max"] == 6 and search["schedule"]["patience"] == 3
     assert search["events"][0][1] == "stagnated" and a.module.k == search["events"][-1][2] < 6
-    r = cli("train", "--family", "rrae", "--adaptive", "--data", str(data), "--checkpoint", str(tmp_path / "c.pt"))
-    assert r.returncode == 2 and "--adaptive cannot checkpoint" in r.stderr
+    capsys.readouterr()
+    assert main(["train", "--family", "rrae", "--adaptive", "--data", str(data), "--checkpoint",
+                 str(tmp_path / "c.pt")]) == 2
+    assert "--adaptive cannot checkpoint" in capsys.readouterr().err
 
 
 def test_demo_with_a_dense_latent_model(rrae_model, tmp_path, capsys):

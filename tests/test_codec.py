@@ -75,12 +75,11 @@ def test_backwards_compatibility_format_v1(monkeypatch, request):
     here = request.path.parent
     monkeypatch.chdir(here)
     monkeypatch.setenv("SAECODEC_MODEL_PATH", str(here / "fixture" / "models"))
+    from make_fixtures import v1_arrays, v1_codecs
     from saecodec.models import load_file
 
     model = load_file(here / "fixture" / "models" / "fixture-16.safetensors")
-    arrays = [blobs(3, seed=7).astype(np.float32), blobs(2, shape=(20, 37), seed=8).astype(np.float64)]
-    codecs = [SAECodec(model.identity, model_name="fixture-16"),
-              SAECodec(model.identity, weight_dtype="float32", model_name="fixture-16")]
+    arrays, codecs = v1_arrays(), v1_codecs(model.identity)
     nc_common.check_backwards_compatibility("saecodec", arrays, codecs, precision=[-3, -3], prefix="v1")
     # And the exact decoded values of format v1 stay what they were when committed.
     for j in range(len(codecs)):

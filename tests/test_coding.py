@@ -95,6 +95,11 @@ def test_varint(value):
     assert fmt.Reader(bytes(out)).varint() == value
 
 
+def test_negative_varint_is_a_payload_error():
+    with pytest.raises(PayloadError, match="non-negative"):
+        fmt.put_varint(bytearray(), -1)
+
+
 def test_header_round_trip_and_truncation():
     h = fmt.Header(fmt.FLAG_FORTRAN, b"\x01\x02\x03\x04", np.dtype("<f8"), 1, (3, 100, 70), (64, 64))
     raw = bytes(h.pack())

@@ -95,7 +95,7 @@ def test_options_of_a_newer_saecodec_read_but_never_write(tiny_model, on_model_p
 
 def test_packing_cd_values_loads_no_network(tiny_model, on_model_path):
     """As hdf5plugin's filter classes: configuring a dataset by model name needs no torch."""
-    proc = run_fresh(f"""
+    proc = run_fresh("""
         import sys
         import saecodec.hdf5
         cd = dict(saecodec.hdf5.SAE(model="tiny-test", error_bound=0.1))["compression_opts"]
