@@ -44,12 +44,21 @@ def cmd_derive(args) -> int:
     from . import model_store
 
     model = model_store.load(args.model).for_log10_input(args.name)
-    out = Path(args.output or f"{model.name}.safetensors")
-    ident = model.save(out)
-    print(f"model {model.name!r} ({ident}) -> {out}: {args.model} reading log10 intensities")
-    if not args.no_register:
-        print(f"registered in {model_store.add(out).path}")
+    save_model(model, args.output, not args.no_register, f"{args.model} reading log10 intensities")
     return 0
+
+
+def save_model(model, output: str | None, register: bool, what: str = "") -> Path:
+    """Write a new model's file (default NAME.safetensors) and, when ``register``, copy it
+    into the user cache where every reader finds it (``train`` and ``derive``)."""
+    from . import model_store
+
+    out = Path(output or f"{model.name}.safetensors")
+    ident = model.save(out)
+    print(f"model {model.name!r} ({ident}) -> {out}" + (f": {what}" if what else ""))
+    if register:
+        print(f"registered in {model_store.add(out).path}")
+    return out
 
 
 def register(sub) -> None:

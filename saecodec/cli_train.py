@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 
@@ -16,7 +15,7 @@ def _frac(text: str) -> float:
 
 
 def cmd_train(args) -> int:
-    from . import model_store
+    from .cli_models import save_model
     from .data.sas import read_h5
     from .models import Transform
     from .errors import SaecodecError
@@ -60,13 +59,7 @@ def cmd_train(args) -> int:
                                    adaptive_options={"stagnation": args.rank_stagnation, "patience": args.rank_patience,
                                                      "tolerance": args.rank_tolerance})
     model.storage_dtype = args.storage_dtype
-    out = Path(args.output or f"{name}.safetensors")
-    ident = model.save(out)
-    print(f"model {name!r} ({ident}) -> {out}")
-    print(json.dumps(model.metrics, indent=1))
-    if not args.no_register:
-        entry = model_store.add(out)
-        print(f"registered in {entry.path}")
+    save_model(model, args.output, not args.no_register, json.dumps(model.metrics, indent=1))
     return 0
 
 
