@@ -49,6 +49,8 @@ def encode_chunk(model: Model, arr, options: CodecOptions | None = None, *, mask
     ``predictors`` narrows the residual codings the encoder may pick (``bound.MODE_*``).
     """
     opts = options if options is not None else CodecOptions.create(model.freeze(), **settings)
+    if opts.model != model.freeze():
+        raise SaecodecError(f"the codec options name model {opts.model}, not {model.name!r} ({model.identity})")
     arr = check_input(arr)
     fortran = arr.flags.f_contiguous and not arr.flags.c_contiguous
     c = np.ascontiguousarray(arr)

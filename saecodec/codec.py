@@ -13,6 +13,7 @@ from numcodecs.abc import Codec
 from numcodecs.compat import ensure_contiguous_ndarray, ndarray_copy
 
 from . import chunk, model_store
+from .errors import SaecodecError
 from .models.model import Model
 from .options import ALIASES, CODEC_ID, OPTION_NAMES, CodecOptions
 
@@ -98,6 +99,11 @@ class SAECodec(Codec):
 
     @classmethod
     def from_config(cls, config):
+        """From a stored config (its model by identity) or one written by hand (by name or path)."""
+        config = dict(config)
+        if "model" not in config:
+            raise SaecodecError("a saecodec config names no model")
+        config["model"], config["model_name"] = model_store.identify(config["model"], config.get("model_name"))
         return cls.from_options(CodecOptions.from_config(config))
 
     def __repr__(self):

@@ -103,9 +103,10 @@ class CodecOptions:
 
     @classmethod
     def from_config(cls, config: dict) -> "CodecOptions":
+        """Inverse of :meth:`to_config` (numcodecs' ``id`` ignored; old names read)."""
         config = {k: v for k, v in dict(config).items() if k != "id"}
         if "model" not in config:
-            raise SaecodecError("saecodec config has no model identity")
+            raise SaecodecError("a saecodec config names no model")
         return cls.create(**config)
 
     def to_zarr(self) -> dict:

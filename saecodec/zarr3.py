@@ -31,9 +31,11 @@ class SAEZarrCodec(ArrayBytesCodec):
     def __init__(self, *, model, latent_dtype: str | None = None, model_name: str | None = None, device=None,
                  error_bound: float | None = None, bound_mode: str | None = None, mask_value=None,
                  weight_dtype: str | None = None):
-        inner = SAECodec(model, latent_dtype=latent_dtype, device=device, model_name=model_name,
-                         error_bound=error_bound, bound_mode=bound_mode, mask_value=mask_value,
-                         weight_dtype=weight_dtype)
+        self._wrap(SAECodec(model, latent_dtype=latent_dtype, device=device, model_name=model_name,
+                            error_bound=error_bound, bound_mode=bound_mode, mask_value=mask_value,
+                            weight_dtype=weight_dtype))
+
+    def _wrap(self, inner: SAECodec) -> None:
         object.__setattr__(self, "options", inner.options)
         object.__setattr__(self, "_inner", inner)
 
@@ -46,7 +48,9 @@ class SAEZarrCodec(ArrayBytesCodec):
     @classmethod
     def from_dict(cls, data):
         _, config = parse_named_configuration(data, CODEC_ID)
-        return cls(**CodecOptions.from_config(config).to_config())
+        codec = cls.__new__(cls)
+        codec._wrap(SAECodec.from_config(config))
+        return codec
 
     def to_dict(self):
         return self.options.to_zarr()

@@ -282,3 +282,10 @@ def test_the_encoder_never_decodes_its_own_bytes(tiny_model, rrae_model, monkeyp
         monkeypatch.setattr(entropy, "decode", real)
         assert (chunk.plane_modes(model, payload) == bound.MODE_AE).any()  # the network's prediction served
         assert np.abs(chunk.decode_chunk(model, payload) - x).max() <= 1e-2 * (x.max() - x.min())
+
+
+def test_options_of_another_model_are_refused(tiny_model, rrae_model):
+    from saecodec.options import CodecOptions
+
+    with pytest.raises(SaecodecError, match="options name model"):
+        chunk.encode_chunk(tiny_model, blobs(1), CodecOptions(rrae_model[0].identity))

@@ -220,3 +220,10 @@ def test_decoder_never_fails_other_than_with_a_saecodec_error(codec):
         assert isinstance(out, np.ndarray) and out.ndim >= 2
 
     check()
+
+
+def test_a_config_written_by_hand_may_name_the_model(tiny_model, on_model_path):
+    codec = numcodecs.get_codec({"id": "saecodec", "model": "tiny-test", "error_bound": 0.5})
+    assert codec.model == tiny_model.identity and codec.model_name == "tiny-test" and codec.error_bound == 0.5
+    with pytest.raises(SaecodecError, match="names no model"):
+        numcodecs.get_codec({"id": "saecodec"})
