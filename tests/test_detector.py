@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from saecodec.data import detector as D
+from saecodec.data.detector import geometry, scattering
 from saecodec.data.sas import read_h5
 from saecodec.errors import SaecodecError
 
@@ -84,16 +85,16 @@ def test_poisson_statistics_on_a_flat_frame():
 
 def test_profile_interpolation_matches_the_direct_kernel():
     geom = dict(center=[5.0, -8.0], pixel_size=1e-3, distance=2.0, wavelength=6.0)
-    _, _, q, _ = D._pixels(np.arange(48), np.arange(40), geom)
+    _, _, q, _ = geometry.pixels(np.arange(48), np.arange(40), geom)
     dq = 2 * np.pi / 6.0 * 1e-3 / 2.0
     params = dict(radius=150.0, radius_pd=0.1, radius_pd_n=15, scale=1.0, background=0.0)
-    fast = D._profile("sphere", params, q, dq, 0.0, 4000)
-    exact = D._eval("sphere", params, [q.ravel()]).reshape(q.shape)
+    fast = scattering.profile("sphere", params, q, dq, 0.0, 4000)
+    exact = scattering.evaluate("sphere", params, [q.ravel()]).reshape(q.shape)
     rel = np.abs(fast / exact - 1)
     assert np.median(rel) < 1e-3 and rel.max() < 0.02
     params = dict(radius=30.0, length=400.0, theta=60.0, phi=20.0, radius_pd=0.1, radius_pd_n=15)
-    coarse = D._oriented("cylinder", params, q.shape, geom, budget=12000.0)  # every second pixel
-    full = D._oriented("cylinder", params, q.shape, geom, budget=1e9)
+    coarse = scattering.aligned("cylinder", params, q.shape, geom, budget=12000.0)  # every second pixel
+    full = scattering.aligned("cylinder", params, q.shape, geom, budget=1e9)
     assert not np.array_equal(coarse, full) and np.median(np.abs(np.log(coarse / full))) < 0.01
 
 
@@ -139,8 +140,8 @@ def test_every_listed_model_has_a_parameter_sampler():
     cfg = D.DetectorConfig()
     names = set(D.TRAIN_MODELS + D.HELDOUT_MODELS + cfg.mixture_models + D.preset("heldout-mix").mixture_models)
     for i, name in enumerate(sorted(names)):
-        p = D._params(name, np.random.default_rng(i), cfg, oriented=name in D.ANISOTROPIC)
+        p = scattering.sample_params(name, np.random.default_rng(i), cfg, oriented=name in D.ANISOTROPIC)
         assert p["scale"] == 1.0 and p["background"] == 0.0
         assert all(p[k + "_n"] >= 1 for k in p if k.endswith("_pd"))
     with pytest.raises(SaecodecError, match="no parameter sampler"):
-        D._params("not_a_model", np.random.default_rng(0), cfg, oriented=False)
+        scattering.sample_params("not_a_model", np.random.default_rng(0), cfg, oriented=False)

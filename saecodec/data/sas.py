@@ -49,7 +49,8 @@ class SimConfig:
     beamstop_radius: tuple[float, float] = (0.02, 0.08)  # fraction of the detector width
 
 
-def _logu(rng, lo, hi):
+def log_uniform(rng, lo, hi) -> float:
+    """A value between ``lo`` and ``hi`` > 0, uniform in its logarithm (sizes, fluxes, scales)."""
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
@@ -83,48 +84,48 @@ def sample_parameters(model: str, rng, cfg: SimConfig) -> dict:
     """Physical parameters for one frame of ``model`` (sizes in Angstrom, SLDs in 1e-6/A^2)."""
     if model == "sphere":
         sld, solv = _contrast_pair(rng)
-        p = {"radius": _logu(rng, 10, 600), "sld": sld, "sld_solvent": solv, **_pd(rng, cfg, "radius")}
+        p = {"radius": log_uniform(rng, 10, 600), "sld": sld, "sld_solvent": solv, **_pd(rng, cfg, "radius")}
     elif model == "core_shell_sphere":
         core, solv = _contrast_pair(rng)
-        p = {"radius": _logu(rng, 10, 400), "thickness": _logu(rng, 5, 100), "sld_core": core,
+        p = {"radius": log_uniform(rng, 10, 400), "thickness": log_uniform(rng, 5, 100), "sld_core": core,
              "sld_shell": _sld(rng), "sld_solvent": solv, **_pd(rng, cfg, "radius")}
     elif model == "cylinder":
         sld, solv = _contrast_pair(rng)
-        p = {"radius": _logu(rng, 10, 200), "length": _logu(rng, 40, 2000), "sld": sld, "sld_solvent": solv,
+        p = {"radius": log_uniform(rng, 10, 200), "length": log_uniform(rng, 40, 2000), "sld": sld, "sld_solvent": solv,
              **_orientation(rng), **_pd(rng, cfg, "radius")}
     elif model == "core_shell_cylinder":
         core, solv = _contrast_pair(rng)
-        p = {"radius": _logu(rng, 10, 150), "thickness": _logu(rng, 5, 60), "length": _logu(rng, 40, 1500),
-             "sld_core": core, "sld_shell": _sld(rng), "sld_solvent": solv, **_orientation(rng),
-             **_pd(rng, cfg, "radius")}
+        p = {"radius": log_uniform(rng, 10, 150), "thickness": log_uniform(rng, 5, 60),
+             "length": log_uniform(rng, 40, 1500), "sld_core": core, "sld_shell": _sld(rng), "sld_solvent": solv,
+             **_orientation(rng), **_pd(rng, cfg, "radius")}
     elif model == "ellipsoid":
         sld, solv = _contrast_pair(rng)
-        p = {"radius_polar": _logu(rng, 10, 600), "radius_equatorial": _logu(rng, 10, 400), "sld": sld,
+        p = {"radius_polar": log_uniform(rng, 10, 600), "radius_equatorial": log_uniform(rng, 10, 400), "sld": sld,
              "sld_solvent": solv, **_orientation(rng), **_pd(rng, cfg, "radius_equatorial")}
     elif model == "parallelepiped":
         sld, solv = _contrast_pair(rng)
-        p = {"length_a": _logu(rng, 10, 200), "length_b": _logu(rng, 20, 400), "length_c": _logu(rng, 40, 1000),
-             "sld": sld, "sld_solvent": solv, **_orientation(rng, psi=True)}
+        p = {"length_a": log_uniform(rng, 10, 200), "length_b": log_uniform(rng, 20, 400),
+             "length_c": log_uniform(rng, 40, 1000), "sld": sld, "sld_solvent": solv, **_orientation(rng, psi=True)}
     elif model == "lamellar":
         sld, solv = _contrast_pair(rng)
-        p = {"thickness": _logu(rng, 10, 300), "sld": sld, "sld_solvent": solv, **_pd(rng, cfg, "thickness")}
+        p = {"thickness": log_uniform(rng, 10, 300), "sld": sld, "sld_solvent": solv, **_pd(rng, cfg, "thickness")}
     elif model == "sphere@hardsphere":
         sld, solv = _contrast_pair(rng)
-        r = _logu(rng, 10, 400)
+        r = log_uniform(rng, 10, 400)
         p = {"radius": r, "sld": sld, "sld_solvent": solv, "volfraction": float(rng.uniform(0.01, 0.45)),
              "radius_effective": r * float(rng.uniform(1.0, 1.5)), "radius_effective_mode": 0,
              **_pd(rng, cfg, "radius")}
     else:
         raise ValueError(f"no parameter sampler for sasmodels model {model!r}; known: {MODELS}")
-    p["scale"] = _logu(rng, 1e-3, 1.0)
-    p["background"] = _logu(rng, 1e-3, 1.0)
+    p["scale"] = log_uniform(rng, 1e-3, 1.0)
+    p["background"] = log_uniform(rng, 1e-3, 1.0)
     return p
 
 
 def detector_grid(rng, cfg: SimConfig) -> tuple[np.ndarray, np.ndarray]:
     """1D qx and qy axes of the detector (1/A), never containing q = 0 exactly."""
     h, w = cfg.shape
-    q_max = _logu(rng, *cfg.q_max_range)
+    q_max = log_uniform(rng, *cfg.q_max_range)
     dq = q_max / (max(h, w) / 2)
     cy = (h - 1) / 2 + rng.uniform(-1, 1) * cfg.center_jitter * h / 2
     cx = (w - 1) / 2 + rng.uniform(-1, 1) * cfg.center_jitter * w / 2
@@ -147,9 +148,6 @@ def kernel_model(name: str):
     return _KERNELS[name]
 
 
-_kernel_model = kernel_model  # its earlier, private name (data/detector.py imports it)
-
-
 def simulate_one(seed: int, index: int, cfg: SimConfig) -> tuple[np.ndarray, dict]:
     """Frame ``index`` of ``seed``: intensities (h, w) float64 and its description."""
     from sasmodels.direct_model import call_kernel
@@ -166,7 +164,7 @@ def simulate_one(seed: int, index: int, cfg: SimConfig) -> tuple[np.ndarray, dic
         kernel.release()
     info = {"model": model, "params": params, "q_max": float(np.abs(np.concatenate([qx, qy])).max())}
     if cfg.noise:
-        flux = _logu(rng, *cfg.flux_range)
+        flux = log_uniform(rng, *cfg.flux_range)
         intensity = rng.poisson(np.clip(intensity, 0, None) * flux) / flux
         info["flux"] = flux
     mask = np.zeros(cfg.shape, dtype=bool)
