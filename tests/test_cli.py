@@ -53,6 +53,44 @@ def test_simulate_train_demo_end_to_end(tmp_path, on_model_path):
     assert ratio > 1.0 and "rel L2" in r.stdout
 
 
+
+def test_simulate_detector_presets_from_the_command_line(tmp_path, capsys):
+    """The CLI streams exactly the frames of simulate_detector, with its overrides, sentinels and mask value."""
+    from saecodec.data import detector as D
+
+    few = "sphere,guinier_porod"
+    counts = tmp_path / "counts.h5"
+    assert main(["simulate", "-n", "3", "--preset", "saxs-pilatus", "--shape", "40,36", "--counts", "50,500",
+                 "--models", few, "--seed", "4", "--workers", "1", "-q", "-o", str(counts)]) == 0
+    assert "40x36 int32 (saxs-pilatus" in capsys.readouterr().out
+    cfg = D.preset("saxs-pilatus", shape=(40, 36), counts=(50.0, 500.0), models=tuple(few.split(",")),
+                   mixture_models=tuple(few.split(",")))
+    ref = D.simulate_detector(3, seed=4, cfg=cfg, workers=1, progress=False)
+    with h5py.File(counts) as f:
+        np.testing.assert_array_equal(f["frames"][...], ref.frames)
+        flags = f["mask"][...]
+        assert f["frames"].dtype == np.int32 and (f["frames"][...][(flags & D.GAP) != 0] == -1).all()
+        assert all(50 <= json.loads(m)["peak_counts"] <= 500 for m in f["meta"][...])
+    assert [p.name for p in tmp_path.iterdir()] == ["counts.h5"]  # no temporary file left
+
+    floats = tmp_path / "floats.h5"
+    assert main(["simulate", "-n", "2", "--preset", "train-mix", "--size", "24", "--models", few, "--mask-value=-1e30",
+                 "--workers", "1", "-q", "-o", str(floats)]) == 0
+    ref = D.simulate_detector(2, cfg=D.preset("train-mix", shape=(24, 24), models=tuple(few.split(",")),
+                                              mixture_models=tuple(few.split(","))), workers=1, progress=False)
+    with h5py.File(floats) as f:
+        x, masked = f["frames"][...], f["mask"][...] != 0
+    assert masked.any() and (x[masked] == np.float32(-1e30)).all() and np.isfinite(x).all()
+    np.testing.assert_array_equal(x[~masked], ref.frames[~ref.mask])
+
+    capsys.readouterr()
+    bad = [["--preset", "saxs-pilatus", "--mask-value", "-1"], ["--size", "16", "--counts", "10"],
+           ["--preset", "train-mix", "--models", "sphere,no_such_model"], ["--preset", "train-mix", "--shape", "8,x"]]
+    for args in bad:
+        assert main(["simulate", "-n", "1", "-q", "-o", str(tmp_path / "bad.h5"), *args]) == 2
+        assert "saecodec: error:" in capsys.readouterr().err
+    assert not (tmp_path / "bad.h5").exists()
+
 def test_train_unknown_family_is_refused(tmp_path):
     r = cli("train", "--family", "vae", "--data", str(tmp_path / "x.h5"))
     assert r.returncode != 0 and "invalid choice" in r.stderr
