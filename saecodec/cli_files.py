@@ -8,20 +8,11 @@ the codec), ``--mask-value``, and ``--codec-option KEY=VALUE`` for any other key
 from __future__ import annotations
 
 import ast
-import sys
 
 import numpy as np
 
+from .bound import BOUND_MODES
 from .errors import SaecodecError
-
-
-def _bound_modes():
-    try:
-        from . import bound
-
-        return tuple(getattr(bound, "BOUND_MODES", ("abs", "rel")))
-    except ImportError:  # pragma: no cover
-        return ("abs", "rel")
 
 
 def _value(text: str):
@@ -45,12 +36,7 @@ def codec_options(args) -> dict:
     if args.mask_value is not None:
         opts["mask_value"] = _value(args.mask_value)
     if args.latent_dtype is not None:
-        import inspect
-
-        from .codec import SAECodec
-
-        key = "latent_dtype" if "latent_dtype" in inspect.signature(SAECodec).parameters else "weight_dtype"
-        opts[key] = args.latent_dtype
+        opts["latent_dtype"] = args.latent_dtype
     if args.device is not None:
         opts["device"] = args.device
     return opts
@@ -124,7 +110,7 @@ def register(sub) -> None:
     c.add_argument("--chunks", default=None, help="chunk shape, e.g. 4,512,512 (default: the input's when "
                                                   "they hold whole frames, else about 4 MiB of frames)")
     c.add_argument("--error-bound", type=float, default=None, help="pointwise bound (default: pure autoencoder)")
-    c.add_argument("--bound-mode", choices=_bound_modes(), default=None, help="how --error-bound is meant")
+    c.add_argument("--bound-mode", choices=BOUND_MODES, default=None, help="how --error-bound is meant")
     c.add_argument("--mask-value", default=None, help="elements equal to this are stored exactly (detector gaps)")
     c.add_argument("--latent-dtype", "--weight-dtype", dest="latent_dtype", default=None,
                    help="latent precision (float16, bfloat16, float32)")
@@ -148,9 +134,3 @@ def register(sub) -> None:
     v.add_argument("-o", "--output", default=None, help="write the report to this file")
     _parallel_args(v)
     v.set_defaults(func=_cmd_verify)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from .cli import main
-
-    sys.exit(main())

@@ -33,15 +33,12 @@ def frames(n: int = 3, shape=(64, 80)) -> np.ndarray:
 
 
 def check_model() -> str:
-    try:
-        from . import model_store as store
-    except ImportError:  # saecodec before the model store
-        from . import registry as store
+    from . import model_store
 
-    entry = store.find(MODEL)
+    entry = model_store.find(MODEL)
     digest = hashlib.sha256(Path(entry.path).read_bytes()).hexdigest()
     if digest != entry.identity:
-        raise AssertionError(f"{entry.path}: SHA-256 {digest}, the registry says {entry.identity}")
+        raise AssertionError(f"{entry.path}: SHA-256 {digest}, the model store says {entry.identity}")
     return f"{entry.name} {entry.identity[:12]} ({entry.source})"
 
 

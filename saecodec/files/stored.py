@@ -65,12 +65,8 @@ class Stored(sources.Source):
 def cd_config(cd) -> dict:
     """The codec keywords stored in a dataset's cd_values (the element type and chunk shape
     that the plugin appends are dropped)."""
-    try:
-        from ..options import CodecOptions
-    except ImportError:  # saecodec before the options module
-        from ..hdf5 import parse_cd
+    from ..options import CodecOptions
 
-        return parse_cd(cd)[0]
     return CodecOptions.from_cd_values(cd).options.to_config()
 
 
