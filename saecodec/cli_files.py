@@ -29,16 +29,11 @@ def codec_options(args) -> dict:
         if not sep or not key.strip():
             raise SaecodecError(f"--codec-option wants KEY=VALUE, got {item!r}")
         opts[key.strip().replace("-", "_")] = _value(val.strip())
-    if args.error_bound is not None:
-        opts["error_bound"] = args.error_bound
-    if args.bound_mode is not None:
-        opts["bound_mode"] = args.bound_mode
+    for key in ("error_bound", "bound_mode", "latent_dtype", "device"):
+        if getattr(args, key) is not None:
+            opts[key] = getattr(args, key)
     if args.mask_value is not None:
         opts["mask_value"] = _value(args.mask_value)
-    if args.latent_dtype is not None:
-        opts["latent_dtype"] = args.latent_dtype
-    if args.device is not None:
-        opts["device"] = args.device
     return opts
 
 

@@ -19,7 +19,7 @@ from saecodec.cli import main
 from saecodec.codec import SAECodec
 from saecodec.errors import SaecodecError
 from saecodec.files import compress, decompress, fallback_frames, verify
-from saecodec.files import sources, stored
+from saecodec.files import inputs, sources, stored
 from saecodec.files.parallel import Pool
 
 EB = 0.05
@@ -421,7 +421,7 @@ def test_default_selection_and_chunks(tmp_path):
         f["matrix"] = np.eye(3)
         f["names"] = np.array([b"a", b"b"])
         f.create_dataset("mask", data=np.zeros((64, 48), "u1"))
-    kind, targets = sources.targets(tmp_path / "a.h5")
+    kind, targets = inputs.targets(tmp_path / "a.h5")
     assert kind == "hdf5" and sorted(t.name for t in targets) == ["mask", "stack"]
     assert sources.default_chunks((1000, 1024, 1024), 4) == (1, 1024, 1024)
     assert sources.default_chunks((1000, 256, 256), 4) == (16, 256, 256)
@@ -438,8 +438,8 @@ def test_externally_linked_frames_are_not_followed(tmp_path):
         det = f.create_group("entry/instrument/detector")
         det.attrs["NX_class"] = "NXdetector"
         det["data"] = h5py.ExternalLink("data_000001.h5", "/entry/data/data")
-    assert sources.hdf5_targets(tmp_path / "master.h5") == []
+    assert inputs.hdf5_targets(tmp_path / "master.h5") == []
     with pytest.raises(SaecodecError, match="external link"):
-        sources.hdf5_targets(tmp_path / "master.h5", ["entry/instrument/detector/data"])
+        inputs.hdf5_targets(tmp_path / "master.h5", ["entry/instrument/detector/data"])
     with pytest.raises(SaecodecError, match="external links are not followed"):
         compress(tmp_path / "master.h5", tmp_path / "out.h5", progress=False)

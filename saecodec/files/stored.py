@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SaecodecError
-from . import sources
+from . import inputs, sources
 
 
 @dataclass(frozen=True)
@@ -24,10 +24,7 @@ class Stored(sources.Source):
 
     def payload(self, offset) -> bytes | None:
         if self.kind == "hdf5":
-            import h5py
-
-            f = sources._cached(("h5", self.path), lambda: h5py.File(self.path, "r"))
-            d = f[self.name]
+            d = sources.open_h5(self.path)[self.name]
             try:
                 mask, data = d.id.read_direct_chunk(tuple(offset))
             except (KeyError, RuntimeError, OSError, ValueError):
@@ -39,10 +36,7 @@ class Stored(sources.Source):
         return p.read_bytes() if p.exists() else None
 
     def _key(self, offset) -> str:
-        import zarr
-
-        a = sources._cached(("zarr", self.path, self.name), lambda: zarr.open_array(store=self.path, path=self.name,
-                                                                                        mode="r"))
+        a = sources.open_zarr(self.path, self.name)
         return a.metadata.encode_chunk_key(tuple(o // c for o, c in zip(offset, self.chunks)))
 
     def decoded(self, offset) -> np.ndarray:
@@ -59,7 +53,9 @@ class Stored(sources.Source):
         return arr[tuple(slice(0, s) for s in shape)].astype(self.dtype, copy=False)
 
     def read(self, region):
-        return (sources.H5Source if self.kind == "hdf5" else sources.ZarrSource).read(self, region)
+        if self.kind == "hdf5":
+            return sources.open_h5(self.path)[self.name][region]
+        return sources.open_zarr(self.path, self.name)[region]
 
 
 def cd_config(cd) -> dict:
@@ -98,7 +94,7 @@ def _zarr_codec(a):
 
 
 def compressed(path) -> list[Stored]:
-    kind = sources.input_kind(path)
+    kind = inputs.input_kind(path)
     out = []
     if kind == "hdf5":
         import h5py

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from ..errors import SaecodecError
-from . import iq, sources, stored
+from . import inputs, iq, sources, stored
 from .parallel import Pool
 
 
@@ -111,12 +111,12 @@ def _pairs(original, compressed_path):
     comps = stored.compressed(compressed_path)
     if not comps:
         raise SaecodecError(f"{compressed_path}: no saecodec-compressed dataset")
-    kind = sources.input_kind(original)
+    kind = inputs.input_kind(original)
     if kind == "images":
         if len(comps) != 1:
             raise SaecodecError(f"{compressed_path}: {len(comps)} compressed datasets; an image stack matches one")
-        return kind, [(sources.image_stack(original), comps[0])]
-    _, origs = sources.targets(original, [c.name for c in comps] if kind in ("hdf5", "zarr") else None)
+        return kind, [(inputs.image_stack(original), comps[0])]
+    _, origs = inputs.targets(original, [c.name for c in comps] if kind in ("hdf5", "zarr") else None)
     return kind, list(zip(origs, comps))
 
 

@@ -53,18 +53,22 @@ def create_group(root, name: str, attrs: dict | None = None):
     return g
 
 
-def create_compressed(root, name: str, shape, dtype, chunks, fill, spec: dict, zarr_format: int, attrs=None):
+def codec_kwargs(spec: dict, zarr_format: int) -> dict:
+    """``create_array`` keywords that make saecodec an array's only codec: its chunk files are payloads."""
     from ..codec import SAECodec
     from ..zarr3 import SAEZarrCodec
 
+    if zarr_format == 2:
+        return {"compressors": SAECodec(**spec), "filters": None}
+    return {"serializer": SAEZarrCodec(**spec), "compressors": None}
+
+
+def create_array(root, name: str, like, attrs=None, **codecs):
+    """Array ``name`` with the shape, dtype, chunks and fill of ``like`` (a source), its parent
+    groups, ``attrs`` and ``codecs`` (zarr's defaults when none)."""
     parent, _, leaf = name.rpartition("/")
     g = create_group(root, parent) if parent else root
-    if zarr_format == 2:
-        a = g.create_array(leaf, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill,
-                           compressors=SAECodec(**spec), filters=None)
-    else:
-        a = g.create_array(leaf, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill,
-                           serializer=SAEZarrCodec(**spec), compressors=None)
+    a = g.create_array(leaf, shape=like.shape, chunks=like.chunks, dtype=like.dtype, fill_value=like.fill, **codecs)
     if attrs:
         a.attrs.update({k: json_value(v) for k, v in attrs.items()})
     return a
@@ -99,6 +103,21 @@ def copy_array_data(src, dst) -> None:
     for off in chunk_offsets(src.shape, step):
         r = region(off, src.shape, step)
         dst[r] = src[r]
+
+
+def zarr_to_zarr(src_root, root, skip: set) -> None:
+    """Groups, attributes and arrays of a Zarr group into another (of either format), except ``skip``."""
+    import zarr
+
+    root.attrs.update(dict(src_root.attrs))
+    for name, node in src_root.members(max_depth=None):
+        if isinstance(node, zarr.Group):
+            create_group(root, name, dict(node.attrs))
+        elif name not in skip:
+            a = root.create_array(name, shape=node.shape, chunks=node.chunks, dtype=node.dtype,
+                                  fill_value=node.fill_value)
+            copy_array_data(node, a)
+            a.attrs.update(dict(node.attrs))
 
 
 def h5_to_zarr(h5file, root, skip: set, zarr_format: int) -> None:
