@@ -75,6 +75,7 @@ def nexus(path, x):
                          fillvalue=-1.0, maxshape=(None,))
         e["orientation"] = np.eye(3)
         e.attrs.create("empty", h5py.Empty("f4"))
+        f["calibration"] = np.arange(3.0)  # after "entry": the root's creation order is not the names' order
 
 
 def frames(n=SHAPE[0], seed=3):
