@@ -34,6 +34,7 @@ def _models(text: str) -> tuple[str, ...]:
 
     from .data.detector import DetectorConfig
     from .data.detector.scattering import sample_params
+    from .data.sas import kernel_model
 
     names = tuple(m.strip() for m in text.split(",") if m.strip())
     for name in names:
@@ -41,6 +42,10 @@ def _models(text: str) -> tuple[str, ...]:
             sample_params(name, np.random.default_rng(0), DetectorConfig(), oriented=False)
         except (SaecodecError, ValueError) as e:
             raise SaecodecError(f"--models: {e}") from None
+        try:
+            kernel_model(name)  # compiled now, as the simulation would
+        except Exception as e:  # noqa: BLE001 - sasmodels raises many kinds for a name it lacks
+            raise SaecodecError(f"--models: sasmodels has no model {name!r} ({type(e).__name__}: {e})") from None
     if not names:
         raise SaecodecError("--models wants sasmodels model names, e.g. sphere,cylinder")
     return names
