@@ -1,4 +1,5 @@
-"""Builds the HDF5 filter plugin (c_filter/) into saecodec/plugin/ during pip install."""
+"""Builds, during pip install: the HDF5 filter plugin (c_filter/) into saecodec/plugin/, and
+the compiled bound/lossless coder (c_fastcode/) as saecodec.coding._fastcode."""
 
 import os
 import site
@@ -8,8 +9,11 @@ import sysconfig
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "c_filter"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "c_filter"))
+sys.path.insert(0, os.path.join(HERE, "c_fastcode"))
 from embed_build import make_ffi  # noqa: E402
+from fastcode_build import make_ffi as fastcode_ffi  # noqa: E402
 
 PLUGIN = "saecodec.plugin.libh5saecodec"
 
@@ -93,4 +97,7 @@ class BuildExt(build_ext):
         return super().get_export_symbols(ext)
 
 
-setup(ext_modules=[embed_ext, plugin_ext], cmdclass={"build_ext": BuildExt})
+# Sources relative to setup.py, as setuptools wants them.
+fastcode_ext = fastcode_ffi(src="c_fastcode").distutils_extension(tmpdir="build")
+
+setup(ext_modules=[embed_ext, plugin_ext, fastcode_ext], cmdclass={"build_ext": BuildExt})
