@@ -36,7 +36,7 @@
 
 #define SAE_DEFAULT_FILTER_ID 32850
 #define SAE_CD_HEADER 12 /* version, 8 identity words, weight code, dtype code, rank */
-#define SAE_MAX_OPTS 16  /* layout 2: option words (count at index 10) before dtype code and rank */
+#define SAE_MAX_OPTS 200 /* layout 2: option words (count at index 10); HDF5 refuses cd buffers over 256 */
 #define SAE_MAX_RANK 32
 
 /* --- the few HDF5 declarations we need (identical in 1.10, 1.12, 1.14 and 2.x) --- */

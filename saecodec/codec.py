@@ -14,8 +14,9 @@ from numcodecs.compat import ensure_contiguous_ndarray, ndarray_copy
 
 from . import chunk, model_store
 from .errors import SaecodecError
+from .models import runtime
 from .models.model import Model
-from .options import ALIASES, CODEC_ID, OPTION_NAMES, CodecOptions
+from .options import ALIASES, CODEC_ID, DEFAULT_MAX_ERROR, OPTION_NAMES, CodecOptions
 
 
 class SAECodec(Codec):
@@ -33,7 +34,7 @@ class SAECodec(Codec):
     device : str, optional
         Torch device for the network ("cpu", "cuda", "cuda:1"). Default: CUDA when
         available, else CPU. A run-time choice, not part of the config: payloads decode
-        on any device.
+        on any device. A device this machine lacks is refused here.
     model_name : str, optional
         Human-readable name recorded next to the identity, for error messages.
     error_bound : float, optional
@@ -46,6 +47,11 @@ class SAECodec(Codec):
     mask_value : number, optional
         Elements equal to this value (detector gaps, e.g. 2**32 - 1 on uint32 frames) are
         stored exactly and hidden from the network, as NaN and +-inf always are.
+    max_error : float or None
+        The pure mode's quality gate (default 0.25): a frame (tile) whose reconstruction
+        misses this relative L2 in the model's transformed domain (against the frame's
+        deviation from its mean) is coded with a bound that meets it; every frame is
+        clipped to its value range. None (or inf) turns it off. Ignored with ``error_bound``.
 
     The options are checked once into :attr:`options` (a frozen
     :class:`saecodec.options.CodecOptions`); ``codec.error_bound`` etc. read them.
@@ -54,17 +60,19 @@ class SAECodec(Codec):
     codec_id = CODEC_ID
 
     def __init__(self, model, latent_dtype: str | None = None, device=None, model_name: str | None = None,
-                 error_bound: float | None = None, bound_mode: str | None = None, mask_value=None, *,
-                 weight_dtype: str | None = None):
+                 error_bound: float | None = None, bound_mode: str | None = None, mask_value=None,
+                 max_error: float | None = DEFAULT_MAX_ERROR, *, weight_dtype: str | None = None):
+        runtime.check_device(device)
         identity, name = model_store.identify(model, model_name)
         self.options = CodecOptions.create(identity, model_name=name, latent_dtype=latent_dtype,
                                            weight_dtype=weight_dtype, error_bound=error_bound,
-                                           bound_mode=bound_mode, mask_value=mask_value)
+                                           bound_mode=bound_mode, mask_value=mask_value, max_error=max_error)
         self.device = device
         self._model: Model | None = model if isinstance(model, Model) else model_store.loaded(identity)
 
     @classmethod
     def from_options(cls, options: CodecOptions, device=None) -> "SAECodec":
+        runtime.check_device(device)
         codec = cls.__new__(cls)
         codec.options, codec.device, codec._model = options, device, model_store.loaded(options.model)
         return codec

@@ -19,7 +19,7 @@ from pathlib import Path
 from h5py._hl.filters import FilterRefBase  # what hdf5plugin's filter classes subclass
 
 from . import model_store
-from .options import CodecOptions
+from .options import DEFAULT_MAX_ERROR, CodecOptions
 from .plugin.filter import filter_id
 
 __all__ = ["FILTER_ID", "SAE", "plugin_dir", "plugin_file", "register"]
@@ -57,11 +57,12 @@ class SAE(FilterRefBase):
     """
 
     def __init__(self, model, latent_dtype: str | None = None, error_bound: float | None = None,
-                 bound_mode: str | None = None, mask_value=None, *, weight_dtype: str | None = None):
+                 bound_mode: str | None = None, mask_value=None, max_error: float | None = DEFAULT_MAX_ERROR, *,
+                 weight_dtype: str | None = None):
         identity, name = model_store.identify(model)
         self.options = CodecOptions.create(identity, model_name=name, latent_dtype=latent_dtype,
                                            weight_dtype=weight_dtype, error_bound=error_bound,
-                                           bound_mode=bound_mode, mask_value=mask_value)
+                                           bound_mode=bound_mode, mask_value=mask_value, max_error=max_error)
         self.filter_id = FILTER_ID
         self.filter_options = self.options.cd_values()
         register()

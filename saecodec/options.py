@@ -33,7 +33,11 @@ from .modelfile import is_identity
 CODEC_ID = "saecodec"  # numcodecs codec_id and zarr v3 codec name
 ALIASES = {"weight_dtype": "latent_dtype"}  # old name -> field (read from stored configs)
 _BOUND_KINDS = {None: 0, "abs": 1, "rel": 2}
-_MASK_NONE, _MASK_INT, _MASK_FLOAT = 0, 1, 2
+_MASK_NONE, _MASK_INT, _MASK_FLOAT, _MASK_UINT = 0, 1, 2, 3
+# The quality gate's target for new codecs (SAECodec, SAEZarrCodec, hdf5.SAE, encode_chunk);
+# a stored config or cd_values without ``max_error`` means no gate, as it did when written.
+DEFAULT_MAX_ERROR = 0.25
+MODEL_NAME_BYTES = 64  # the model name in cd_values (UTF-8, cut at a character boundary)
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,8 @@ class CodecOptions:
     """``model``: the model's identity (64 hex digits); ``latent_dtype``: storage type of
     sparse latent values; ``model_name``: recorded for error messages; ``error_bound`` and
     ``bound_mode``: the pointwise bound (None: the pure autoencoder); ``mask_value``: a
-    sentinel stored exactly and hidden from the network."""
+    sentinel stored exactly and hidden from the network; ``max_error``: the pure mode's
+    quality gate (``saecodec.gate``), None: off."""
 
     model: str
     latent_dtype: str = "float16"
@@ -49,6 +54,7 @@ class CodecOptions:
     error_bound: float | None = None
     bound_mode: str = "abs"
     mask_value: int | float | None = None
+    max_error: float | None = None
 
     def __post_init__(self):
         if not is_identity(self.model):
@@ -69,6 +75,7 @@ class CodecOptions:
                 raise SaecodecError(f"error_bound must be finite and >= 0, got {self.error_bound!r}")
             self._set("error_bound", eb)
         self._set("mask_value", _mask_value(self.mask_value))
+        self._set("max_error", _max_error(self.max_error))
 
     def _set(self, name, value):
         object.__setattr__(self, name, value)
@@ -139,7 +146,8 @@ class CodecOptions:
                 raise SaecodecError("saecodec cd_values: options are missing")
             words, base = cd[11:11 + cd[10]], 11 + cd[10]
             for size, _, unpack in _CD_OPTIONS:
-                if len(words) < size:
+                size = size(words) if callable(size) else size
+                if not words or len(words) < size:
                     break
                 settings.update(unpack(words[:size]))
                 words = words[size:]
@@ -168,12 +176,32 @@ OPTION_NAMES = frozenset(f.name for f in fields(CodecOptions))
 def _mask_value(value):
     if value is None:
         return None
-    if not isinstance(value, (int, float, np.integer, np.floating)):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise SaecodecError(f"mask_value must be a number, got {value!r}")
+    if isinstance(value, (int, np.integer)):
+        if not -(1 << 63) <= int(value) < 1 << 64:
+            raise SaecodecError(f"mask_value {value} is no 64-bit integer: no element type saecodec stores can "
+                                "hold it")
+        return int(value)
     as_float = float(value)
     if not math.isfinite(as_float):
         return None  # NaN and +-inf are always stored exactly
-    return int(value) if as_float.is_integer() else as_float
+    return int(as_float) if as_float.is_integer() and abs(as_float) < 2.0 ** 63 else as_float
+
+
+def _max_error(value):
+    if value is None:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise SaecodecError(f"max_error must be a number, got {value!r}") from None
+    if v == math.inf:
+        return None  # no frame misses an infinite target
+    if not (math.isfinite(v) and v > 0):
+        raise SaecodecError(f"max_error must be > 0 (None or inf: no quality gate; error_bound=0 for lossless), "
+                            f"got {value!r}")
+    return v
 
 
 def _identity_words(identity: str) -> tuple[int, ...]:
@@ -210,8 +238,8 @@ def _pack_mask(o: CodecOptions):
     if v is None:
         return _MASK_NONE, 0, 0
     if isinstance(v, int):
-        u = v & ((1 << 64) - 1)  # two's complement in 64 bits
-        return _MASK_INT, u >> 32, u & 0xFFFFFFFF
+        u = v & ((1 << 64) - 1)  # two's complement in 64 bits, or unsigned above 2**63 - 1
+        return _MASK_UINT if v >= 1 << 63 else _MASK_INT, u >> 32, u & 0xFFFFFFFF
     return (_MASK_FLOAT, *_f64_words(v))
 
 
@@ -219,6 +247,8 @@ def _unpack_mask(w) -> dict:
     if w[0] == _MASK_INT:
         u = (w[1] << 32) | w[2]
         return {"mask_value": u - (1 << 64) if u >= 1 << 63 else u}
+    if w[0] == _MASK_UINT:
+        return {"mask_value": (w[1] << 32) | w[2]}
     if w[0] == _MASK_FLOAT:
         return {"mask_value": _words_f64(w[1], w[2])}
     if w[0] != _MASK_NONE:
@@ -226,5 +256,40 @@ def _unpack_mask(w) -> dict:
     return {}
 
 
-# The options block of cd_values layout 2: (words, pack, unpack), appended in this order.
-_CD_OPTIONS = [(3, _pack_bound, _unpack_bound), (3, _pack_mask, _unpack_mask)]
+def _pack_gate(o: CodecOptions):
+    return (0, 0, 0) if o.max_error is None else (1, *_f64_words(o.max_error))
+
+
+def _unpack_gate(w) -> dict:
+    if w[0] not in (0, 1):
+        raise SaecodecError(f"saecodec cd_values: unknown quality gate kind {w[0]}")
+    return {"max_error": _words_f64(w[1], w[2])} if w[0] else {}
+
+
+def _name_bytes(name: str | None) -> bytes:
+    raw = (name or "").encode("utf-8")[:MODEL_NAME_BYTES]
+    return raw.decode("utf-8", errors="ignore").encode("utf-8")  # no cut character
+
+
+def _pack_name(o: CodecOptions):
+    """The model name for error messages: its byte count, then the bytes in big-endian words."""
+    raw = _name_bytes(o.model_name)
+    padded = raw + b"\0" * (-len(raw) % 4)
+    return (len(raw), *(int.from_bytes(padded[i:i + 4], "big") for i in range(0, len(padded), 4)))
+
+
+def _name_words(w) -> int:
+    return 1 + (min(w[0], MODEL_NAME_BYTES) + 3) // 4 if w else 1
+
+
+def _unpack_name(w) -> dict:
+    if w[0] > MODEL_NAME_BYTES:
+        raise SaecodecError(f"saecodec cd_values: model name of {w[0]} bytes")
+    raw = b"".join(int(v).to_bytes(4, "big") for v in w[1:])[:w[0]]
+    return {"model_name": raw.decode("utf-8", errors="replace")} if raw else {}
+
+
+# The options block of cd_values layout 2: (words, pack, unpack), appended in this order;
+# words is a count, or a function of the remaining words for an entry that says its length.
+_CD_OPTIONS = [(3, _pack_bound, _unpack_bound), (3, _pack_mask, _unpack_mask), (3, _pack_gate, _unpack_gate),
+               (_name_words, _pack_name, _unpack_name)]

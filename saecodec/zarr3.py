@@ -14,14 +14,16 @@ from zarr.abc.codec import ArrayBytesCodec
 from zarr.core.common import parse_named_configuration
 
 from .codec import SAECodec
+from .coding.payload import MAX_NDIM
 from .errors import SaecodecError
-from .options import CODEC_ID, CodecOptions
+from .options import CODEC_ID, DEFAULT_MAX_ERROR, CodecOptions
 
 
 @dataclass(frozen=True)
 class SAEZarrCodec(ArrayBytesCodec):
     """``SAEZarrCodec(model=..., latent_dtype="float16", model_name=None, device=None,
-    error_bound=None, bound_mode="abs", mask_value=None)``: see :class:`saecodec.SAECodec`.
+    error_bound=None, bound_mode="abs", mask_value=None, max_error=0.25)``: see
+    :class:`saecodec.SAECodec`.
     Equal when the options are; the device is a run-time choice."""
 
     is_fixed_size = False
@@ -30,10 +32,10 @@ class SAEZarrCodec(ArrayBytesCodec):
 
     def __init__(self, *, model, latent_dtype: str | None = None, model_name: str | None = None, device=None,
                  error_bound: float | None = None, bound_mode: str | None = None, mask_value=None,
-                 weight_dtype: str | None = None):
+                 max_error: float | None = DEFAULT_MAX_ERROR, weight_dtype: str | None = None):
         self._wrap(SAECodec(model, latent_dtype=latent_dtype, device=device, model_name=model_name,
                             error_bound=error_bound, bound_mode=bound_mode, mask_value=mask_value,
-                            weight_dtype=weight_dtype))
+                            max_error=max_error, weight_dtype=weight_dtype))
 
     def _wrap(self, inner: SAECodec) -> None:
         object.__setattr__(self, "options", inner.options)
@@ -60,6 +62,8 @@ class SAEZarrCodec(ArrayBytesCodec):
             raise SaecodecError(
                 f"saecodec compresses 2D frames: the array needs at least 2 dimensions, got shape {shape}"
             )
+        if len(shape) > MAX_NDIM:
+            raise SaecodecError(f"saecodec stores chunks of at most {MAX_NDIM} dimensions, the array has {len(shape)}")
         native = np.dtype(dtype.to_native_dtype())
         if native.kind not in "fiu" or native.itemsize > 8:
             raise SaecodecError(f"saecodec cannot store dtype {native}")

@@ -52,8 +52,9 @@ def v1_arrays():
 
 
 def v1_codecs(identity):
-    return [SAECodec(identity, model_name="fixture-16"),
-            SAECodec(identity, latent_dtype="float32", model_name="fixture-16")]
+    """As configured when v1 was written: before the quality gate (max_error) existed."""
+    return [SAECodec(identity, model_name="fixture-16", max_error=None),
+            SAECodec(identity, latent_dtype="float32", model_name="fixture-16", max_error=None)]
 
 
 def v2_arrays():
@@ -66,9 +67,9 @@ def v2_arrays():
 
 
 def v2_codecs(identity):
-    return [SAECodec(identity, model_name="fixture-16", error_bound=1e-2),
-            SAECodec(identity, model_name="fixture-16", error_bound=0.05, mask_value=-1),
-            SAECodec(identity, model_name="fixture-16", error_bound=1e-3, bound_mode="rel")]
+    return [SAECodec(identity, model_name="fixture-16", error_bound=1e-2, max_error=None),
+            SAECodec(identity, model_name="fixture-16", error_bound=0.05, mask_value=-1, max_error=None),
+            SAECodec(identity, model_name="fixture-16", error_bound=1e-3, bound_mode="rel", max_error=None)]
 
 
 def main_v2():

@@ -151,10 +151,11 @@ def test_bound_is_tight_not_just_lossless(tiny_model):
     assert len(payload) < x.nbytes / 4
 
 
-def test_pure_autoencoder_payload_is_unchanged_without_a_bound(tiny_model):
-    payload = chunk.encode_chunk(tiny_model, blobs(2, seed=1))
+def test_pure_autoencoder_payload_holds_only_latents_without_bound_and_gate(tiny_model):
+    payload = chunk.encode_chunk(tiny_model, blobs(2, seed=1), max_error=None)
     h = fmt.Header.unpack(fmt.Reader(payload))
-    assert payload[2] == 1 and not h.flags & (fmt.FLAG_RESIDUAL | fmt.FLAG_MASK | fmt.FLAG_RAW)
+    assert payload[2] == fmt.VERSION and not h.flags & (fmt.FLAG_RESIDUAL | fmt.FLAG_MASK | fmt.FLAG_RAW)
+    assert not h.ext
 
 
 @pytest.mark.parametrize("eb", [None, 1e-6])
@@ -177,7 +178,7 @@ def test_raw_fallback_is_lossless_and_fortran_aware(tiny_model):
     dec = chunk.decode_chunk(tiny_model, payload)
     assert dec.flags.f_contiguous
     np.testing.assert_array_equal(dec, x)
-    with pytest.raises(SaecodecError, match="trailing"):
+    with pytest.raises(SaecodecError, match="checksum mismatch"):
         chunk.decode_chunk(tiny_model, payload + b"\0")
 
 

@@ -7,6 +7,7 @@ from numcodecs.tests import common as nc_common
 
 from conftest import blobs, rel_l2
 from saecodec.codec import SAECodec
+from saecodec.options import DEFAULT_MAX_ERROR
 from saecodec.coding import payload as fmt
 from saecodec.errors import ModelMismatchError, PayloadError, SaecodecError
 from saecodec.models import Model, SparseL1Autoencoder, Transform
@@ -55,7 +56,8 @@ def test_lossy_encode_decode_from_any_buffer(codec):
 def test_config_round_trip_keeps_identity(codec, tiny_model):
     nc_common.check_config(codec)
     cfg = codec.get_config()
-    assert cfg == {"id": "saecodec", "model": tiny_model.identity, "latent_dtype": "float16", "model_name": "tiny-test"}
+    assert cfg == {"id": "saecodec", "model": tiny_model.identity, "latent_dtype": "float16", "model_name": "tiny-test",
+                   "max_error": DEFAULT_MAX_ERROR}
     again = numcodecs.get_codec(cfg)
     assert isinstance(again, SAECodec) and again.model == tiny_model.identity
     old = {**cfg, "weight_dtype": cfg.pop("latent_dtype")}  # configs stored before the rename
@@ -66,7 +68,8 @@ def test_config_round_trip_keeps_identity(codec, tiny_model):
 
 def test_repr(codec, tiny_model, monkeypatch):
     monkeypatch.setattr(nc_common, "SAECodec", SAECodec, raising=False)  # check_repr evaluates in its module
-    nc_common.check_repr(f"SAECodec(model='{tiny_model.identity}', latent_dtype='float16', model_name='tiny-test')")
+    nc_common.check_repr(f"SAECodec(model='{tiny_model.identity}', latent_dtype='float16', model_name='tiny-test', "
+                         f"max_error={DEFAULT_MAX_ERROR})")
     assert repr(codec).startswith("SAECodec(model='")
 
 
@@ -171,7 +174,7 @@ def test_header_is_small_and_checked(codec, tiny_model):
     h = fmt.Header.unpack(fmt.Reader(enc))
     assert h.shape == (1, 16, 16) and h.tile == (16, 16)
     assert h.model_check == bytes.fromhex(tiny_model.identity)[:4]
-    assert len(h.pack()) <= 16
+    assert len(h.pack()) <= 17 and h.ext == fmt.EXT_GATE  # and a 4-byte checksum at the end
     for broken in (enc[:5], enc[:-1], b"XX" + enc[2:], enc[:2] + b"\x09" + enc[3:], enc + b"\x00"):
         with pytest.raises(PayloadError):
             codec.decode(broken)
@@ -195,7 +198,8 @@ def test_payload_stats_count_the_stored_nonzeros(codec, tiny_model):
         lat = tiny_model.module.encode(torch.from_numpy(z)).numpy()
     nnz = int((np.float16(lat) != 0).sum())
     enc = codec.encode(x)
-    assert payload_stats(enc) == {"frames": 5, "nnz": nnz, "bytes": len(enc), "raw_chunk": False, "latents": True}
+    assert payload_stats(enc) == {"frames": 5, "nnz": nnz, "bytes": len(enc), "raw_chunk": False, "latents": True,
+                                  "latent_frames": 5, "fallback_frames": 0, "version": fmt.VERSION}
 
 
 def test_decoder_never_fails_other_than_with_a_saecodec_error(codec):

@@ -102,9 +102,10 @@ def test_negative_varint_is_a_payload_error():
 
 def test_header_round_trip_and_truncation():
     h = fmt.Header(fmt.FLAG_FORTRAN, b"\x01\x02\x03\x04", np.dtype("<f8"), 1, (3, 100, 70), (64, 64))
-    raw = bytes(h.pack())
+    raw = fmt.seal(h.pack())
     assert fmt.Header.unpack(fmt.Reader(raw)) == h
-    assert len(raw) == 11 + 3 + 2  # fixed part, three dims and the tile (one varint byte each)
+    # fixed part, extended flags, three dims and the tile (one varint byte each), checksum
+    assert len(raw) == 11 + 1 + 3 + 2 + fmt.CHECKSUM_BYTES
     for n in range(len(raw)):
         with pytest.raises(PayloadError):
             fmt.Header.unpack(fmt.Reader(raw[:n]))

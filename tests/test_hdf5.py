@@ -15,7 +15,7 @@ from conftest import blobs, rel_l2, run_fresh
 from saecodec import hdf5
 from saecodec.codec import SAECodec
 from saecodec.errors import SaecodecError
-from saecodec.options import CodecOptions
+from saecodec.options import DEFAULT_MAX_ERROR, CodecOptions
 
 H5DUMP = shutil.which("h5dump")
 needs_h5dump = pytest.mark.skipif(
@@ -51,8 +51,9 @@ def test_helper_is_a_mapping_of_h5py_keywords(tiny_model, on_model_path):
     cd = kw["compression_opts"]
     assert cd[0] == 2 and cd[9] == 2 and cd[10] == len(cd) - 11
     assert b"".join(int(w).to_bytes(4, "big") for w in cd[1:9]).hex() == tiny_model.identity
-    assert CodecOptions.from_cd_values(cd) == (CodecOptions(tiny_model.identity, latent_dtype="bfloat16"), None,
-                                               None, 0)
+    assert CodecOptions.from_cd_values(cd) == (CodecOptions(tiny_model.identity, latent_dtype="bfloat16",
+                                                            model_name="tiny-test", max_error=DEFAULT_MAX_ERROR),
+                                               None, None, 0)
 
 
 @pytest.mark.parametrize("opts", [{"error_bound": 1e-3, "bound_mode": "rel"}, {"mask_value": 2**32 - 1},
@@ -63,7 +64,7 @@ def test_cd_values_carry_the_bound_and_mask(tiny_model, on_model_path, opts):
     assert all(0 <= v < 2**32 for v in cd)
     back = CodecOptions.from_cd_values(list(cd) + [1, 2, 10, 16])  # what set_local appends
     assert back.dtype_code == 1 and back.shape == (10, 16)
-    assert back.options == replace(sae.options, model_name=None)  # the name is not stored in cd_values
+    assert back.options == sae.options
     assert {k: getattr(back.options, k) for k in opts} == opts
 
 
@@ -81,7 +82,7 @@ def test_options_of_a_newer_saecodec_read_but_never_write(tiny_model, on_model_p
     codec = SAECodec(tiny_model.identity, error_bound=0.5)
     cd = list(codec.options.cd_values())
     shorter = cd[:10] + [3] + cd[11:14]  # only the bound entry, as a writer with one option wrote it
-    assert CodecOptions.from_cd_values(shorter).options == replace(codec.options, model_name=None)
+    assert CodecOptions.from_cd_values(shorter).options == replace(codec.options, model_name=None, max_error=None)
     newer = cd[:10] + [cd[10] + 2] + cd[11:] + [7, 7]
     back = CodecOptions.from_cd_values(newer + [1, 3, 2, 16, 16])
     assert back.unknown_words == 2 and back.options.error_bound == 0.5
@@ -102,7 +103,7 @@ def test_packing_cd_values_loads_no_network(tiny_model, on_model_path):
         assert "torch" not in sys.modules, "torch imported"
         print("WORDS", len(cd))
         """, {"SAECODEC_MODEL_PATH": str(on_model_path)})
-    assert "WORDS 17" in proc.stdout
+    assert "WORDS 24" in proc.stdout  # 11 + bound, mask, gate (3 words each), the name "tiny-test" (1 + 3)
 
 
 def test_filter_read_back_from_the_dataset(tiny_model, on_model_path, tmp_path):
@@ -118,7 +119,7 @@ def test_filter_read_back_from_the_dataset(tiny_model, on_model_path, tmp_path):
     assert fid == hdf5.FILTER_ID and b"saecodec" in name
     assert tuple(cd) == tuple(sae.filter_options) + (5, 3, 2, 16, 16)  # uint16, rank 3, chunk dims
     back = CodecOptions.from_cd_values(cd)
-    assert back.options == replace(sae.options, model_name=None) and back.dtype_code == 5
+    assert back.options == sae.options and back.dtype_code == 5
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

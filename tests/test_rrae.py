@@ -69,8 +69,9 @@ def test_rrae_model_through_the_codec_zarr_and_hdf5(rrae_model, tmp_path, monkey
     codec = SAECodec(model.identity)
     enc = codec.encode(x)
     assert fmt.Header.unpack(fmt.Reader(enc)).latent_kind == fmt.LATENT_DENSE
-    # 12 frames x 2 coefficients, 8 bytes of normalisation per frame, a ~17-byte header
-    assert len(enc) < 17 + 12 * (8 + 2 * 2) + 8
+    # 12 frames x 2 coefficients, 8 bytes of normalisation and 8 of value range per frame, a ~17-byte header,
+    # the gate's few bytes and the checksum
+    assert len(enc) < 17 + 12 * (8 + 8 + 2 * 2) + 8 + 4
     back = codec.decode(enc)
     assert back.shape == x.shape and rel_l2(back, x) < 0.1
 

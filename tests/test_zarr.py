@@ -6,6 +6,7 @@ import zarr
 
 from conftest import blobs, rel_l2, run_fresh
 from saecodec.codec import SAECodec
+from saecodec.options import DEFAULT_MAX_ERROR
 from saecodec.errors import SaecodecError
 from saecodec.zarr3 import SAEZarrCodec
 
@@ -75,7 +76,7 @@ def test_zarr_v3_codec_dict_round_trip(tiny_model, on_model_path):
     c = SAEZarrCodec(model=tiny_model.identity, latent_dtype="bfloat16")
     d = c.to_dict()
     assert d == {"name": "saecodec", "configuration": {"model": tiny_model.identity, "latent_dtype": "bfloat16",
-                                                      "model_name": "tiny-test"}}
+                                                      "model_name": "tiny-test", "max_error": DEFAULT_MAX_ERROR}}
     assert SAEZarrCodec.from_dict(d) == c and c.latent_dtype == "bfloat16"
     conf = d["configuration"]
     old = {"name": "saecodec", "configuration": {**conf, "weight_dtype": conf.pop("latent_dtype")}}

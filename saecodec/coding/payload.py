@@ -1,12 +1,15 @@
-"""Payload format: a small fixed header, then the coded sections (docs/format.md).
+"""Payload format: a small header, the coded sections, a checksum (docs/format.md).
 
 Version 1 payloads hold only the autoencoder's latents; version 2 adds optional
-sections (exact masked pixels, the error-bounded residual, a lossless chunk) and is
-written only when one of them is present, so pure-autoencoder payloads keep the v1 bytes.
+sections (exact masked pixels, the error-bounded residual, a lossless chunk). Both are
+still read. Version 3, the only one written, ends with a CRC-32 of everything before it,
+checked before anything else is parsed (a corrupted chunk is an error, never wrong
+values), and has a second, open-ended flags varint for new sections.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +17,9 @@ import numpy as np
 from ..errors import PayloadError
 
 MAGIC = b"SE"
-VERSIONS = (1, 2)
+VERSIONS = (1, 2, 3)
+VERSION = 3  # what the encoder writes
+CHECKSUM_BYTES = 4  # v3: CRC-32 (zlib's, little-endian) of all bytes before it
 MODEL_CHECK_BYTES = 4
 MAX_NDIM = 16
 # Decoding refuses payloads that claim more elements than this (about 8 GiB of float64),
@@ -28,7 +33,12 @@ FLAG_FORTRAN = 1 << 4  # the chunk was Fortran-ordered; decode returns it so
 FLAG_NO_LATENTS = 1 << 5  # v2: no latent section (the residual does not use the network)
 FLAG_RAW = 1 << 6  # v2: the whole chunk is stored losslessly, nothing else follows
 V2_FLAGS = FLAG_RESIDUAL | FLAG_MASK | FLAG_NO_LATENTS | FLAG_RAW
-_KNOWN_FLAGS = {1: 0b11 | FLAG_FORTRAN, 2: 0b11 | FLAG_FORTRAN | V2_FLAGS}
+_KNOWN_FLAGS = {1: 0b11 | FLAG_FORTRAN, 2: 0b11 | FLAG_FORTRAN | V2_FLAGS, 3: 0b11 | FLAG_FORTRAN | V2_FLAGS}
+# v3 extended flags: a varint after the flags byte, so new sections never run out of bits.
+# A bit this saecodec does not know means a newer writer: refused with a clear error.
+EXT_GATE = 1 << 0  # the pure mode's quality gate section follows the header (saecodec.gate)
+EXT_BIG_ENDIAN = 1 << 1  # the chunk was big-endian; decode returns it so
+KNOWN_EXT = EXT_GATE | EXT_BIG_ENDIAN
 
 DTYPES = {1: "<f4", 2: "<f8", 3: "<f2", 4: "|u1", 5: "<u2", 6: "<u4", 7: "<u8",
           8: "|i1", 9: "<i2", 10: "<i4", 11: "<i8"}
@@ -98,6 +108,22 @@ class Reader:
     def remaining(self) -> int:
         return len(self.buf) - self.pos
 
+    def verify_checksum(self) -> None:
+        """Check the trailing CRC-32 over all bytes before it, then stop the reader before it."""
+        n = len(self.buf) - CHECKSUM_BYTES
+        if n < self.pos:
+            raise PayloadError(f"truncated payload: {len(self.buf)} bytes leave no room for its checksum")
+        stored = int.from_bytes(self.buf[n:], "little")
+        computed = checksum(self.buf[:n])
+        if stored != computed:
+            raise PayloadError(f"checksum mismatch: stored {stored:#010x}, computed {computed:#010x}; "
+                               "the chunk is corrupted")
+        self.buf = self.buf[:n]
+
+    def sub(self) -> "Reader":
+        """A reader over the next length-prefixed block (:func:`put_block`)."""
+        return Reader(self.take(self.varint(self.remaining())))
+
 
 @dataclass(frozen=True)
 class Header:
@@ -107,15 +133,18 @@ class Header:
     latent_code: int
     shape: tuple[int, ...]
     tile: tuple[int, int]
+    ext: int = 0  # v3 extended flags (EXT_*)
 
     @property
     def latent_kind(self) -> int:
         return self.flags & 0b11
 
     def pack(self) -> bytearray:
+        """The header of a version 3 payload; :func:`seal` appends the checksum to the whole."""
         out = bytearray(MAGIC)
-        out.append(2 if self.flags & V2_FLAGS else 1)
+        out.append(VERSION)
         out.append(self.flags)
+        put_varint(out, self.ext)
         out += self.model_check[:MODEL_CHECK_BYTES]
         code = dtype_code(self.dtype)
         if code is None:
@@ -135,10 +164,19 @@ class Header:
             raise PayloadError("not a saecodec payload (bad magic bytes)")
         version = reader.u8()
         if version not in VERSIONS:
-            raise PayloadError(f"payload format version {version} is not supported by this saecodec (supports {VERSIONS})")
+            raise PayloadError(f"payload format version {version} is not supported by this saecodec (supports "
+                               f"{VERSIONS}); the chunk is corrupted or was written by a newer saecodec")
+        if version >= 3:
+            reader.verify_checksum()
+        else:
+            _refuse_flipped_version(reader, version)
         flags = reader.u8()
         if flags & ~_KNOWN_FLAGS[version]:
             raise PayloadError(f"corrupted payload: unknown flags {flags:#04x}")
+        ext = reader.varint() if version >= 3 else 0
+        if ext & ~KNOWN_EXT:
+            raise PayloadError(f"payload uses extended flags {ext & ~KNOWN_EXT:#x} of a newer saecodec; upgrade "
+                               "saecodec to read it")
         check = bytes(reader.take(MODEL_CHECK_BYTES))
         code = reader.u8()
         if code not in DTYPES:
@@ -153,7 +191,29 @@ class Header:
         tile = (reader.varint(1 << 16), reader.varint(1 << 16))
         if min(tile) < 1:
             raise PayloadError(f"corrupted payload: tile shape {tile}")
-        return cls(flags, check, np.dtype(DTYPES[code]), latent_code, shape, tile)
+        return cls(flags, check, np.dtype(DTYPES[code]), latent_code, shape, tile, ext)
+
+
+def checksum(data, start: int = 0) -> int:
+    return zlib.crc32(data, start) & 0xFFFFFFFF
+
+
+def seal(out: bytearray) -> bytes:
+    """A complete version 3 payload: ``out`` (header and sections) and its checksum."""
+    return bytes(out) + checksum(out).to_bytes(CHECKSUM_BYTES, "little")
+
+
+def _refuse_flipped_version(reader: Reader, version: int) -> None:
+    """A version 3 payload whose version byte was corrupted into 1 or 2 would be parsed
+    without its checksum: refuse a v1/v2 payload whose last 4 bytes are exactly the
+    checksum it would have as version 3."""
+    buf = reader.buf
+    if len(buf) < 3 + CHECKSUM_BYTES:
+        return
+    probe = checksum(buf[3:len(buf) - CHECKSUM_BYTES], checksum(bytes(buf[:2]) + bytes([VERSION])))
+    if probe == int.from_bytes(buf[len(buf) - CHECKSUM_BYTES:], "little"):
+        raise PayloadError(f"corrupted payload: its format version byte reads {version}, but it is a version "
+                           f"{VERSION} payload (its checksum says so); the chunk is corrupted")
 
 
 def model_check(identity: str) -> bytes:

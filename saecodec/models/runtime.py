@@ -14,6 +14,8 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
+from ..errors import SaecodecError
+
 # Frames per forward pass: bounds memory for huge chunks while keeping batches large.
 BATCH = 8192
 # Device copies kept at once (least recently used dropped first).
@@ -28,6 +30,31 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def check_device(device: str | torch.device | None) -> None:
+    """Refuse, when a codec is made, a device this machine cannot run (not at its first chunk)."""
+    if device is None:
+        return
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise SaecodecError(f"device {device!r} is not a torch device ({e})") from None
+    if dev.type == "cpu":
+        return
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch was built without CUDA" if torch.version.cuda is None else "no CUDA device is visible"
+            raise SaecodecError(f"device {device!r}: CUDA is not available ({why}); use device='cpu', or leave "
+                                "device unset to use CUDA only where it is available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise SaecodecError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        return
+    try:
+        torch.empty(1, device=dev)
+    except Exception as e:  # noqa: BLE001 - torch raises various types for missing backends
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise SaecodecError(f"device {device!r} is not available on this machine ({first})") from None
 
 
 def module_on(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:

@@ -1,0 +1,264 @@
+"""The pure mode's quality gate: no frame decodes beyond a stated error, or outside its range.
+
+The pure autoencoder has no pointwise guarantee, and out of its training distribution it
+can return garbage (pixels far outside the frame's values). The encoder knows the
+original, so per frame (a tile of a tiled model, a whole 2D plane of a whole-frame model)
+it measures what the decoder will return, in the model's transformed domain u
+(``Transform.to_u``: asinh or linear), over the frame's valid pixels: the relative L2
+``||u_dec - u|| / ||u - mean(u)||`` (the project's offset-free metric). A frame that misses
+``max_error`` falls back to the error-bounded coding (``bound.write_section``) of u under
+the pointwise bound ``h = max_error * RMS(u - mean(u))``: ``|du| <= h`` on every pixel gives
+a relative L2 of at most ``max_error``. Tiles suffice for a plane: the tiles' deviations
+from their own means sum to at most the plane's deviation from its mean.
+
+Every decoded frame is clipped to its valid values' [min, max] (stored in the element
+type), which never moves a value away from the original. Reserves (float32 rounding of a
+decoder's network, the cast to the element type) are taken before deciding and coding,
+so the target holds on another device too. Section layout: docs/format.md.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from . import bound, tiling
+from .coding import payload as fmt
+from .errors import PayloadError
+
+# Relative slack for float64 sums and products.
+MARGIN = 2.0 ** -20
+_ROUND = 2.0 ** -40
+
+
+class Assessment(NamedTuple):
+    fallback: np.ndarray  # (B,) bool: frames that miss the target
+    h: np.ndarray  # (B,) float64 pointwise bound in u of the fallback frames (0: store exactly)
+    lo: np.ndarray  # (B,) per frame min of the valid values, element type
+    hi: np.ndarray  # (B,) per frame max
+
+
+def valid_frames(masked: np.ndarray, shape: tuple[int, ...], tile: tuple[int, int]) -> np.ndarray:
+    """(B, th, tw) bool: the frames' pixels that are in the chunk (not edge padding) and not masked."""
+    th, tw = tile
+    planes, ny, nx = tiling.grid(shape, tile)
+    inside = np.zeros((ny * th, nx * tw), bool)
+    inside[:shape[-2], :shape[-1]] = True
+    inside = inside.reshape(ny, th, nx, tw).transpose(0, 2, 1, 3).reshape(1, ny * nx, th, tw)
+    unmasked = tiling.split(~masked.reshape(shape), tile).reshape(planes, ny * nx, th, tw)
+    return (unmasked & inside).reshape(-1, th, tw)
+
+
+def _ranges(frames: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame min and max of the valid elements, in their own type (exact for 64-bit integers)."""
+    dt = frames.dtype
+    big, small = (np.iinfo(dt).max, np.iinfo(dt).min) if dt.kind in "iu" else (np.inf, -np.inf)
+    b = len(frames)
+    lo = np.where(valid, frames, big).reshape(b, -1).min(axis=1, initial=big)
+    hi = np.where(valid, frames, small).reshape(b, -1).max(axis=1, initial=small)
+    empty = ~valid.reshape(b, -1).any(axis=1)
+    lo[empty] = 0
+    hi[empty] = 0
+    return lo.astype(dt), hi.astype(dt)
+
+
+def clip(frames: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    return np.clip(frames, lo[:, None, None], hi[:, None, None])
+
+
+def _net_u(z: np.ndarray, side: np.ndarray) -> np.ndarray:
+    """Network output -> u (before the inverse of ``to_u``), as ``Transform.inverse`` computes it."""
+    side = np.asarray(side, dtype=np.float64)
+    return np.asarray(z, dtype=np.float64) * side[:, 1:2] + side[:, 0:1]
+
+
+def _net_guard_u(z: np.ndarray, side: np.ndarray) -> np.ndarray:
+    """How far another decoder's u may lie from ours (``bound.NET_TOLERANCE`` in network units)."""
+    return bound.NET_TOLERANCE * (1.0 + np.abs(np.asarray(z, np.float64))) * np.abs(side[:, 1:2].astype(np.float64))
+
+
+def _cast_reserve(transform, dtype: np.dtype, umax: np.ndarray) -> np.ndarray:
+    """Per frame: what the cast of a value to a float element type can move it, in u."""
+    fi = np.finfo(dtype)
+    return 2.0 * float(fi.eps) * (1.0 + umax) + float(fi.smallest_subnormal) / transform.scale
+
+
+def _sq(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """Per row, the sum of a * b (a * a): squared norms without temporaries."""
+    return np.einsum("ij,ij->i", a, a if b is None else b)
+
+
+def assess(model, frames: np.ndarray, valid: np.ndarray, z_in: np.ndarray, z: np.ndarray, side: np.ndarray,
+           max_error: float) -> Assessment:
+    """Which frames (B, th, tw), in their element type, miss ``max_error`` when decoded from
+    the network output ``z`` (B, th*tw) and ``side`` (``z_in``: the network's input), and the
+    bound each fallback is coded to.
+
+    A frame passes when ||u_dec - u|| + ||guard|| <= max_error ||u - mean(u)|| over its valid
+    pixels, where the guard bounds, per pixel, how far another decoder's u_dec may be (its
+    network output within ``bound.NET_TOLERANCE``, its cast), and u, taken from the
+    network's float32 input, may be from the exact u. Norms of sums are bounded by sums of
+    norms (||1 + |z||| <= sqrt(n) + ||z||), which needs no per-pixel guard array.
+    """
+    tr, dtype = model.transform, frames.dtype
+    b = len(frames)
+    lo, hi = _ranges(frames, valid)
+    vf = valid.reshape(b, -1).astype(np.float64)
+    nv = vf.sum(axis=1)
+    sd = np.abs(side[:, 1].astype(np.float64))
+    u = _net_u(z_in, side) * vf  # exact to 2**-24 |z_in| std (``own`` below)
+    umax = np.abs(u).max(axis=1, initial=0.0)
+    one = np.sqrt(nv)
+    own = 2.0 ** -23 * sd * (one + np.sqrt(_sq(z_in.astype(np.float64))))
+    slack = (bound.NET_TOLERANCE * sd * (one + np.sqrt(_sq(z.astype(np.float64)))) + own
+             + _ROUND * (one + np.sqrt(_sq(u))))
+    if dtype.kind == "f" and umax.max(initial=0.0) < 300:
+        # the decoder's cast moves a value by a float rounding (the reserve); clipping x to
+        # [lo, hi] is clipping u to [u(lo), u(hi)]
+        ud = np.clip(_net_u(z, side), tr.to_u(lo.astype(np.float64))[:, None],
+                     tr.to_u(hi.astype(np.float64))[:, None])
+        slack = slack + _cast_reserve(tr, dtype, umax) * one
+    else:  # the decoder's own path; another decoder may round a value near k + 1/2 the other way
+        y = tr.inverse(z, side, frames.shape[1:])
+        decoded = clip(bound.cast(y, dtype), lo, hi)
+        with np.errstate(over="ignore", invalid="ignore"):
+            ud = tr.to_u(decoded).reshape(b, -1)
+            if dtype.kind == "f":
+                slack = slack + _cast_reserve(tr, dtype, umax) * one
+            else:
+                near = np.abs(y - np.floor(y) - 0.5) <= tr.sensitivity(z, side, bound.NET_TOLERANCE).reshape(y.shape)
+                d = decoded.astype(np.float64)
+                step = np.maximum(np.abs(tr.to_u(d + 1) - tr.to_u(d)), np.abs(tr.to_u(d) - tr.to_u(d - 1)))
+                slack = slack + np.sqrt(_sq(np.where(near, step, 0.0).reshape(b, -1) * vf))
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = u.sum(axis=1) / np.maximum(nv, 1)
+        centred = (u - mean[:, None]) * vf
+        dev = np.sqrt(_sq(centred))
+        dev = np.maximum(dev - own, 0.0)
+        diff = (ud - u) * vf
+        err = np.sqrt(_sq(diff))
+        target = max_error * dev * (1.0 - MARGIN)
+        fallback = (dev > 0) & ~(err + slack <= target)  # NaN and inf fall back
+        h = np.where(fallback, target / np.sqrt(np.maximum(nv, 1)), 0.0)
+    # The coding's own bound: room for the cast to the element type (floats), or half of h
+    # for integers (rounding to the nearest integer at most doubles a deviation in u that
+    # is at least half an integer step there). Too little room: the frame is stored exactly.
+    if dtype.kind == "f":
+        h_code = h - _cast_reserve(tr, dtype, umax) - _ROUND * (1.0 + umax)
+        room = h_code > 0.5 * h
+    else:
+        h_code = 0.5 * h - _ROUND * (1.0 + umax)
+        room = h_code > 0
+    h_code = np.where(fallback & room & np.isfinite(h_code), h_code, 0.0)
+    return Assessment(fallback, h_code, lo, hi)
+
+
+def write(a: Assessment, model, frames: np.ndarray, valid: np.ndarray, z: np.ndarray, side: np.ndarray,
+          latent_bytes: int | None, predictors=bound.PREDICTORS) -> tuple[bytes, bool]:
+    """The gate section, and whether every frame keeps its latents (else the caller stores
+    latents only for the frames that met the target). ``latent_bytes``: what the fallback
+    frames' latents cost, which the coding saves when it does not use the network; None:
+    every frame keeps its latents whatever the coding."""
+    out = bytearray()
+    idx = np.flatnonzero(a.fallback)
+    coded, exact = idx[a.h[idx] > 0], idx[a.h[idx] == 0]
+    uses_latents = False
+    body = bytearray()
+    if len(coded):
+        h = a.h[coded][:, None, None]
+        with np.errstate(invalid="ignore", over="ignore"):
+            u = model.transform.to_u(frames[coded])
+        pred = _net_u(z[coded], side[coded]).reshape(u.shape) / h
+        sens = _net_guard_u(z[coded], side[coded]).reshape(u.shape) / h
+        uses_latents = bound.write_section(body, np.where(valid[coded], u / h, 0.0), valid[coded],
+                                           np.dtype(np.float64), 1.0, pred, sens, latent_bytes or 0, predictors)
+    all_latents = uses_latents or latent_bytes is None or not len(idx)
+    fmt.put_varint(out, len(idx))
+    out.append(1 if all_latents else 0)
+    le = frames.dtype.newbyteorder("<")
+    out += np.stack([a.lo, a.hi], axis=1).astype(le).tobytes()
+    gaps = np.diff(idx, prepend=-1) - 1
+    for g in gaps:
+        fmt.put_varint(out, int(g))
+    out += a.h[idx].astype("<f8").tobytes()
+    out += body
+    if len(exact):
+        fmt.put_block(out, fmt.deflate(frames[exact].astype(le).tobytes()))
+    block = bytearray()
+    fmt.put_block(block, bytes(out))
+    return bytes(block), all_latents
+
+
+class Gate(NamedTuple):
+    fallback: np.ndarray  # (B,) bool
+    latents: bool  # every frame has latents (else only the others)
+    lo: np.ndarray
+    hi: np.ndarray
+    h: np.ndarray  # (F,) per fallback frame, 0: stored exactly
+    residual: dict | None  # bound.read_section of the coded fallback frames
+    exact: np.ndarray | None  # (E, th, tw) the exact frames
+
+    @property
+    def latent_frames(self) -> np.ndarray:
+        return np.ones(len(self.fallback), bool) if self.latents else ~self.fallback
+
+
+def read(reader: fmt.Reader, frames: int, tile: tuple[int, int], dtype: np.dtype) -> Gate:
+    r = reader.sub()
+    count = r.varint(frames)
+    latents = r.u8()
+    if latents > 1 or (count == 0 and not latents):
+        raise PayloadError("corrupted payload: invalid quality gate header")
+    le = np.dtype(dtype).newbyteorder("<")
+    ranges = r.array(le, 2 * frames).reshape(frames, 2).astype(le.newbyteorder("="))
+    lo, hi = ranges[:, 0], ranges[:, 1]
+    if not (lo <= hi).all():  # also refuses NaN
+        raise PayloadError("corrupted payload: invalid frame value range")
+    idx = np.cumsum([r.varint(frames) + 1 for _ in range(count)], dtype=np.int64) - 1
+    if count and idx[-1] >= frames:
+        raise PayloadError("corrupted payload: quality gate frame index out of range")
+    fallback = np.zeros(frames, bool)
+    fallback[idx] = True
+    h = r.array("<f8", count).astype(np.float64)
+    if not (np.isfinite(h).all() and (h >= 0).all()):
+        raise PayloadError("corrupted payload: invalid quality gate bound")
+    n_coded, n_exact = int((h > 0).sum()), int((h == 0).sum())
+    residual = bound.read_section(r, n_coded, tile, np.dtype(np.float64), bool(latents)) if n_coded else None
+    exact = None
+    if n_exact:
+        size = n_exact * tile[0] * tile[1] * le.itemsize
+        exact = np.frombuffer(fmt.inflate(r, size, "exact frames"), le).reshape((n_exact,) + tuple(tile))
+    if r.remaining():
+        raise PayloadError("corrupted payload: trailing bytes in the quality gate section")
+    return Gate(fallback, bool(latents), lo, hi, h, residual, exact)
+
+
+def apply(g: Gate, model, z: np.ndarray | None, side: np.ndarray | None, tile: tuple[int, int],
+          dtype: np.dtype) -> np.ndarray:
+    """Decoded frames (B, th, tw) in ``dtype``: the network's where it met the target, the
+    fallback codings elsewhere, every frame clipped to its range. ``z`` and ``side``: the
+    network output of the frames that have latents (``g.latent_frames``)."""
+    dtype = np.dtype(dtype).newbyteorder("=")
+    b = len(g.fallback)
+    out = np.zeros((b,) + tuple(tile), dtype)
+    has = np.flatnonzero(g.latent_frames)
+    if len(has):
+        out[has] = bound.cast(model.transform.inverse(z, side, tile), dtype)
+    idx = np.flatnonzero(g.fallback)
+    coded, exact = idx[g.h > 0], idx[g.h == 0]
+    if len(coded):
+        h = g.h[g.h > 0][:, None, None]
+        pred = None
+        if g.latents:  # every frame has latents: row i of z is frame i
+            pred = _net_u(z[coded], side[coded]).reshape((len(coded),) + tuple(tile)) / h
+        un = bound.reconstruct(g.residual, pred, (len(coded),) + tuple(tile), np.dtype(np.float64))
+        out[coded] = bound.cast(model.transform.from_u(un * h), dtype)
+    if len(exact):
+        out[exact] = g.exact
+    return clip(out, g.lo, g.hi)
+
+
+def fallback_count(reader: fmt.Reader) -> int:
+    """The number of fallback frames, from a reader at the gate section (nothing else parsed)."""
+    return reader.sub().varint()
