@@ -60,11 +60,14 @@ def encode_chunk(model: Model, arr, options: CodecOptions | None = None, *, mask
     arr = check_input(arr)
     fortran = arr.flags.f_contiguous and not arr.flags.c_contiguous
     c = np.ascontiguousarray(arr)
+    ext = fmt.EXT_BIG_ENDIAN if c.dtype.str[0] == ">" else 0
+    if not c.dtype.isnative:  # everything below sees native values; decode restores the order
+        c = c.astype(c.dtype.newbyteorder("="))
     tile = model.tile_for(c.shape)
     masked = masks.find(c, opts, mask)
     coder = latents.coder_for(model, quant.latent_code(opts.latent_dtype))
     head = dict(model_check=fmt.model_check(model.freeze()), dtype=c.dtype, latent_code=coder.value_code,
-                shape=tuple(c.shape), tile=tile, ext=fmt.EXT_BIG_ENDIAN if c.dtype.str[0] == ">" else 0)
+                shape=tuple(c.shape), tile=tile, ext=ext)
     flags = coder.kind_code | (fmt.FLAG_FORTRAN if fortran else 0)
     if not c.size or (opts.error_bound is not None and _beyond_float64(c, masked)):
         return _raw_payload(flags, head, c)  # nothing to code, or float64 would round it
