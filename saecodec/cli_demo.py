@@ -39,8 +39,12 @@ def cmd_demo(args) -> int:
     mb = x.nbytes / 1e6
     print(f"model        {model.name} ({model.identity[:12]}), device {codec.device or 'auto'}")
     print(f"frames       {len(x)} x {h}x{w} float32 = {x.nbytes} bytes, seed {args.seed}")
+    stats = [payload_stats(p.read_bytes()) for p in chunk_files]
     print(f"stored       {stored} bytes in chunk files -> ratio {x.nbytes / stored:.1f}x "
-          f"({8 * stored / x.size:.3f} bits/pixel); {_latents(model, [payload_stats(p.read_bytes()) for p in chunk_files])}")
+          f"({8 * stored / x.size:.3f} bits/pixel); {_latents(model, stats)}")
+    print(f"quality gate {sum(s['fallback_frames'] for s in stats)} of {sum(s['frames'] for s in stats)} frames "
+          f"missed max_error {codec.max_error} and were coded with a bound that meets it" if codec.max_error
+          else "quality gate off (max_error None)")
     print(f"error        rel L2 (transformed) {m['rel_l2_t']:.4f}, rel L2 (intensity) {m['rel_l2_i']:.4f}, "
           f"PSNR (transformed) {m['psnr_t']:.1f} dB")
     print(f"speed        encode {mb / t_enc:.1f} MB/s, decode {mb / t_dec:.1f} MB/s")
@@ -52,7 +56,7 @@ def _latents(model, stats: list[dict]) -> str:
     """What the payloads hold per frame: the L1 paper's n / nnz for sparse latents, k for dense ones."""
     h, w = model.frame_shape or (64, 64)
     coded = [s for s in stats if s["latents"]]
-    frames = max(sum(s["frames"] for s in coded), 1)
+    frames = max(sum(s["latent_frames"] for s in coded), 1)
     if model.latent_kind == "sparse":
         nnz = sum(s["nnz"] for s in coded) / frames
         return f"paper's n/nnz {h * w / max(nnz, 1e-9):.1f} ({nnz:.1f} nonzero latents per frame)"

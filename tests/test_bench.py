@@ -55,6 +55,9 @@ def test_bench_end_to_end_on_a_tiny_stack(tiny_model, on_model_path, tmp_path, m
     assert {"DCT 8x8", "PCA", "ZFP", "SPERR"} <= {r["method"] for r in result["rows"]}
     md = (tmp_path / "out" / "t.md").read_text()
     assert "| saecodec | tiny-test pure | 1 frame |" in md and result["versions"]["h5py"]
+    gated, plain = rows[("saecodec", "tiny-test pure", "4 frames")], rows[("saecodec", "tiny-test pure, no gate", "4 frames")]
+    assert gated["frames_coded"] == 12 and 0 <= gated["fallback_frames"] <= 12 and plain["fallback_frames"] == 0
+    assert f"| {gated['fallback_frames']}/12 |" in md
     assert (tmp_path / "out" / "t_psnr_bpp.png").stat().st_size > 1000
 
 

@@ -51,6 +51,7 @@ def test_simulate_train_demo_end_to_end(tmp_path, on_model_path):
     assert r.returncode == 0, r.stderr
     ratio = float(r.stdout.split("ratio ")[1].split("x")[0])
     assert ratio > 1.0 and "rel L2" in r.stdout
+    assert "of 40 frames missed max_error 0.25" in r.stdout  # the quality gate's report
 
 
 

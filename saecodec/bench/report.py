@@ -52,11 +52,13 @@ def markdown(result: dict, command: str = "") -> str:
         "max|e| and PSNR in the compressed values' units; rel L2 log: the papers' metric on per-frame "
         "normalised log frames; rel L2 I: in intensity. I(q): max relative deviation of the azimuthal "
         "average where I > 3 x background (median over frames). R fit: median relative change of the "
-        "fitted sphere radius. Speeds: MB/s of raw data through h5py, and x SZ3 at the same bound.",
+        "fitted sphere radius. Speeds: MB/s of raw data through h5py, and x SZ3 at the same bound. "
+        "saecodec pure: with the quality gate at its default max_error (fell back: frames it coded in the "
+        "bounded mode, of all frames), and without it.",
         "",
         "| method | setting | chunks | ratio | ratio+model | bpp | max abs err | PSNR | rel L2 log | rel L2 I "
-        "| I(q) dev | R fit dev | enc MB/s | dec MB/s | enc/SZ3 | dec/SZ3 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| I(q) dev | R fit dev | enc MB/s | dec MB/s | enc/SZ3 | dec/SZ3 | fell back |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
         m = r["metrics"]
@@ -65,8 +67,15 @@ def markdown(result: dict, command: str = "") -> str:
             _fmt(r["ratio_with_model"], ".1f"), _fmt(r["bpp"], ".2f"), _fmt(m.get("max_abs")), _fmt(m.get("psnr"), ".1f"),
             _fmt(m.get("rel_l2_log")), _fmt(m.get("rel_l2_intensity")), _fmt(m.get("iq_dev_median")),
             _fmt(m.get("fit_radius_dev_median")), _fmt(r["enc_mbs"], ".0f"), _fmt(r["dec_mbs"], ".0f"),
-            _fmt(r["enc_vs_sz3"], ".2f"), _fmt(r["dec_vs_sz3"], ".2f")]) + " |" + (f" {r['note']}" if r["note"] else ""))
+            _fmt(r["enc_vs_sz3"], ".2f"), _fmt(r["dec_vs_sz3"], ".2f"), _fallback(r)]) + " |"
+            + (f" {r['note']}" if r["note"] else ""))
     return "\n".join(lines) + "\n"
+
+
+def _fallback(r: dict) -> str:
+    if r.get("fallback_frames") is None or "pure" not in r["setting"] or "no gate" in r["setting"]:
+        return "-"
+    return f"{r['fallback_frames']}/{r['frames_coded']}"
 
 
 def plots(result: dict, prefix) -> list:
@@ -88,7 +97,8 @@ def plots(result: dict, prefix) -> list:
                 if r["chunking"] not in (cname, "per frame") or not r["stored_bytes"]:
                     continue
                 label = r["method"] if r["method"] != "saecodec" else "saecodec " + (
-                    "pure" if r["setting"].endswith("pure") else "bounded") + f" ({r['setting'].split()[0]})"
+                    ("pure, no gate" if "no gate" in r["setting"] else "pure") if " pure" in r["setting"]
+                    else "bounded") + f" ({r['setting'].split()[0]})"
                 xv = r[xkey] if xkey in r else r["metrics"].get(xkey)
                 yv = r[ykey] if ykey in r else r["metrics"].get(ykey)
                 if xv is None or yv is None or not np.isfinite(xv) or not np.isfinite(yv):

@@ -36,6 +36,8 @@ class Row:
     ratio_with_model: float | None = None
     estimate: bool = False
     note: str = ""
+    fallback_frames: int | None = None  # saecodec pure: frames the quality gate coded bounded
+    frames_coded: int | None = None
 
 
 @dataclass
@@ -66,7 +68,10 @@ class _Reference:
                    raw / 1e6 / t_enc if t_enc else None, raw / 1e6 / t_dec if t_dec else None)
 
 
-def h5_round_trip(values: np.ndarray, chunks: tuple, filter_kwargs: dict) -> tuple[int, np.ndarray, float, float]:
+def h5_round_trip(values: np.ndarray, chunks: tuple, filter_kwargs: dict, stats=None) -> tuple[int, np.ndarray, float, float]:
+    """Write and read ``values`` through h5py's filter pipeline: stored bytes, the data read
+    back, encode and decode seconds. ``stats``: a list that receives each chunk's
+    ``chunk.payload_stats`` (saecodec only)."""
     import h5py
 
     bio = io.BytesIO()
@@ -80,6 +85,11 @@ def h5_round_trip(values: np.ndarray, chunks: tuple, filter_kwargs: dict) -> tup
         back = d[...]
         t_dec = time.perf_counter() - t0
         size = int(d.id.get_storage_size())
+        if stats is not None:
+            from ..chunk import payload_stats
+
+            for i in range(d.id.get_num_chunks()):
+                stats.append(payload_stats(d.id.read_direct_chunk(d.id.get_chunk_info(i).chunk_offset)[1]))
     return size, back, t_enc, t_dec
 
 
@@ -92,7 +102,8 @@ def _jobs(models: list, bounds: list[float], chunkings: dict) -> list[tuple]:
     jobs = []
     for cname, ch in chunkings.items():
         for m in models:
-            jobs.append(("saecodec", f"{m.name} pure", cname, ch, SAE(model=m.identity), m))
+            jobs.append(("saecodec", f"{m.name} pure", cname, ch, SAE(model=m.identity), m))  # the quality gate on
+            jobs.append(("saecodec", f"{m.name} pure, no gate", cname, ch, SAE(model=m.identity, max_error=None), m))
             for eb in bounds:
                 jobs.append(("saecodec", f"{m.name} abs={eb:g}", cname, ch, SAE(model=m.identity, error_bound=eb), m))
         for eb in bounds:
@@ -118,14 +129,17 @@ def run(data: Dataset, models: list, bounds: list[float], stack: int = 64, fit_f
     recon: dict[tuple, np.ndarray] = {}
     for method, setting, cname, ch, kw, model in tqdm(_jobs(models, bounds, chunkings), desc="bench", unit="run",
                                                      disable=not progress):
+        stats = [] if model is not None else None
         try:
-            size, back, te, td = h5_round_trip(x, ch, dict(kw))
+            size, back, te, td = h5_round_trip(x, ch, dict(kw), stats)
         except Exception as e:  # noqa: BLE001 - a baseline that fails is reported, not fatal
             rows.append(Row(method, setting, cname, 0, float("nan"), float("nan"), note=f"failed: {e}"))
             continue
         r = ref.row(method, setting, cname, size, back, te, td)
         if model is not None:
             r.ratio_with_model = x.nbytes / (size + model_bytes[model.identity])
+            r.fallback_frames = sum(s["fallback_frames"] for s in stats)
+            r.frames_coded = sum(s["frames"] for s in stats)
         rows.append(r)
         recon[(method, setting, cname)] = back
     _speed_ratios(rows)
