@@ -6,10 +6,14 @@ original, so per frame (a tile of a tiled model, a whole 2D plane of a whole-fra
 it measures what the decoder will return, in the model's transformed domain u
 (``Transform.to_u``: asinh or linear), over the frame's valid pixels: the relative L2
 ``||u_dec - u|| / ||u - mean(u)||`` (the project's offset-free metric). A frame that misses
-``max_error`` falls back to the error-bounded coding (``bound.write_section``) of u under
-the pointwise bound ``h = max_error * RMS(u - mean(u))``: ``|du| <= h`` on every pixel gives
-a relative L2 of at most ``max_error``. Tiles suffice for a plane: the tiles' deviations
-from their own means sum to at most the plane's deviation from its mean.
+``max_error`` falls back to the error-bounded coding (``bound.write_section``) of u,
+without the network (it missed there; its latents are dropped), under a pointwise bound:
+``|du| <= h`` with ``h = max_error * RMS(u - mean(u))`` on every pixel gives a relative L2
+of at most ``max_error``. A quantiser's errors have an RMS well below its bound (h / sqrt(3)
+for uniform errors), so the encoder first codes with 1.5 h, decodes that, and keeps it for
+the frames whose decoded relative L2 meets the target; the others get the safe h. Tiles
+suffice for a plane: the tiles' deviations from their own means sum to at most the
+plane's deviation from its mean.
 
 Every decoded frame is clipped to its valid values' [min, max] (stored in the element
 type), which never moves a value away from the original. Reserves (float32 rounding of a
@@ -30,11 +34,15 @@ from .errors import PayloadError
 # Relative slack for float64 sums and products.
 MARGIN = 2.0 ** -20
 _ROUND = 2.0 ** -40
+# The first, verified try codes a fallback frame with this multiple of its nominal bound.
+FIRST_TRY = 1.5
 
 
 class Assessment(NamedTuple):
     fallback: np.ndarray  # (B,) bool: frames that miss the target
-    h: np.ndarray  # (B,) float64 pointwise bound in u of the fallback frames (0: store exactly)
+    h: np.ndarray  # (B,) float64 safe pointwise bound in u of the fallback frames (0: store exactly)
+    h_try: np.ndarray  # (B,) the first, verified try's bound
+    target: np.ndarray  # (B,) max_error x the frame's deviation from its mean, in u
     lo: np.ndarray  # (B,) per frame min of the valid values, element type
     hi: np.ndarray  # (B,) per frame max
 
@@ -71,11 +79,6 @@ def _net_u(z: np.ndarray, side: np.ndarray) -> np.ndarray:
     """Network output -> u (before the inverse of ``to_u``), as ``Transform.inverse`` computes it."""
     side = np.asarray(side, dtype=np.float64)
     return np.asarray(z, dtype=np.float64) * side[:, 1:2] + side[:, 0:1]
-
-
-def _net_guard_u(z: np.ndarray, side: np.ndarray) -> np.ndarray:
-    """How far another decoder's u may lie from ours (``bound.NET_TOLERANCE`` in network units)."""
-    return bound.NET_TOLERANCE * (1.0 + np.abs(np.asarray(z, np.float64))) * np.abs(side[:, 1:2].astype(np.float64))
 
 
 def _cast_reserve(transform, dtype: np.dtype, umax: np.ndarray) -> np.ndarray:
@@ -151,43 +154,90 @@ def assess(model, frames: np.ndarray, valid: np.ndarray, z_in: np.ndarray, z: np
         h_code = 0.5 * h - _ROUND * (1.0 + umax)
         room = h_code > 0
     h_code = np.where(fallback & room & np.isfinite(h_code), h_code, 0.0)
-    return Assessment(fallback, h_code, lo, hi)
+    return Assessment(fallback, h_code, np.where(h_code > 0, FIRST_TRY * h, 0.0), target, lo, hi)
 
 
 def write(a: Assessment, model, frames: np.ndarray, valid: np.ndarray, z: np.ndarray, side: np.ndarray,
           latent_bytes: int | None, predictors=bound.PREDICTORS) -> tuple[bytes, bool]:
     """The gate section, and whether every frame keeps its latents (else the caller stores
-    latents only for the frames that met the target). ``latent_bytes``: what the fallback
-    frames' latents cost, which the coding saves when it does not use the network; None:
-    every frame keeps its latents whatever the coding."""
+    latents only for the frames that met the target, since the fallback codings do not use
+    the network). ``latent_bytes`` None: the latents cannot be split, every frame keeps its
+    own. ``z`` and ``side`` are the network's output, not used by this coding."""
     out = bytearray()
     idx = np.flatnonzero(a.fallback)
     coded, exact = idx[a.h[idx] > 0], idx[a.h[idx] == 0]
-    uses_latents = False
-    body = bytearray()
-    if len(coded):
-        h = a.h[coded][:, None, None]
-        with np.errstate(invalid="ignore", over="ignore"):
-            u = model.transform.to_u(frames[coded])
-        pred = _net_u(z[coded], side[coded]).reshape(u.shape) / h
-        sens = _net_guard_u(z[coded], side[coded]).reshape(u.shape) / h
-        uses_latents = bound.write_section(body, np.where(valid[coded], u / h, 0.0), valid[coded],
-                                           np.dtype(np.float64), 1.0, pred, sens, latent_bytes or 0, predictors)
-    all_latents = uses_latents or latent_bytes is None or not len(idx)
+    body, h = _code(a, model, frames, valid, coded, predictors) if len(coded) else (b"", np.zeros(0))
+    all_latents = latent_bytes is None or not len(idx)
     fmt.put_varint(out, len(idx))
     out.append(1 if all_latents else 0)
     le = frames.dtype.newbyteorder("<")
     out += np.stack([a.lo, a.hi], axis=1).astype(le).tobytes()
-    gaps = np.diff(idx, prepend=-1) - 1
-    for g in gaps:
+    for g in np.diff(idx, prepend=-1) - 1:
         fmt.put_varint(out, int(g))
-    out += a.h[idx].astype("<f8").tobytes()
+    hs = np.zeros(len(idx))
+    hs[np.isin(idx, coded)] = h
+    out += hs.astype("<f8").tobytes()
     out += body
     if len(exact):
         fmt.put_block(out, fmt.deflate(frames[exact].astype(le).tobytes()))
     block = bytearray()
     fmt.put_block(block, bytes(out))
     return bytes(block), all_latents
+
+
+def _code(a: Assessment, model, frames, valid, coded, predictors) -> tuple[bytes, np.ndarray]:
+    """The residual section of the fallback frames ``coded`` in units of their h, and the h:
+    the first try's where its decoded frame meets the target, the safe h elsewhere."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        u = np.where(valid[coded], model.transform.to_u(frames[coded]), 0.0)
+    h = a.h_try[coded]
+    for _ in range(2):
+        body = _residual(u, valid[coded], h, predictors)
+        ok = _meets(body, model, u, valid[coded], h, a.target[coded], a.lo[coded], a.hi[coded], frames.dtype)
+        if ok.all():
+            return body, h
+        h = np.where(ok, h, a.h[coded])
+    h = a.h[coded]  # pointwise safe: no decoding needed
+    return _residual(u, valid[coded], h, predictors), h
+
+
+def _residual(u, valid, h, predictors) -> bytes:
+    body = bytearray()
+    hb = h[:, None, None]
+    bound.write_section(body, np.where(valid, u / hb, 0.0), valid, np.dtype(np.float64), 1.0, None, None, 0,
+                        predictors)
+    return bytes(body)
+
+
+def _decoded(body, model, n: int, tile, h, lo, hi, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Fallback frames as a decoder returns them (element type, clipped), and before the cast."""
+    sec = bound.read_section(fmt.Reader(body), n, tuple(tile), np.dtype(np.float64), False)
+    un = bound.reconstruct(sec, None, (n,) + tuple(tile), np.dtype(np.float64))
+    y = model.transform.from_u(un * h[:, None, None])
+    return clip(bound.cast(y, dtype), lo, hi), y
+
+
+def _meets(body, model, u, valid, h, target, lo, hi, dtype) -> np.ndarray:
+    """Whether each coded frame, decoded, meets its target, with room for another machine's
+    rounding (libm's sinh, the cast)."""
+    tr = model.transform
+    n = len(u)
+    decoded, y = _decoded(body, model, n, u.shape[1:], h, lo, hi, dtype)
+    vf = valid.reshape(n, -1).astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        ud = tr.to_u(decoded).reshape(n, -1)
+        err = np.sqrt(_sq((ud - u.reshape(n, -1)) * vf))
+        umax = np.abs(u).reshape(n, -1).max(axis=1, initial=0.0)
+        one = np.sqrt(vf.sum(axis=1))
+        slack = _ROUND * (one + np.sqrt(_sq(u.reshape(n, -1))))
+        if np.dtype(dtype).kind == "f":
+            slack = slack + _cast_reserve(tr, np.dtype(dtype), umax) * one
+        else:  # a value within rounding of k + 1/2 may round the other way elsewhere
+            near = np.abs(y - np.floor(y) - 0.5) <= 2.0 ** -30 * (1.0 + np.abs(y))
+            d = decoded.astype(np.float64)
+            step = np.maximum(np.abs(tr.to_u(d + 1) - tr.to_u(d)), np.abs(tr.to_u(d) - tr.to_u(d - 1)))
+            slack = slack + np.sqrt(_sq(np.where(near, step, 0.0).reshape(n, -1) * vf))
+        return err + slack <= target
 
 
 class Gate(NamedTuple):
