@@ -9,33 +9,42 @@
 /* Find the special elements: returns their count and, when bits != NULL, writes the packed
  * mask ((n+7)/8 bytes). Integer sentinels are compared exactly in the element type (isent:
  * 64-bit patterns, sign-extended for signed types); float sentinels as doubles. */
-#define SCAN_INT(T) { \
-        const T *x = (const T *)xb; T sv[64]; \
-        for (int k = 0; k < ns; k++) sv[k] = (T)iu[k]; \
-        for (int64_t i0 = 0; i0 < n; i0 += 8) { \
-            unsigned b = 0; \
-            const int64_t m = n - i0 < 8 ? n - i0 : 8; \
-            for (int64_t k = 0; k < m; k++) { \
-                const T v = x[i0 + k]; unsigned s = 0; \
-                for (int t = 0; t < ns; t++) s |= v == sv[t]; \
-                if (use_below) s |= (double)v < below; \
-                b |= s << (7 - k); count += s; \
-            } \
-            if (bits) bits[i0 >> 3] = (uint8_t)b; \
-        } }
-#define SCAN_FLT(T) { \
+/* whole bytes of 8 elements with a constant trip count (unrolled, branch-free), then the tail */
+#define SCAN_BLOCKS(T, TEST) { \
         const T *x = (const T *)xb; \
-        for (int64_t i0 = 0; i0 < n; i0 += 8) { \
+        const int64_t nb = n >> 3; \
+        for (int64_t q = 0; q < nb; q++) { \
+            const T *v8 = x + 8 * q; unsigned b = 0; \
+            for (int k = 0; k < 8; k++) { const T v = v8[k]; const unsigned s = (TEST); b |= s << (7 - k); } \
+            count += __builtin_popcount(b); \
+            if (bits) bits[q] = (uint8_t)b; \
+        } \
+        if (n & 7) { \
             unsigned b = 0; \
-            const int64_t m = n - i0 < 8 ? n - i0 : 8; \
-            for (int64_t k = 0; k < m; k++) { \
-                const double v = (double)x[i0 + k]; unsigned s = nonfinite && !isfinite(v); \
-                for (int t = 0; t < ns; t++) s |= v == sent[t]; \
-                if (use_below) s |= v < below; \
-                b |= s << (7 - k); count += s; \
-            } \
-            if (bits) bits[i0 >> 3] = (uint8_t)b; \
+            for (int64_t k = 0; k < (n & 7); k++) { const T v = x[8 * nb + k]; const unsigned s = (TEST); b |= s << (7 - k); } \
+            count += __builtin_popcount(b); \
+            if (bits) bits[nb] = (uint8_t)b; \
         } }
+#define INT_TEST(v) ((use_s & (((v) == sv[0]) | ((v) == sv[1]) | ((v) == sv[2]) | ((v) == sv[3]))) | \
+                     (many && any_of(v, sv, ns)) | (use_below & ((double)(v) < below)))
+#define SCAN_INT(T) { \
+        T sv[64]; \
+        for (int k = 0; k < ns; k++) sv[k] = (T)iu[k]; \
+        for (int k = ns; k < 4; k++) sv[k] = ns ? sv[0] : (T)0; \
+        const unsigned use_s = ns > 0, many = ns > 4; \
+        SCAN_BLOCKS(T, INT_TEST(v)) }
+#define FLT_TEST(v) ((nonfinite & !isfinite((double)(v))) | (use_s & ((double)(v) == sent[0])) | \
+                     (many && any_of_d((double)(v), sent, ns)) | (use_below & ((double)(v) < below)))
+#define SCAN_FLT(T) SCAN_BLOCKS(T, FLT_TEST(v))
+
+#define ANY_OF(NAME, T) static inline unsigned NAME(T v, const T *sv, int ns) { \
+        unsigned s = 0; for (int t = 0; t < ns; t++) s |= v == sv[t]; return s; }
+ANY_OF(any_of_i8, int8_t) ANY_OF(any_of_i16, int16_t) ANY_OF(any_of_i32, int32_t) ANY_OF(any_of_i64, int64_t)
+ANY_OF(any_of_u8, uint8_t) ANY_OF(any_of_u16, uint16_t) ANY_OF(any_of_u32, uint32_t) ANY_OF(any_of_u64, uint64_t)
+ANY_OF(any_of_d, double)
+#define any_of(v, sv, ns) _Generic((v), int8_t: any_of_i8, int16_t: any_of_i16, int32_t: any_of_i32, \
+        int64_t: any_of_i64, uint8_t: any_of_u8, uint16_t: any_of_u16, uint32_t: any_of_u32, \
+        default: any_of_u64)((v), (sv), (ns))
 
 int64_t fc_scan_special(const void *xb, int dtype, int64_t n, int nonfinite, const double *sent,
                         const int64_t *isent, int ns, double below, int use_below, uint8_t *bits) {
@@ -43,6 +52,8 @@ int64_t fc_scan_special(const void *xb, int dtype, int64_t n, int nonfinite, con
     uint64_t iu[64];
     for (int k = 0; k < ns; k++) iu[k] = (uint64_t)isent[k];
     int64_t count = 0;
+    const unsigned use_s = ns > 0, many = ns > 1;
+    (void)use_s; (void)many;
     switch (dtype) {
     case FC_F32: SCAN_FLT(float) break;
     case FC_F64: SCAN_FLT(double) break;

@@ -1,51 +1,81 @@
-"""The error-bounded mode: every decoded element within ``eb`` of the original, in user units.
+"""The error-bounded and lossless modes: every decoded element within its bound, in user units.
 
-Per 2D plane the encoder picks the cheapest of four codings (estimated in bits):
+Bound modes (``BOUND_MODES``), for every element that is not masked:
 
-0. the autoencoder's reconstruction y plus the residual quantised with step 2 * h
-   (``q = rint((x - y) / step)``, decoded as ``y + step * q``),
-1. the same residual after a 2D Lorenzo difference (smooth residuals),
-2. no prediction: ``x`` itself quantised with the step and Lorenzo differenced,
-3. the plane's raw elements (zlib), when no residual coding is smaller.
+* ``abs``: |decoded - x| <= eb; on integer chunks eb < 1 is lossless.
+* ``rel``: abs with eb times the value range of the chunk's valid elements (SZ's convention).
+* ``pwrel``: |decoded - x| <= eb |x|: zeros stay zero, signs are kept, negatives allowed.
+* ``poisson``: |decoded - x| <= eb sqrt(max(x, 1)) for counts (integer-valued x >= 0;
+  anything else is kept exactly); integers stay integers, the bins are dithered so that
+  averages carry no bias (I(q) error bars grow by sqrt(1 + eb^2 / 3)).
 
-h is the bound minus two reserves: what the cast to the element type can add
-(half an ulp of float32, rounding of integers), and for modes 0 and 1 a guard for a
-decoder whose network output differs from the encoder's (another device, another
-thread count): ``NET_TOLERANCE * (1 + |z|)`` in the network's output units, mapped to
-user units through the transform (``Transform.sensitivity``). The encoder checks every
-element against h before it commits to a plane; the decoder makes no decision of its
-own: plane modes and steps are stored.
+The residual section (format 3) is a compiled-coder stream (``coding.fast``, docs/fastcode.md)
+of the chunk in its own element type: it carries the mode, its parameters, a predictor per
+plane, and, for planes coded against the network's reconstruction y, a bit saying so. Such
+planes are verified against the bound minus two reserves: what the cast to the element
+type can add, and a guard for a decoder whose network output differs from the encoder's
+(another device or thread count): ``NET_TOLERANCE * (1 + |z|)`` in the network's output
+units, mapped to user units by ``Transform.sensitivity``. pwrel against the network codes
+log2|x| (``coding.logpwrel``). Format 2 sections are read by ``coding.residual``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .coding import fast, logpwrel, residual
 from .coding import payload as fmt
-from .coding import residual
 from .errors import PayloadError
 
 # Tolerated difference between the encoder's and a decoder's network output, relative to
 # 1 + |z| (z: the normalised output): about 500 float32 ulps.
 NET_TOLERANCE = 2.0 ** -16
-# Reserve for float64 rounding in sinh and in y + step * q (64 ulps of the magnitudes).
+# Reserve for float64 rounding in sinh and in y + e (64 ulps of the magnitudes).
 ROUND = 2.0 ** -46
-MODE_AE, MODE_AE_LORENZO, MODE_LORENZO, MODE_RAW = 0, 1, 2, 3
-# The codings the encoder may pick from (besides raw), by default; tests and benchmarks
-# pass fewer to measure what each one buys.
+MODE_AE, MODE_AE_LORENZO, MODE_LORENZO, MODE_RAW = (residual.MODE_AE, residual.MODE_AE_LORENZO,
+                                                    residual.MODE_LORENZO, residual.MODE_RAW)
+# The codings a plane may use, by default: the network's prediction as it is (AE) or with a
+# spatial predictor on the residual (AE_LORENZO), or the plane alone (LORENZO: Lorenzo,
+# (W+N)/2 or none). Tests and benchmarks pass fewer to measure what each one buys.
 PREDICTORS = (MODE_AE, MODE_AE_LORENZO, MODE_LORENZO)
-BOUND_MODES = ("abs", "rel")
+BOUND_MODES = ("abs", "rel", "pwrel", "poisson")
+KIND_DIRECT, KIND_LOG = 0, 1  # the section holds one stream of the chunk / pwrel in log2 (coding.logpwrel)
+POISSON_MIN_EB = 2.0 ** -12 * 1.0000001  # below, no count moves: ints are stored losslessly
 
 
 def absolute_bound(error_bound: float, bound_mode: str, x: np.ndarray, valid: np.ndarray) -> float:
     """``rel`` is relative to the value range of the chunk's valid elements (SZ's convention)."""
-    if bound_mode == "abs":
+    if bound_mode != "rel":
         return float(error_bound)
     vals = x[valid]
     if vals.size == 0:
         return 0.0
     with np.errstate(over="ignore"):
         return float(error_bound) * (float(vals.max()) - float(vals.min()))
+
+
+def stream_mode(bound_mode: str, error_bound: float, c: np.ndarray, bits) -> tuple[str, float]:
+    """The compiled coder's mode and bound for a chunk (in its own type) and its mask bits."""
+    eb = float(error_bound)
+    ints = c.dtype.kind in "iu"
+    if bound_mode == "rel":
+        lo, hi, count = fast.value_range(c, bits)
+        with np.errstate(over="ignore"):
+            eb = eb * (hi - lo) if count else 0.0
+        bound_mode = "abs"
+    if bound_mode == "poisson" and not eb >= POISSON_MIN_EB:
+        bound_mode = "abs"  # T(x) = floor(eb sqrt(x)) is 0 for every count a chunk can hold
+    if bound_mode == "poisson":
+        return "poisson", min(eb, 2.0 ** 20 * 0.999)
+    if bound_mode == "abs":
+        return ("lossless", 0.0) if ints and eb < 1 else ("abs", eb if np.isfinite(eb) else 1e299)
+    return bound_mode, eb
+
+
+def write_stream(out: bytearray, c: np.ndarray, mode: str, eb: float, bits=None) -> None:
+    """The residual section of a chunk coded without the network (the fast path)."""
+    out.append(KIND_DIRECT)
+    fmt.put_block(out, fast.encode(c, mode, eb, mask=bits))
 
 
 def _targets(dtype: np.dtype, eb: float, xmax: np.ndarray) -> np.ndarray:
@@ -58,133 +88,117 @@ def _targets(dtype: np.dtype, eb: float, xmax: np.ndarray) -> np.ndarray:
     return np.where(xmax < 2.0 ** 52, t, -np.inf)  # float64 holds such integers exactly
 
 
-def _round_down_f32(v: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore", invalid="ignore"):
-        s = v.astype(np.float32)
-        s = np.where(s.astype(np.float64) > v, np.nextafter(s, np.float32(0)), s)
-    return s.astype(np.float32)
-
-
-def _candidate(x, valid, pred, guard, targets, lorenzo: bool):
+def net_bounds(dtype: np.dtype, eb: float, x: np.ndarray, valid: np.ndarray, pred: np.ndarray,
+               sens: np.ndarray) -> np.ndarray:
+    """Per plane (P, H, W): the bound left for base + e before the cast, after the cast's
+    reserve and the guard for another decoder's prediction (<= 0: the plane cannot use it)."""
     p = x.shape[0]
     with np.errstate(over="ignore", invalid="ignore"):
+        ax = np.where(valid, np.abs(x), 0.0)
+        xmax = ax.reshape(p, -1).max(axis=1, initial=0.0)
+        targets = _targets(np.dtype(dtype), eb, xmax)
+        guard = sens + ROUND * (np.abs(pred) + ax + np.abs(targets)[:, None, None])
         gmax = np.where(valid, guard, 0.0).reshape(p, -1).max(axis=1, initial=0.0)
-        half = targets - gmax
-        step32 = _round_down_f32(2.0 * half)
-        step = step32.astype(np.float64)
-        ok = np.isfinite(step) & (step > np.finfo(np.float32).tiny) & np.isfinite(half)
-        safe = np.where(ok, step, 1.0)[:, None, None]
-        r = np.where(valid, (x - pred) / safe, 0.0)
-        q = np.rint(r)
-        fits = np.isfinite(q) & (np.abs(q) <= residual.MAX_Q)
-        q = np.where(fits, q, 0.0)
-        v = pred + safe * q
-        err = np.abs(x - v) * (1.0 + 2.0 ** -50)
-        good = ~valid | (fits & (err <= half[:, None, None]))
-    ok &= good.reshape(p, -1).all(axis=1)
-    qi = q.astype(np.int64)
-    sym = residual.lorenzo(qi) if lorenzo else qi
-    sym = sym.reshape(p, -1)
-    scale = residual.fit_scale(sym)
-    bits = np.where(ok, residual.cost_bits(sym, scale), np.inf)
-    return {"step": step32, "sym": sym, "scale": scale, "bits": bits}
+        h = targets - gmax
+    return np.where(np.isfinite(h), h, 0.0)
+
+
+def allowed_bits(predictors) -> int:
+    bits = (fast.ALLOW_PLAIN if MODE_LORENZO in predictors else 0) | (0x08 if MODE_AE in predictors else 0)
+    return bits | (0x30 if MODE_AE_LORENZO in predictors else 0) or fast.ALLOW_PLAIN
 
 
 def write_section(out: bytearray, x: np.ndarray, valid: np.ndarray, dtype: np.dtype, eb: float,
-                  pred: np.ndarray | None, sens: np.ndarray | None, latent_bytes: int,
-                  predictors: tuple[int, ...] = PREDICTORS) -> bool:
-    """Append the residual section for planes ``x`` (P, H, W) float64, choosing per plane
-    among ``predictors`` and raw; returns whether the planes use the network's prediction
-    (else the caller drops the latent section)."""
-    p = x.shape[0]
-    n = x[0].size if p else 0
-    ax = np.where(valid, np.abs(x), 0.0)
-    xmax = ax.reshape(p, -1).max(axis=1, initial=0.0)
-    targets = _targets(dtype, eb, xmax)
-    zero = np.zeros_like(x)
-    cands = {MODE_LORENZO: _candidate(x, valid, zero, ROUND * (ax + np.abs(targets)[:, None, None]), targets, True)}
-    if pred is not None:
-        guard = sens + ROUND * (np.abs(pred) + ax + np.abs(targets)[:, None, None])
-        cands[MODE_AE] = _candidate(x, valid, pred, guard, targets, False)
-        cands[MODE_AE_LORENZO] = _candidate(x, valid, pred, guard, targets, True)
-    order = [m for m in predictors if m in cands] or [MODE_LORENZO]
-    le = dtype.newbyteorder("<")
-    raw_bits = np.full(p, np.inf)
-    best_coded = np.min([cands[m]["bits"] for m in order], axis=0) if p else np.zeros(0)
-    for i in np.flatnonzero(best_coded > 0.25 * 8 * n * le.itemsize):  # includes planes no coding can bound
-        raw_bits[i] = 8 * len(fmt.deflate(x[i].astype(le).tobytes()))  # exact: x holds the input's values
-
-    def choose(modes):
-        table = np.stack([cands[m]["bits"] for m in modes] + [raw_bits]) if p else np.zeros((1, 0))
-        pick = np.argmin(table, axis=0)
-        return np.array(modes + [MODE_RAW], dtype=np.uint8)[pick], table.min(axis=0).sum() if p else 0.0
-
-    modes, bits = choose(order)
-    uses_latents = pred is not None and bool(np.isin(modes, (MODE_AE, MODE_AE_LORENZO)).any())
-    if uses_latents and MODE_LORENZO in predictors:
-        alt_modes, alt_bits = choose([MODE_LORENZO])
-        if alt_bits <= bits + 8 * latent_bytes:
-            modes, uses_latents = alt_modes, False
-    coded = np.flatnonzero(modes != MODE_RAW)
-    steps = np.array([cands[modes[i]]["step"][i] for i in coded], dtype="<f4")
-    scales = np.array([cands[modes[i]]["scale"][i] for i in coded], dtype="<f4")
-    sym = np.stack([cands[modes[i]]["sym"][i] for i in coded]) if len(coded) else np.zeros((0, n), np.int64)
-    words, escapes = residual.encode(sym, scales)
-    out += np.array([eb], dtype="<f8").tobytes()
-    out += modes.tobytes()
-    out += steps.tobytes() + scales.tobytes()
-    fmt.put_varint(out, len(escapes))
-    out += escapes.astype("<i4").tobytes()
-    fmt.put_words(out, words)
-    raw = np.flatnonzero(modes == MODE_RAW)
-    if len(raw):
-        fmt.put_block(out, fmt.deflate(x[raw].astype(le).tobytes()))
-    return uses_latents
+                  pred: np.ndarray | None, sens: np.ndarray | None, latent_bytes: int | None,
+                  predictors: tuple[int, ...] = PREDICTORS, mask=None) -> bool:
+    """Append the residual section for planes ``x`` (P, H, W) holding values of ``dtype``:
+    |decoded - x| <= eb where ``valid``. Per plane against ``pred`` (with guard ``sens``)
+    or alone, as ``predictors`` allow; returns whether some plane uses ``pred`` (else the
+    caller drops the latents). The prediction is kept only if it saves more than the
+    ``latent_bytes`` it costs (None: the latents are stored anyway). ``mask``: packed bits of
+    elements not to code at all (the decoder passes the same to :func:`reconstruct`)."""
+    x = np.ascontiguousarray(x).astype(np.dtype(dtype).newbyteorder("="), copy=False)
+    allowed = allowed_bits(predictors)
+    uses = False
+    if pred is None or not allowed & fast.ALLOW_PRED:
+        stream = fast.encode(x, "abs", eb, mask=mask, allowed=allowed & fast.ALLOW_PLAIN or fast.ALLOW_PLAIN)
+    else:
+        xv = np.where(valid, x, 0) if x.dtype.kind == "f" else x
+        h = net_bounds(x.dtype, eb, xv.astype(np.float64, copy=False), valid, pred, sens)
+        stream = fast.encode(x, "abs", eb, mask=mask, pred=pred, half_step=h, eb_verify=h, allowed=allowed)
+        uses = fast.uses_pred(stream)
+        if uses and allowed & fast.ALLOW_PLAIN and latent_bytes is not None:
+            plain = fast.encode(x, "abs", eb, mask=mask, allowed=allowed & fast.ALLOW_PLAIN)
+            if len(plain) <= len(stream) + latent_bytes:
+                stream, uses = plain, False
+    out.append(KIND_DIRECT)
+    fmt.put_block(out, stream)
+    return uses
 
 
-def read_section(reader: fmt.Reader, p: int, plane: tuple[int, int], dtype: np.dtype, has_latents: bool) -> dict:
-    n = plane[0] * plane[1]
-    eb = reader.f64()
-    modes = reader.array("u1", p)
-    if (modes > MODE_RAW).any() or (not has_latents and np.isin(modes, (MODE_AE, MODE_AE_LORENZO)).any()):
-        raise PayloadError("corrupted payload: invalid residual plane mode")
-    coded = np.flatnonzero(modes != MODE_RAW)
-    with np.errstate(invalid="ignore"):  # a forged NaN step is refused just below
-        steps = reader.array("<f4", len(coded)).astype(np.float64)
-    scales = reader.array("<f4", len(coded))
-    if not (np.isfinite(steps).all() and (steps > 0).all()):
-        raise PayloadError("corrupted payload: invalid residual step")
-    residual.check_scales(scales)
-    escapes = reader.array("<i4", reader.varint(len(coded) * n))
-    words = fmt.read_words(reader)
-    sym = residual.decode(words, scales, n, escapes).reshape((len(coded),) + plane)
-    raw_planes = None
-    n_raw = p - len(coded)
-    if n_raw:
-        le = dtype.newbyteorder("<")
-        raw_planes = np.frombuffer(fmt.inflate(reader, n_raw * n * le.itemsize, "raw planes"), le)
-        raw_planes = raw_planes.reshape((n_raw,) + plane)
-    return {"eb": eb, "modes": modes, "coded": coded, "steps": steps, "sym": sym, "raw": raw_planes}
+def write_network(out: bytearray, x: np.ndarray, masked: np.ndarray, bound_mode: str, error_bound: float,
+                  y: np.ndarray, sens: np.ndarray, latent_bytes: int, predictors=PREDICTORS) -> bool:
+    """The residual section of planes ``x`` (P, H, W, own type) coded against the network's
+    reconstruction ``y`` where that pays, masked elements skipped; whether it uses ``y``."""
+    x = x if x.dtype.isnative else x.astype(x.dtype.newbyteorder("="))
+    bits = np.packbits(masked.reshape(-1)) if masked.any() else None
+    if bound_mode == "pwrel":
+        allowed = allowed_bits(predictors)
+        body = logpwrel.encode(x, masked, error_bound, y, sens, allowed, bits) if allowed & fast.ALLOW_PRED else None
+        plain = fast.encode(x, "pwrel", error_bound, mask=bits)
+        if body is None or len(plain) <= len(body) + latent_bytes:
+            out.append(KIND_DIRECT)
+            fmt.put_block(out, plain)
+            return False
+        out.append(KIND_LOG)
+        out += body
+        return True
+    mode, eb = stream_mode(bound_mode, error_bound, x, bits)  # rel -> abs; eb < 1 on integers: 0
+    return write_section(out, x, ~masked, x.dtype, eb, y, sens, latent_bytes, predictors, mask=bits)
 
 
-def reconstruct(sec: dict, pred: np.ndarray | None, shape: tuple[int, int, int], dtype: np.dtype) -> np.ndarray:
-    """Planes (P, H, W) in ``dtype`` from a read residual section and the prediction."""
-    out = np.empty(shape, dtype=dtype.newbyteorder("="))
-    modes, coded = sec["modes"], sec["coded"]
-    if len(coded):
-        cm = modes[coded]
-        q = sec["sym"].copy()
-        lor = np.isin(cm, (MODE_AE_LORENZO, MODE_LORENZO))
-        if lor.any():
-            q[lor] = residual.unlorenzo(q[lor])
-        base = np.zeros(q.shape) if pred is None else np.where(
-            (cm == MODE_LORENZO)[:, None, None], 0.0, pred[coded])
-        v = base + sec["steps"][:, None, None] * q
-        out[coded] = cast(v, dtype)
-    raw = np.flatnonzero(modes == MODE_RAW)
-    if len(raw):
-        out[raw] = sec["raw"]
-    return out
+def read_section(reader: fmt.Reader, p: int, plane: tuple[int, int], dtype: np.dtype, has_latents: bool,
+                 version: int | None = None) -> dict:
+    """A residual section: format 3 streams, or format 2 (``coding.residual``). ``version``:
+    the payload's (default: read from a reader over the whole payload, else 3)."""
+    if version is None:
+        version = reader.buf[2] if len(reader.buf) > 2 and bytes(reader.buf[:2]) == fmt.MAGIC else 3
+    if version < 3:
+        return residual.read_v2(reader, p, plane, dtype, has_latents)
+    kind = reader.u8()
+    if kind == KIND_LOG:
+        sec = logpwrel.read(reader)
+    elif kind == KIND_DIRECT:
+        sec = {"stream": reader.take(reader.varint(reader.remaining()))}
+    else:
+        raise PayloadError(f"corrupted payload: unknown residual section kind {kind}")
+    sec.update(version=version, kind=kind, planes=p)
+    if not has_latents and any(fast.uses_pred(s) for s in logpwrel.streams(sec)):
+        raise PayloadError("corrupted payload: the residual needs the network but the payload has no latents")
+    return sec
+
+
+def plane_modes(sec: dict) -> np.ndarray:
+    """Per plane, the coding a read section uses (``MODE_*``; format 3: Lorenzo stands for any
+    predictor on the plane itself, AE_LORENZO for any on the residual to the network's)."""
+    if sec["version"] < 3:
+        return sec["modes"]
+    pk, on = fast.plane_choices(sec.get("log", sec.get("stream")), sec["planes"])
+    return np.where(on, np.where(pk == 0, MODE_AE, MODE_AE_LORENZO), MODE_LORENZO).astype(np.uint8)
+
+
+def reconstruct(sec: dict, pred: np.ndarray | None, shape: tuple[int, int, int], dtype: np.dtype,
+                mask=None, out: np.ndarray | None = None) -> np.ndarray:
+    """Planes (P, H, W) in ``dtype`` from a read residual section and the prediction;
+    elements under ``mask`` (packed bits) are left as ``out`` has them."""
+    dtype = np.dtype(dtype).newbyteorder("=")
+    if sec["version"] < 3:
+        return residual.reconstruct_v2(sec, pred, shape, dtype, cast)
+    if sec["kind"] == KIND_LOG:
+        return logpwrel.reconstruct(sec, pred, shape, dtype, mask, out)
+    if out is None:
+        out = np.empty(shape, dtype) if mask is None else np.zeros(shape, dtype)
+    return fast.decode(sec["stream"], shape, dtype, mask=mask, pred=pred, out=out.reshape(shape))
 
 
 def cast(x: np.ndarray, dtype: np.dtype) -> np.ndarray:

@@ -6,11 +6,14 @@ encode: masked pixels set aside and filled (coding.mask) -> frames (tiling) -> t
         what the decoder reconstructs from them (bound); without one, the quality gate
         (gate) -> header + sections + checksum; a chunk that would grow is stored raw
         (coding.raw), as is a bounded 64-bit integer chunk that float64 cannot hold.
+        The bounded modes run no network unless ``predictor="network"``: masked pixels
+        found and the residual stream coded in C on the chunk as it is (the fast path).
 decode: the same backwards; needs only the payload and the model.
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -46,10 +49,11 @@ def encode_chunk(model: Model, arr, options: CodecOptions | None = None, *, mask
                  predictors=bound.PREDICTORS, **settings) -> bytes:
     """One chunk -> payload, with the codec's ``options`` or their ``settings`` as keywords.
 
-    ``error_bound`` (abs, or rel to the chunk's value range) guarantees
-    |decoded - arr| <= bound for every element; without it the payload is the pure
+    ``error_bound`` with ``bound_mode`` (abs, rel, pwrel, poisson: ``saecodec.bound``)
+    guarantees its bound for every element; without it the payload is the pure
     autoencoder, under the quality gate ``max_error`` (default ``DEFAULT_MAX_ERROR``; None:
-    off). NaN, +-inf, ``mask_value`` and ``mask`` pixels come back exactly.
+    off). NaN, +-inf, ``mask_values``, ``mask_below`` and ``mask`` pixels (the options'
+    and this call's boolean ``mask``) come back exactly.
     ``predictors`` narrows the residual codings the encoder may pick (``bound.MODE_*``).
     """
     if options is None:
@@ -64,13 +68,17 @@ def encode_chunk(model: Model, arr, options: CodecOptions | None = None, *, mask
     if not c.dtype.isnative:  # everything below sees native values; decode restores the order
         c = c.astype(c.dtype.newbyteorder("="))
     tile = model.tile_for(c.shape)
-    masked = masks.find(c, opts, mask)
     coder = latents.coder_for(model, quant.latent_code(opts.latent_dtype))
     head = dict(model_check=fmt.model_check(model.freeze()), dtype=c.dtype, latent_code=coder.value_code,
                 shape=tuple(c.shape), tile=tile, ext=ext)
     flags = coder.kind_code | (fmt.FLAG_FORTRAN if fortran else 0)
-    if not c.size or (opts.error_bound is not None and _beyond_float64(c, masked)):
-        return _raw_payload(flags, head, c)  # nothing to code, or float64 would round it
+    if not c.size:
+        return _raw_payload(flags, head, c)
+    if opts.error_bound is not None and not _runs_network(opts, c):
+        return _encode_bounded(c, opts, mask, flags, head)
+    masked = masks.find(c, opts, mask)
+    if opts.error_bound is not None and _beyond_float64(c, masked):
+        return _raw_payload(flags, head, c)  # float64 would round it
     filled = masks.fill(c.reshape(_plane_shape(c.shape)), masked.reshape(_plane_shape(c.shape)))
     z, side = model.transform.forward(tiling.split(filled.reshape(c.shape), tile))
     lat = runtime.encode(model, z, tile, device)
@@ -94,6 +102,28 @@ def encode_chunk(model: Model, arr, options: CodecOptions | None = None, *, mask
     header = fmt.Header(flags, **head).pack()
     out = header + gate_block + (b"" if flags & fmt.FLAG_NO_LATENTS else section) + body
     if len(out) > len(header) + raw.OVERHEAD + c.nbytes:  # the lossless chunk is smaller
+        return _raw_payload(flags, head, c)
+    return fmt.seal(out)
+
+
+def _runs_network(opts: CodecOptions, c: np.ndarray) -> bool:
+    """The bounded modes code against the network only when asked to, where it can serve."""
+    return opts.predictor == "network" and (opts.bound_mode in ("abs", "rel")
+                                            or (opts.bound_mode == "pwrel" and c.dtype.kind == "f"))
+
+
+def _encode_bounded(c: np.ndarray, opts: CodecOptions, mask, flags: int, head: dict) -> bytes:
+    """The bounded modes without the network: no float64 copy, no boolean mask, all in C."""
+    bits, count = masks.find_bits(c, opts, mask)
+    mode, eb = bound.stream_mode(opts.bound_mode, opts.error_bound, c, bits)
+    if mode == "abs" and c.dtype.kind == "f" and not eb > 0:
+        return _raw_payload(flags, head, c)  # lossless floats: nothing to quantise
+    out = fmt.Header(flags | fmt.FLAG_NO_LATENTS | fmt.FLAG_RESIDUAL | (fmt.FLAG_MASK if count else 0), **head).pack()
+    start = len(out)
+    if count:
+        masks.write_bits(out, c, bits, count)
+    bound.write_stream(out, c, mode, eb, bits)
+    if len(out) - start > raw.OVERHEAD + c.nbytes:  # the lossless chunk is smaller
         return _raw_payload(flags, head, c)
     return fmt.seal(out)
 
@@ -135,7 +165,7 @@ def _gate(model, coder, c, masked, z_in, lat, side, section, seen, seen_side, ti
 
 def _plane_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
     """(number of 2D planes, H, W) of a chunk: the residual's unit, a frame to the user."""
-    return (int(np.prod(shape[:-2], dtype=np.int64)),) + tuple(shape[-2:])
+    return (math.prod(shape[:-2]),) + tuple(shape[-2:])
 
 
 def _reconstruct(model: Model, lat: np.ndarray, side: np.ndarray, shape, tile, device) -> tuple[np.ndarray, np.ndarray]:
@@ -148,20 +178,17 @@ def _write_residual(out: bytearray, model: Model, c: np.ndarray, masked: np.ndar
                     prediction, side: np.ndarray, tile, latent_bytes: int, predictors) -> bool:
     """The residual section against the decoder's reconstruction; whether it uses it."""
     planes = _plane_shape(c.shape)
-    x = c.reshape(planes).astype(np.float64)
-    valid = ~masked.reshape(planes)
-    eb = bound.absolute_bound(opts.error_bound, opts.bound_mode, x, valid)
     y, z = prediction
     guard = model.transform.sensitivity(z, side, bound.NET_TOLERANCE).reshape((-1,) + tile)
     guard = tiling.join(guard, c.shape, tile).reshape(planes)
-    return bound.write_section(out, np.where(valid, x, 0.0), valid, c.dtype, eb, y.reshape(planes), guard,
-                               latent_bytes, predictors)
+    return bound.write_network(out, c.reshape(planes), masked.reshape(planes), opts.bound_mode, opts.error_bound,
+                               y.reshape(planes), guard, latent_bytes, predictors)
 
 
 class _Parts(NamedTuple):
     raw: np.ndarray | None = None  # the lossless chunk
     latents: tuple | None = None  # (latents, side)
-    mask: tuple | None = None  # (masked positions, their values)
+    mask: tuple | None = None  # (masked positions as packed bits, their values)
     residual: dict | None = None  # bound.read_section
     gate: gate.Gate | None = None  # the quality gate (pure mode)
 
@@ -197,7 +224,7 @@ def _read_payload(model: Model, buf) -> tuple[fmt.Header, _Parts]:
         elif not has_latents and not h.flags & fmt.FLAG_RESIDUAL:
             raise PayloadError("corrupted payload: neither latents nor residual")
         lat = latents.coder_for(model, h.latent_code).read(reader, frames, h.tile) if has_latents else None
-        mask = masks.read(reader, h.shape, h.dtype) if h.flags & fmt.FLAG_MASK else None
+        mask = masks.read_bits(reader, h.shape, h.dtype) if h.flags & fmt.FLAG_MASK else None
         residual = None
         if h.flags & fmt.FLAG_RESIDUAL:
             p, hh, ww = _plane_shape(h.shape)
@@ -220,13 +247,15 @@ def decode_chunk(model: Model, buf, *, device=None) -> np.ndarray:
         y = None if parts.latents is None else _reconstruct(model, *parts.latents, h.shape, h.tile, device)[0]
         if parts.residual is not None:
             planes = _plane_shape(h.shape)
-            out = bound.reconstruct(parts.residual, None if y is None else y.reshape(planes), planes, h.dtype)
+            skip = parts.mask[0] if parts.mask is not None and parts.residual["version"] >= 3 else None
+            out = bound.reconstruct(parts.residual, None if y is None else y.reshape(planes), planes, h.dtype,
+                                    mask=skip)
             out = out.reshape(h.shape)
         else:
             out = bound.cast(y, h.dtype)
     if parts.mask is not None:
-        masked, values = parts.mask
-        out[masked] = values
+        out = np.ascontiguousarray(out)
+        masks.restore(out, *parts.mask)
     return _order(out, h)
 
 
@@ -239,7 +268,7 @@ def _order(out: np.ndarray, h: fmt.Header) -> np.ndarray:
 def plane_modes(model: Model, buf) -> np.ndarray | None:
     """Per 2D plane, the residual coding the encoder chose (``bound.MODE_*``); None without a bound."""
     _, parts = _read_payload(model, buf)
-    return None if parts.residual is None else parts.residual["modes"]
+    return None if parts.residual is None else bound.plane_modes(parts.residual)
 
 
 def payload_stats(buf) -> dict:

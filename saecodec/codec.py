@@ -41,12 +41,35 @@ class SAECodec(Codec):
         Guarantee ``|decoded - original| <= error_bound`` for every element (in the
         array's units, whatever domain the model works in). Default: no bound, the pure
         autoencoder of the papers.
-    bound_mode : {"abs", "rel"}
-        ``"rel"``: the bound is ``error_bound * (max - min)`` of each chunk's valid values
-        (SZ's convention); ``"abs"`` (default): ``error_bound`` itself.
+    bound_mode : {"abs", "rel", "pwrel", "poisson"}
+        What ``error_bound`` bounds, for every element (README, "Bounds"):
+        ``"abs"`` (default): ``|d - x| <= error_bound``; on integers a bound below 1 is
+        lossless (exact for every value, 64-bit extremes included).
+        ``"rel"``: ``error_bound * (max - min)`` of each chunk's valid values (SZ's convention).
+        ``"pwrel"``: ``|d - x| <= error_bound * |x|``, pointwise relative: zeros stay zero,
+        signs are kept, negative values allowed.
+        ``"poisson"``: ``|d - x| <= error_bound * sqrt(max(x, 1))``, a fraction of each
+        count's Poisson noise; integers stay integers, bins are dithered so averages such
+        as I(q) stay unbiased (error bars grow by sqrt(1 + eb^2 / 3)); values that are no
+        counts (negative, fractional) are kept exactly.
     mask_value : number, optional
-        Elements equal to this value (detector gaps, e.g. 2**32 - 1 on uint32 frames) are
-        stored exactly and hidden from the network, as NaN and +-inf always are.
+        One sentinel, the old name of ``mask_values``.
+    mask_values : sequence of numbers, optional
+        Elements equal to one of these (Pilatus gaps -1 and dead pixels -2, Eiger 2**32 - 1)
+        are stored exactly and hidden from the network and the bounded coder, as NaN and
+        +-inf always are.
+    mask_below : number, optional
+        Elements below this value are stored exactly and hidden likewise.
+    mask : boolean array, optional
+        A detector mask (True: masked) applied to every chunk it broadcasts to: a 2D frame
+        mask needs chunks of whole frames, e.g. ``chunks=(n, H, W)``; a chunk it does not fit
+        is a clear error. Stored in the config and cd_values (compressed).
+    predictor : {"classical", "network"}
+        What the bounded modes predict each element from: ``"classical"`` (default) its
+        neighbours in the plane (Lorenzo, (W+N)/2 or none, per plane; no network runs: the
+        speed of SZ3 or better), or ``"network"``: the model's reconstruction, per plane
+        where it pays, the latents dropped where they cost more than they save (abs, rel,
+        and pwrel on floats; poisson and lossless integers are always classical).
     max_error : float or None
         The pure mode's quality gate (default 0.25): a frame (tile) whose reconstruction
         misses this relative L2 in the model's transformed domain (against the frame's
@@ -61,12 +84,15 @@ class SAECodec(Codec):
 
     def __init__(self, model, latent_dtype: str | None = None, device=None, model_name: str | None = None,
                  error_bound: float | None = None, bound_mode: str | None = None, mask_value=None,
-                 max_error: float | None = DEFAULT_MAX_ERROR, *, weight_dtype: str | None = None):
+                 max_error: float | None = DEFAULT_MAX_ERROR, *, weight_dtype: str | None = None,
+                 mask_values=None, mask_below=None, mask=None, predictor: str | None = None):
         runtime.check_device(device)
         identity, name = model_store.identify(model, model_name)
         self.options = CodecOptions.create(identity, model_name=name, latent_dtype=latent_dtype,
                                            weight_dtype=weight_dtype, error_bound=error_bound,
-                                           bound_mode=bound_mode, mask_value=mask_value, max_error=max_error)
+                                           bound_mode=bound_mode, mask_value=mask_value, max_error=max_error,
+                                           mask_values=mask_values, mask_below=mask_below, mask=mask,
+                                           predictor=predictor)
         self.device = device
         self._model: Model | None = model if isinstance(model, Model) else model_store.loaded(identity)
 
@@ -81,7 +107,7 @@ class SAECodec(Codec):
         options = self.__dict__.get("options")
         if options is None or ALIASES.get(name, name) not in OPTION_NAMES:
             raise AttributeError(name)
-        return getattr(options, ALIASES.get(name, name))
+        return getattr(options, name if hasattr(CodecOptions, name) else ALIASES.get(name, name))
 
     def resolve_model(self) -> Model:
         """The network, loaded on first use so that opening a store never needs it."""

@@ -19,12 +19,14 @@ from pathlib import Path
 from h5py._hl.filters import FilterRefBase  # what hdf5plugin's filter classes subclass
 
 from . import model_store
+from .errors import SaecodecError
 from .options import DEFAULT_MAX_ERROR, CodecOptions
 from .plugin.filter import filter_id
 
 __all__ = ["FILTER_ID", "SAE", "plugin_dir", "plugin_file", "register"]
 
 FILTER_ID = filter_id()
+MAX_OPTION_WORDS = 200  # c_filter/h5saecodec.c: SAE_MAX_OPTS
 
 
 def plugin_dir() -> Path:
@@ -58,13 +60,20 @@ class SAE(FilterRefBase):
 
     def __init__(self, model, latent_dtype: str | None = None, error_bound: float | None = None,
                  bound_mode: str | None = None, mask_value=None, max_error: float | None = DEFAULT_MAX_ERROR, *,
-                 weight_dtype: str | None = None):
+                 weight_dtype: str | None = None, mask_values=None, mask_below=None, mask=None,
+                 predictor: str | None = None):
         identity, name = model_store.identify(model)
         self.options = CodecOptions.create(identity, model_name=name, latent_dtype=latent_dtype,
                                            weight_dtype=weight_dtype, error_bound=error_bound,
-                                           bound_mode=bound_mode, mask_value=mask_value, max_error=max_error)
+                                           bound_mode=bound_mode, mask_value=mask_value, max_error=max_error,
+                                           mask_values=mask_values, mask_below=mask_below, mask=mask,
+                                           predictor=predictor)
         self.filter_id = FILTER_ID
         self.filter_options = self.options.cd_values()
+        if self.filter_options[10] > MAX_OPTION_WORDS:
+            raise SaecodecError(f"these options take {self.filter_options[10]} cd_values words, more than the "
+                                f"HDF5 plugin's {MAX_OPTION_WORDS}: the mask is too irregular to travel in cd_values; "
+                                "give its pixels a sentinel value (mask_values) or a threshold (mask_below)")
         register()
 
     def __repr__(self):

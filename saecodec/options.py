@@ -11,6 +11,9 @@ Adding an option:
 3. its cd_values words: a new entry at the end of ``_CD_OPTIONS`` (never reorder them);
 4. the keyword in ``SAECodec``, ``SAEZarrCodec`` and ``hdf5.SAE``.
 
+The bounded modes' and the masks' options keep their checks and cd_values words in
+``options_bounds.py``.
+
 Configs and cd_values written before it keep reading (absent fields take their default).
 cd_values written after it still decode with an older saecodec, which refuses to encode
 with options it does not know (``CdValues.unknown_words``).
@@ -23,17 +26,17 @@ import struct
 from dataclasses import dataclass, fields
 from typing import NamedTuple
 
-import numpy as np
 
 from . import bound
+from . import options_bounds as ob
 from .coding import quant
+from .coding.mask import FrameMask
 from .errors import SaecodecError
 from .modelfile import is_identity
 
 CODEC_ID = "saecodec"  # numcodecs codec_id and zarr v3 codec name
-ALIASES = {"weight_dtype": "latent_dtype"}  # old name -> field (read from stored configs)
-_BOUND_KINDS = {None: 0, "abs": 1, "rel": 2}
-_MASK_NONE, _MASK_INT, _MASK_FLOAT, _MASK_UINT = 0, 1, 2, 3
+ALIASES = {"weight_dtype": "latent_dtype", "mask_value": "mask_values"}  # old name -> field
+_BOUND_KINDS = {None: 0, "abs": 1, "rel": 2}  # pwrel and poisson write 1 here: see options_bounds
 # The quality gate's target for new codecs (SAECodec, SAEZarrCodec, hdf5.SAE, encode_chunk);
 # a stored config or cd_values without ``max_error`` means no gate, as it did when written.
 DEFAULT_MAX_ERROR = 0.25
@@ -44,17 +47,24 @@ MODEL_NAME_BYTES = 64  # the model name in cd_values (UTF-8, cut at a character 
 class CodecOptions:
     """``model``: the model's identity (64 hex digits); ``latent_dtype``: storage type of
     sparse latent values; ``model_name``: recorded for error messages; ``error_bound`` and
-    ``bound_mode``: the pointwise bound (None: the pure autoencoder); ``mask_value``: a
-    sentinel stored exactly and hidden from the network; ``max_error``: the pure mode's
-    quality gate (``saecodec.gate``), None: off."""
+    ``bound_mode``: the pointwise bound (None: the pure autoencoder; ``bound.BOUND_MODES``);
+    ``mask_values`` (old name ``mask_value``), ``mask_below`` and ``mask``: sentinels, a
+    threshold and a boolean mask (``coding.mask.FrameMask``) of pixels stored exactly and
+    hidden from the network and the bounded coder; ``max_error``: the pure mode's quality
+    gate (``saecodec.gate``), None: off; ``predictor``: what the bounded modes code
+    against, ``"classical"`` (the plane's own neighbours: fast) or ``"network"`` (the
+    model's reconstruction, per plane where it pays)."""
 
     model: str
     latent_dtype: str = "float16"
     model_name: str | None = None
     error_bound: float | None = None
     bound_mode: str = "abs"
-    mask_value: int | float | None = None
+    mask_values: tuple = ()
     max_error: float | None = None
+    mask_below: float | None = None
+    mask: FrameMask | None = None
+    predictor: str = "classical"
 
     def __post_init__(self):
         if not is_identity(self.model):
@@ -74,8 +84,18 @@ class CodecOptions:
             if not (math.isfinite(eb) and eb >= 0):
                 raise SaecodecError(f"error_bound must be finite and >= 0, got {self.error_bound!r}")
             self._set("error_bound", eb)
-        self._set("mask_value", _mask_value(self.mask_value))
+        ob.check_bound(self.bound_mode, self.error_bound)
+        self._set("mask_values", ob.mask_values(self.mask_values))
         self._set("max_error", _max_error(self.max_error))
+        self._set("mask_below", ob.mask_below(self.mask_below))
+        self._set("mask", FrameMask.of(self.mask))
+        self._set("predictor", ob.predictor(self.predictor))
+
+    @property
+    def mask_value(self):
+        """The old single-sentinel option: the sentinel (None without one; several: the tuple)."""
+        v = self.mask_values
+        return None if not v else v[0] if len(v) == 1 else v
 
     def _set(self, name, value):
         object.__setattr__(self, name, value)
@@ -106,6 +126,12 @@ class CodecOptions:
             if f.name in ("model", "latent_dtype") or (value is not None and value != f.default) or (
                     f.name == "bound_mode" and self.error_bound is not None):
                 out[f.name] = value
+        if len(self.mask_values) == 1:  # the name older readers know
+            out["mask_value"] = out.pop("mask_values")[0]
+        elif self.mask_values:
+            out["mask_values"] = list(self.mask_values)
+        if self.mask is not None:
+            out["mask"] = self.mask.to_config()
         return out
 
     @classmethod
@@ -173,22 +199,6 @@ CD_VERSION = 2
 OPTION_NAMES = frozenset(f.name for f in fields(CodecOptions))
 
 
-def _mask_value(value):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise SaecodecError(f"mask_value must be a number, got {value!r}")
-    if isinstance(value, (int, np.integer)):
-        if not -(1 << 63) <= int(value) < 1 << 64:
-            raise SaecodecError(f"mask_value {value} is no 64-bit integer: no element type saecodec stores can "
-                                "hold it")
-        return int(value)
-    as_float = float(value)
-    if not math.isfinite(as_float):
-        return None  # NaN and +-inf are always stored exactly
-    return int(as_float) if as_float.is_integer() and abs(as_float) < 2.0 ** 63 else as_float
-
-
 def _max_error(value):
     if value is None:
         return None
@@ -222,7 +232,7 @@ def _words_f64(hi: int, lo: int) -> float:
 
 
 def _pack_bound(o: CodecOptions):
-    return (_BOUND_KINDS[None if o.error_bound is None else o.bound_mode],
+    return (_BOUND_KINDS.get(None if o.error_bound is None else o.bound_mode, 1),
             *_f64_words(0.0 if o.error_bound is None else o.error_bound))
 
 
@@ -234,26 +244,13 @@ def _unpack_bound(w) -> dict:
 
 
 def _pack_mask(o: CodecOptions):
-    v = o.mask_value
-    if v is None:
-        return _MASK_NONE, 0, 0
-    if isinstance(v, int):
-        u = v & ((1 << 64) - 1)  # two's complement in 64 bits, or unsigned above 2**63 - 1
-        return _MASK_UINT if v >= 1 << 63 else _MASK_INT, u >> 32, u & 0xFFFFFFFF
-    return (_MASK_FLOAT, *_f64_words(v))
+    """The first sentinel (all of them: options_bounds' mask values entry)."""
+    return ob.value_words(o.mask_values[0] if o.mask_values else None)
 
 
 def _unpack_mask(w) -> dict:
-    if w[0] == _MASK_INT:
-        u = (w[1] << 32) | w[2]
-        return {"mask_value": u - (1 << 64) if u >= 1 << 63 else u}
-    if w[0] == _MASK_UINT:
-        return {"mask_value": (w[1] << 32) | w[2]}
-    if w[0] == _MASK_FLOAT:
-        return {"mask_value": _words_f64(w[1], w[2])}
-    if w[0] != _MASK_NONE:
-        raise SaecodecError(f"saecodec cd_values: unknown mask kind {w[0]}")
-    return {}
+    v = ob.words_value(w)
+    return {} if v is None else {"mask_values": (v,)}
 
 
 def _pack_gate(o: CodecOptions):
@@ -292,4 +289,4 @@ def _unpack_name(w) -> dict:
 # The options block of cd_values layout 2: (words, pack, unpack), appended in this order;
 # words is a count, or a function of the remaining words for an entry that says its length.
 _CD_OPTIONS = [(3, _pack_bound, _unpack_bound), (3, _pack_mask, _unpack_mask), (3, _pack_gate, _unpack_gate),
-               (_name_words, _pack_name, _unpack_name)]
+               (_name_words, _pack_name, _unpack_name), *ob.CD_ENTRIES]

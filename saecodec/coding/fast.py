@@ -14,10 +14,23 @@ written, the caller stores them.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..errors import PayloadError, SaecodecError
-from ._fastcode import ffi, lib
+
+try:
+    from ._fastcode import ffi, lib
+except ImportError as e:  # a failed C build: the pure mode still works, the bounded modes say why not
+    _MISSING = e
+
+    class _Missing:
+        def __getattr__(self, name):
+            raise SaecodecError(f"saecodec's compiled coder (saecodec.coding._fastcode) is not built ({_MISSING}); "
+                                "reinstall with `pip install -e .` on a machine with a C compiler")
+
+    ffi = lib = _Missing()
 
 DTYPES = {np.dtype(k): v for k, v in (("f4", 0), ("f8", 1), ("i1", 2), ("i2", 3), ("i4", 4), ("i8", 5),
                                       ("u1", 6), ("u2", 7), ("u4", 8), ("u8", 9))}
@@ -43,7 +56,7 @@ def planes_of(shape) -> tuple[int, int, int]:
     """(P, H, W): the chunk as P planes of H x W (the last two dimensions)."""
     if len(shape) < 2:
         raise SaecodecError(f"a chunk needs at least 2 dimensions, got {tuple(shape)}")
-    return int(np.prod(shape[:-2], dtype=np.int64)), int(shape[-2]), int(shape[-1])
+    return math.prod(int(d) for d in shape[:-2]), int(shape[-2]), int(shape[-1])
 
 
 def _bits(mask, n: int):

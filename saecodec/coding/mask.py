@@ -1,37 +1,134 @@
-"""Masked pixels (NaN, +-inf, sentinels such as detector gaps, a beamstop mask): stored exactly.
+"""Masked pixels (NaN, +-inf, detector sentinels and thresholds, a boolean mask): stored exactly.
 
-The network never sees them: each is replaced by its plane's median valid value before
-the transform, and the original values come back after decoding. Their positions are a
-bit plane over the chunk and their values the original elements, each one zlib block:
-masks are large connected regions or sparse sentinels, both of which deflate to a few
-bytes.
+The network and the bounded coder never see them: the network's frames have each replaced
+by its plane's median valid value, the bounded coder skips them, and the original values
+come back after decoding. Their positions are a bit plane over the chunk (numpy.packbits
+order) and their values the original elements, each one zlib block: masks are large
+connected regions or sparse sentinels, both of which deflate to a few bytes. Finding,
+gathering and scattering them runs in C (``coding.fast``), without boolean temporaries.
+
+:class:`FrameMask` is a codec's own boolean mask (a detector's gaps and dead pixels), kept
+packed, hashable and storable in configs and cd_values; it applies to every chunk it
+broadcasts to (a 2D frame mask to chunks of whole frames).
 """
 
 from __future__ import annotations
 
+import base64
+import math
 import warnings
+import zlib
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import PayloadError, SaecodecError
+from . import fast
 from .payload import Reader, deflate, inflate, put_block, put_varint
+
+MAX_MASK_VALUES = 16
+
+
+@dataclass(frozen=True)
+class FrameMask:
+    """A boolean mask (True: masked), packed."""
+
+    shape: tuple[int, ...]
+    packed: bytes
+
+    @classmethod
+    def of(cls, value) -> "FrameMask | None":
+        """From a boolean array (or nested lists), a FrameMask, or its config dict."""
+        if value is None or isinstance(value, FrameMask):
+            return value
+        if isinstance(value, dict):
+            try:
+                shape = tuple(int(d) for d in value["shape"])
+                packed = zlib.decompress(base64.b64decode(value["bits"]))
+            except (KeyError, TypeError, ValueError, zlib.error) as e:
+                raise SaecodecError(f"invalid mask config ({e}); expected {{'shape': [...], 'bits': base64}}") from None
+            return cls._checked(shape, packed)
+        m = np.asarray(value)
+        if m.dtype != bool:
+            raise SaecodecError(f"mask must be a boolean array, got dtype {m.dtype}")
+        if m.ndim < 1 or m.ndim > 16 or not m.size:
+            raise SaecodecError(f"mask must be a non-empty array of 1 to 16 dimensions, got shape {m.shape}")
+        return cls(tuple(int(d) for d in m.shape), np.packbits(m.reshape(-1)).tobytes())
+
+    @classmethod
+    def _checked(cls, shape, packed: bytes) -> "FrameMask":
+        n = int(np.prod(shape, dtype=np.int64))
+        if not shape or min(shape) < 1 or len(packed) != (n + 7) // 8:
+            raise SaecodecError(f"mask of shape {shape} does not match its {len(packed)} packed bytes")
+        return cls(tuple(shape), bytes(packed))
+
+    def array(self) -> np.ndarray:
+        n = int(np.prod(self.shape, dtype=np.int64))
+        return np.unpackbits(np.frombuffer(self.packed, np.uint8), count=n).astype(bool).reshape(self.shape)
+
+    def to_config(self) -> dict:
+        return {"shape": list(self.shape), "bits": base64.b64encode(zlib.compress(self.packed, 9)).decode("ascii")}
+
+    def words(self) -> tuple[int, ...]:
+        """cd_values words: count of words after this one, rank, dims, byte count, zlib bytes."""
+        z = zlib.compress(self.packed, 9)
+        padded = z + b"\0" * (-len(z) % 4)
+        body = (len(self.shape), *self.shape, len(z), *(int.from_bytes(padded[i:i + 4], "big")
+                                                       for i in range(0, len(padded), 4)))
+        return (len(body), *body)
+
+    @classmethod
+    def from_words(cls, w) -> "FrameMask":
+        try:
+            rank = int(w[1])
+            shape = tuple(int(d) for d in w[2:2 + rank])
+            nz = int(w[2 + rank])
+            raw = b"".join(int(v).to_bytes(4, "big") for v in w[3 + rank:])[:nz]
+            return cls._checked(shape, zlib.decompress(raw))
+        except (IndexError, ValueError, OverflowError, zlib.error):
+            raise SaecodecError("saecodec cd_values: invalid mask") from None
+
+
+def _user_bits(shape: tuple[int, ...], masks) -> np.ndarray | None:
+    """Packed bits of the boolean masks (arrays or FrameMasks) broadcast to the chunk."""
+    out = None
+    for m in masks:
+        if m is None:
+            continue
+        frame = isinstance(m, FrameMask)
+        arr = m.array() if frame else np.asarray(m)
+        if arr.dtype != bool:
+            raise SaecodecError(f"mask must be a boolean array, got dtype {arr.dtype}")
+        try:
+            full = np.broadcast_to(arr, shape)
+        except ValueError:
+            hint = (f"; the codec's mask applies to every chunk, so chunks must hold whole frames of shape "
+                    f"{arr.shape[-2:]} (e.g. chunks=(n, {', '.join(map(str, arr.shape[-2:]))}))" if frame else "")
+            raise SaecodecError(f"mask of shape {arr.shape} does not broadcast to the chunk's {shape}{hint}") from None
+        bits = np.packbits(full.reshape(-1))
+        out = bits if out is None else out | bits
+    return out
+
+
+def find_bits(arr: np.ndarray, options, mask=None) -> tuple[np.ndarray | None, int]:
+    """Packed bits of a chunk's masked elements and their count (None, 0 if none):
+    non-finite, equal to one of ``options.mask_values``, below ``options.mask_below``, set
+    in ``options.mask`` or in the boolean ``mask`` (both broadcast to the chunk)."""
+    bits, count = fast.special(arr, options.mask_values, options.mask_below)
+    user = _user_bits(arr.shape, (options.mask, mask))
+    if user is None:
+        return bits, count
+    bits = user if bits is None else bits | user
+    count = int(np.bitwise_count(bits).sum(dtype=np.int64))
+    return (bits, count) if count else (None, 0)
 
 
 def find(arr: np.ndarray, options, mask=None) -> np.ndarray:
-    """The masked pixels of a chunk: non-finite, equal to ``options.mask_value``, or set in
-    the boolean ``mask`` (broadcast to the chunk)."""
-    masked = ~np.isfinite(arr) if arr.dtype.kind == "f" else np.zeros(arr.shape, bool)
-    if options.mask_value is not None:
-        masked |= arr == options.mask_value
-    if mask is not None:
-        m = np.asarray(mask)
-        if m.dtype != bool:
-            raise SaecodecError(f"mask must be a boolean array, got dtype {m.dtype}")
-        try:
-            masked |= np.broadcast_to(m, arr.shape)
-        except ValueError:
-            raise SaecodecError(f"mask of shape {m.shape} does not broadcast to the chunk's {arr.shape}") from None
-    return masked
+    """The masked elements as a boolean array of the chunk's shape."""
+    bits, _ = find_bits(arr, options, mask)
+    if bits is None:
+        return np.zeros(arr.shape, bool)
+    return np.unpackbits(bits, count=arr.size).astype(bool).reshape(arr.shape)
 
 
 def fill(planes: np.ndarray, masked: np.ndarray) -> np.ndarray:
@@ -48,19 +145,35 @@ def fill(planes: np.ndarray, masked: np.ndarray) -> np.ndarray:
 
 def write(out: bytearray, arr: np.ndarray, masked: np.ndarray) -> None:
     flat = masked.reshape(-1)
-    put_varint(out, int(flat.sum()))
-    put_block(out, deflate(np.packbits(flat).tobytes()))
-    put_block(out, deflate(arr.reshape(-1)[flat].astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()))
+    write_bits(out, arr, np.packbits(flat), int(flat.sum()))
+
+
+def write_bits(out: bytearray, arr: np.ndarray, bits: np.ndarray, count: int) -> None:
+    put_varint(out, count)
+    put_block(out, deflate(bits.tobytes()))
+    values = fast.gather(arr, bits, count)
+    put_block(out, deflate(values.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()))
+
+
+def read_bits(reader: Reader, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """-> (packed bits over the chunk, the masked elements' values in C order)."""
+    n = math.prod(shape)
+    count = reader.varint(n)
+    bits = np.frombuffer(inflate(reader, (n + 7) // 8, "mask positions"), np.uint8)
+    if int(np.bitwise_count(bits).sum(dtype=np.int64)) != count or (n % 8 and bits[-1] & (0xFF >> (n % 8))):
+        raise PayloadError("corrupted payload: mask positions do not match their count")
+    le = np.dtype(dtype).newbyteorder("<")
+    values = np.frombuffer(inflate(reader, count * le.itemsize, "masked values"), le)
+    return bits, values
 
 
 def read(reader: Reader, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
     """-> (boolean mask of ``shape``, the masked elements' values in C order)."""
-    n = int(np.prod(shape, dtype=np.int64))
-    count = reader.varint(n)
-    bits = np.frombuffer(inflate(reader, (n + 7) // 8, "mask positions"), np.uint8)
-    masked = np.unpackbits(bits, count=n).astype(bool)
-    if int(masked.sum()) != count or (n % 8 and np.unpackbits(bits)[n:].any()):
-        raise PayloadError("corrupted payload: mask positions do not match their count")
-    le = np.dtype(dtype).newbyteorder("<")
-    values = np.frombuffer(inflate(reader, count * le.itemsize, "masked values"), le)
-    return masked.reshape(shape), values
+    bits, values = read_bits(reader, shape, dtype)
+    n = math.prod(shape)
+    return np.unpackbits(bits, count=n).astype(bool).reshape(shape), values
+
+
+def restore(out: np.ndarray, bits: np.ndarray, values: np.ndarray) -> None:
+    """Put the masked values back into the decoded chunk (C-contiguous, native order)."""
+    fast.scatter(out, bits, values.astype(out.dtype, copy=False))

@@ -1,11 +1,11 @@
-"""Integer residual planes: Lorenzo differencing and range coding under per-plane Laplace models.
+"""Format 2 residual sections, read-only: per-plane Laplace models, range coded (constriction).
 
-The error-bounded mode turns each 2D plane into integers (quantised residuals). They
-are coded either as they are or after the 2D Lorenzo difference
-``d[i,j] = q[i,j] - q[i-1,j] - q[i,j-1] + q[i-1,j-1]``, which is exact on integers and
-undone by two cumulative sums. Each plane gets its own Laplace scale (the model fitted
-per chunk and stored); all planes of a chunk form one range-coded message. Symbols of
-magnitude >= ``ESCAPE`` are coded as +-ESCAPE and their values stored as int32.
+Payloads written before format 3 keep decoding through this module; nothing writes it
+any more (format 3 residual sections are fastcode streams, ``saecodec.bound``). Per 2D
+plane the v2 encoder chose one of: the network's reconstruction y plus the residual
+quantised with a stored step (mode 0), the same after a 2D Lorenzo difference (1), the
+plane itself quantised and Lorenzo-differenced (2), or the raw elements (3, zlib). Symbols
+of magnitude >= ``ESCAPE`` were coded as +-ESCAPE with their values stored as int32.
 """
 
 from __future__ import annotations
@@ -15,67 +15,24 @@ import numpy as np
 
 from ..errors import PayloadError
 from . import entropy
+from . import payload as fmt
 
 ESCAPE = 1 << 12
 MIN_SCALE = 0.01
 MAX_SCALE = float(1 << 20)
-# Largest |q| for which the Lorenzo difference (at most 4 |q|) still fits in int32.
-MAX_Q = (1 << 29) - 1
-_LN2 = np.log(2.0)
-
-
-def lorenzo(q: np.ndarray) -> np.ndarray:
-    """(P, H, W) integers -> their 2D Lorenzo differences (zero outside the plane)."""
-    d = q.copy()
-    d[:, 1:, :] -= q[:, :-1, :]
-    out = d.copy()
-    out[:, :, 1:] -= d[:, :, :-1]
-    return out
+MODE_AE, MODE_AE_LORENZO, MODE_LORENZO, MODE_RAW = 0, 1, 2, 3
 
 
 def unlorenzo(d: np.ndarray) -> np.ndarray:
+    """Undo ``d[i,j] = q[i,j] - q[i-1,j] - q[i,j-1] + q[i-1,j-1]`` on (P, H, W) integers."""
     return np.cumsum(np.cumsum(d, axis=1), axis=2)
-
-
-def fit_scale(s: np.ndarray) -> np.ndarray:
-    """Per-plane Laplace scale (P,) float32 for symbols (P, N): the mean absolute value."""
-    if s.shape[1] == 0:
-        return np.full(s.shape[0], MIN_SCALE, np.float32)
-    b = np.abs(s).mean(axis=1, dtype=np.float64)
-    return np.clip(b, MIN_SCALE, MAX_SCALE).astype(np.float32)
-
-
-def cost_bits(s: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Bits per plane of coding symbols (P, N) under quantised Laplace(0, b): the mode choice.
-
-    p(0) = 1 - exp(-1/(2b)), p(k) = exp(-|k|/b) sinh(1/(2b)); escapes and the range
-    coder's leakage are ignored (they cost well under 1%).
-    """
-    b = b.astype(np.float64)
-    a = np.abs(s)
-    n0 = (a == 0).sum(axis=1)
-    nz = a.shape[1] - n0
-    total = a.sum(axis=1, dtype=np.float64)
-    p0 = -np.expm1(-0.5 / b)
-    log_sinh = 0.5 / b + np.log(-np.expm1(-1.0 / b)) - _LN2  # log(sinh(1/(2b)))
-    return (-n0 * np.log(p0) + total / b - nz * log_sinh) / _LN2
 
 
 def _family():
     return constriction.stream.model.QuantizedLaplace(-ESCAPE, ESCAPE)
 
 
-def encode(s: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Symbols (P, N) int64 with per-plane scales -> (u32 words, int32 escape values)."""
-    p, n = s.shape
-    flat = s.reshape(-1)
-    big = np.abs(flat) >= ESCAPE
-    escapes = flat[big].astype(np.int32)
-    sym = np.clip(flat, -ESCAPE, ESCAPE).astype(np.int32)
-    return entropy.encode(sym, _family(), np.zeros(sym.size), np.repeat(scales.astype(np.float64), n)), escapes
-
-
-def decode(words: np.ndarray, scales: np.ndarray, n: int, escapes: np.ndarray) -> np.ndarray:
+def _decode(words: np.ndarray, scales: np.ndarray, n: int, escapes: np.ndarray) -> np.ndarray:
     p = len(scales)
     if p * n == 0:
         return np.zeros((p, n), np.int64)
@@ -92,6 +49,45 @@ def decode(words: np.ndarray, scales: np.ndarray, n: int, escapes: np.ndarray) -
     return sym.reshape(p, n)
 
 
-def check_scales(scales: np.ndarray) -> None:
+def read_v2(reader: fmt.Reader, p: int, plane: tuple[int, int], dtype: np.dtype, has_latents: bool) -> dict:
+    n = plane[0] * plane[1]
+    eb = reader.f64()
+    modes = reader.array("u1", p)
+    if (modes > MODE_RAW).any() or (not has_latents and np.isin(modes, (MODE_AE, MODE_AE_LORENZO)).any()):
+        raise PayloadError("corrupted payload: invalid residual plane mode")
+    coded = np.flatnonzero(modes != MODE_RAW)
+    with np.errstate(invalid="ignore"):  # a forged NaN step is refused just below
+        steps = reader.array("<f4", len(coded)).astype(np.float64)
+    scales = reader.array("<f4", len(coded))
+    if not (np.isfinite(steps).all() and (steps > 0).all()):
+        raise PayloadError("corrupted payload: invalid residual step")
     if not (np.isfinite(scales).all() and (scales >= MIN_SCALE).all() and (scales <= MAX_SCALE).all()):
         raise PayloadError("corrupted payload: invalid residual model scale")
+    escapes = reader.array("<i4", reader.varint(len(coded) * n))
+    words = fmt.read_words(reader)
+    sym = _decode(words, scales, n, escapes).reshape((len(coded),) + plane)
+    raw_planes = None
+    n_raw = p - len(coded)
+    if n_raw:
+        le = dtype.newbyteorder("<")
+        raw_planes = np.frombuffer(fmt.inflate(reader, n_raw * n * le.itemsize, "raw planes"), le)
+        raw_planes = raw_planes.reshape((n_raw,) + plane)
+    return {"version": 2, "eb": eb, "modes": modes, "coded": coded, "steps": steps, "sym": sym, "raw": raw_planes}
+
+
+def reconstruct_v2(sec: dict, pred: np.ndarray | None, shape: tuple[int, int, int], dtype: np.dtype, cast) -> np.ndarray:
+    """Planes (P, H, W) in ``dtype`` from a v2 section and the network's prediction."""
+    out = np.empty(shape, dtype=dtype.newbyteorder("="))
+    modes, coded = sec["modes"], sec["coded"]
+    if len(coded):
+        cm = modes[coded]
+        q = sec["sym"].copy()
+        lor = np.isin(cm, (MODE_AE_LORENZO, MODE_LORENZO))
+        if lor.any():
+            q[lor] = unlorenzo(q[lor])
+        base = np.zeros(q.shape) if pred is None else np.where((cm == MODE_LORENZO)[:, None, None], 0.0, pred[coded])
+        out[coded] = cast(base + sec["steps"][:, None, None] * q, dtype)
+    raw = np.flatnonzero(modes == MODE_RAW)
+    if len(raw):
+        out[raw] = sec["raw"]
+    return out
