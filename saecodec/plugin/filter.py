@@ -7,6 +7,7 @@ libhdf5. Writers configure datasets with :func:`saecodec.hdf5.SAE`.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import warnings
@@ -20,6 +21,7 @@ from ..options import CodecOptions
 DEFAULT_FILTER_ID = 32850
 H5Z_FLAG_REVERSE = 0x0100
 _codecs: dict = {}  # CodecOptions -> SAECodec
+_parsed: dict = {}  # tuple(cd_values) -> CdValues
 _codecs_lock = threading.Lock()
 
 
@@ -47,17 +49,31 @@ def _codec_for(options: CodecOptions):
         return _codecs[options]
 
 
+def _parse(cd: list[int]):
+    """cd_values -> options, element type, chunk shape: parsed once per distinct cd_values
+    (a dataset's chunks all share them; parsing costs more than decoding a small chunk)."""
+    key = tuple(cd)
+    parsed = _parsed.get(key)
+    if parsed is None:
+        parsed = CodecOptions.from_cd_values(cd)
+        with _codecs_lock:
+            if len(_parsed) >= 256:
+                _parsed.clear()
+            _parsed[key] = parsed
+    return parsed
+
+
 def filter_call(flags: int, cd: list[int], data) -> bytes:
     """One chunk: decode (``flags`` has H5Z_FLAG_REVERSE) or encode."""
-    options, type_code, shape, unknown = CodecOptions.from_cd_values(cd)
+    options, type_code, shape, unknown = _parse(cd)
     codec = _codec_for(options)
     if flags & H5Z_FLAG_REVERSE:
-        arr = codec.decode(bytes(data))
+        arr = codec.decode(np.frombuffer(data, np.uint8))
         if shape is not None:
-            expected = int(np.prod(shape)) * arr.itemsize
+            expected = math.prod(shape) * arr.itemsize
             if arr.nbytes != expected:
                 raise SaecodecError(f"decoded chunk has {arr.nbytes} bytes, the dataset's chunk {expected}")
-        return np.ascontiguousarray(arr).tobytes()
+        return memoryview(np.ascontiguousarray(arr)).cast("B")  # the caller copies it into HDF5's buffer
     if unknown:
         raise SaecodecError("the dataset's filter options were written by a newer saecodec: this one reads the "
                             "dataset but cannot write to it; upgrade saecodec")
@@ -67,6 +83,6 @@ def filter_call(flags: int, cd: list[int], data) -> bytes:
     if dtype.kind not in "fiu":
         raise SaecodecError(f"unknown element type code {type_code} in cd_values")
     arr = np.frombuffer(data, dtype=dtype)
-    if arr.size != int(np.prod(shape)):
+    if arr.size != math.prod(shape):
         raise SaecodecError(f"chunk of {arr.size} elements does not match the chunk shape {shape}")
     return codec.encode(arr.reshape(shape))
