@@ -26,6 +26,12 @@ def register(sub) -> None:
     b.add_argument("--out", default="benchmarks/results", help="output directory (default benchmarks/results)")
     b.add_argument("--tag", default="bench", help="file name stem of the outputs (default bench)")
     b.add_argument("--quiet", action="store_true", help="no progress bars")
+    b.add_argument("--suite", choices=("models", "bounds"), default="models",
+                   help="models (default): the models and SZ3/ZFP/SPERR/zstd at absolute bounds on --data or "
+                        "simulated frames; bounds: pwrel on the real frames against SZ2/SZ3/SPERR with the I(q) "
+                        "check, lossless and poisson on the raw Pilatus frames against Bitshuffle+LZ4/zstd "
+                        "(../shared/data; saecodec.bench.bounds)")
+    b.add_argument("--repeat", type=int, default=1, help="bounds suite: best of N interleaved runs (default 1)")
     b.set_defaults(func=_cmd_bench)
 
 
@@ -35,6 +41,14 @@ def _cmd_bench(args) -> int:
     from .errors import SaecodecError
 
     progress = not args.quiet
+    if args.suite == "bounds":
+        from .bench import bounds
+
+        result = bounds.run(args.models[0], repeat=args.repeat, eb=args.bounds[0])
+        for f in bounds.save(result, args.out, args.tag, args.command_line):
+            print(f"wrote {f}", file=sys.stderr)
+        print(bounds.markdown(result, args.command_line))
+        return 0
     if args.data:
         data = datasets.file_dataset(args.data, args.dataset, args.domain, args.limit)
     else:

@@ -300,3 +300,26 @@ def test_hdf5_pwrel_poisson_lossless_through_h5py_and_h5dump(tiny_model, on_mode
     assert proc.returncode == 0, proc.stderr
     values = [int(v) for v in proc.stdout.split("DATA {", 1)[1].replace("}", " ").replace(",", " ").split()]
     assert np.array_equal(np.array(values).reshape(counts.shape), counts)
+
+
+def test_bench_bounds_suite_checks_its_anchors(tiny_model, on_model_path):
+    """saecodec bench --suite bounds on synthetic frames: pwrel against SZ2/SZ3/SPERR,
+    lossless/poisson counts against Bitshuffle; the checks are computed per method."""
+    from saecodec.bench import bounds as bb
+
+    rng = np.random.default_rng(14)
+    yy, xx = np.mgrid[-20:20, -20:20] * 0.01
+    intensity = 100 * np.exp(-(yy**2 + xx**2) / 0.02) * (1 + 0.1 * rng.standard_normal((40, 40))) + 1
+    intensity[::7, ::5] = 0.0
+    res = bb.real_pwrel(tiny_model.identity, 1e-2, np.float32, 1, [("syn", {"I": intensity, "qx": xx, "qy": yy})])
+    row = res["rows"][0]
+    assert row["saecodec pwrel"]["within_bound"] and not row["SZ3 relative (range)"]["within_bound"]
+    assert res["summary"]["saecodec pwrel"]["frames_within_bound"] == 1
+    assert row["saecodec pwrel"]["iq_dev"] <= 0.01
+    counts = rng.poisson(20, (48, 40)).astype(np.int32)
+    counts[10] = -1
+    rows = bb.counts_suite(tiny_model.identity, [("c", counts)], (-1,), stack=False)
+    assert rows[0]["saecodec lossless"]["ok"] and rows[0]["saecodec poisson 1"]["ok"]
+    assert rows[0]["saecodec lossless"]["ratio"] > rows[0]["Bitshuffle+zstd"]["ratio"]
+    assert "pwrel 0.01" in bb.markdown({"versions": {"machine": "m", "cpus": 2}, "date": "d", "real_pwrel": [res],
+                                        "raw_counts": rows})
