@@ -222,7 +222,7 @@ def test_corrupted_chunk_makes_h5py_raise_not_crash(tiny_model, reader_env, tmp_
             print("second chunk ok", f["frames"][2:4].shape)
         """, reader_env)
     assert "RAISED" in proc.stdout and "second chunk ok (2, 16, 16)" in proc.stdout
-    assert "saecodec HDF5 filter: error" in proc.stderr
+    assert "saecodec HDF5 filter: error: PayloadError: checksum mismatch" in proc.stderr
 
 
 @needs_h5dump
@@ -233,7 +233,7 @@ def test_corrupted_chunk_makes_h5dump_fail_cleanly(tiny_model, reader_env, tmp_p
     proc = subprocess.run([H5DUMP, "-d", "frames", str(path)], capture_output=True, text=True,
                           env={**os.environ, **reader_env}, timeout=300)
     assert proc.returncode > 0  # an error exit, not a signal
-    assert "saecodec HDF5 filter: error" in proc.stderr
+    assert "saecodec HDF5 filter: error: PayloadError: checksum mismatch" in proc.stderr
 
 
 def test_missing_model_is_a_clear_error(tiny_model, reader_env, tmp_path):

@@ -47,6 +47,27 @@ def test_a_version_byte_flipped_to_an_old_version_is_caught(tiny_model):
             chunk.decode_chunk(tiny_model, payload[:2] + bytes([old]) + payload[3:])
 
 
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_a_corrupted_zarr_chunk_is_an_error_not_data(tiny_model, on_model_path, tmp_path, zarr_format):
+    x = blobs(4, seed=3).astype(np.float32)
+    path = str(tmp_path / "c.zarr")
+    if zarr_format == 2:
+        z = zarr.create(shape=x.shape, chunks=(2, 16, 16), dtype="f4", store=path, zarr_format=2,
+                        compressor=SAECodec(tiny_model.identity))
+    else:
+        z = zarr.create_array(store=path, shape=x.shape, chunks=(2, 16, 16), dtype="f4",
+                              serializer=SAEZarrCodec(model=tiny_model.identity), compressors=None)
+    z[...] = x
+    files = sorted(p for p in Path(path).rglob("*") if p.is_file() and p.name[0] != "." and p.name != "zarr.json")
+    assert len(files) == 2
+    data = bytearray(files[0].read_bytes())
+    data[len(data) // 2] ^= 0x10
+    files[0].write_bytes(bytes(data))
+    with pytest.raises(PayloadError, match="checksum mismatch"):
+        zarr.open_array(path, mode="r")[...]
+    assert zarr.open_array(path, mode="r")[2:].shape == (2, 16, 16)  # the other chunk reads
+
+
 def test_extended_flags_of_a_newer_writer_are_refused_clearly(tiny_model):
     payload = chunk.encode_chunk(tiny_model, blobs(2, seed=1), max_error=None)
     body = bytearray(payload[:-fmt.CHECKSUM_BYTES])
