@@ -579,7 +579,8 @@ static int enc_rows_sz(encbuf_t *e, int dt, int64_t r, int two, int64_t W, elane
 static void load_row_f(const void *xb, int dt, int64_t off, int64_t W, double *xr) {
     if (dt == FC_F32) { const float *x = (const float *)xb + off; for (int64_t j = 0; j < W; j++) xr[j] = x[j]; }
     else if (dt == FC_F64) memcpy(xr, (const double *)xb + off, sizeof(double) * (size_t)W);
-    else for (int64_t j = 0; j < W; j++) xr[j] = load_f(xb, off + j, dt);
+    else /* a 64-bit integer float64 cannot hold exactly becomes NaN: it fails verification, stored exactly */
+        for (int64_t j = 0; j < W; j++) xr[j] = int_exact(xb, off + j, dt) ? load_f(xb, off + j, dt) : NAN;
 }
 
 static double plane_absmax(const void *xb, int dt, int64_t i0, int64_t n, const uint8_t *mask) {
