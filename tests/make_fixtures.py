@@ -1,10 +1,12 @@
-"""Regenerate the committed format v1 and v2 fixtures (run only when the format changes on purpose).
+"""Regenerate the committed format v1, v2 and v3 fixtures (run only when the format changes on purpose).
 
     python tests/make_fixtures.py
 
 Writes tests/fixture/models/fixture-16.safetensors, then lets numcodecs'
-check_backwards_compatibility write arrays, configs and payloads, and stores the decoded
-values next to them so that later versions must decode v1 payloads to the same numbers.
+check_backwards_compatibility write arrays, configs and payloads (only those missing), and
+stores the decoded values next to them so that later versions must decode v1 and v3
+payloads to the same numbers. v1 and v2 payloads can no longer be written (this saecodec
+writes v3): their files are kept as they are.
 """
 
 import os
@@ -81,6 +83,39 @@ def main_v2():
                                   prefix="v2")
 
 
+def v3_arrays():
+    """Format v3 (checksum, quality gate): frames the model knows with a NaN hole, and
+    Poisson counts it does not (the gate falls back), 20x37 planes (edge tiles)."""
+    a = blobs(3, seed=12).astype(np.float32)
+    a[1, 2:5, 3:9] = np.nan
+    rng = np.random.default_rng(13)
+    b = rng.poisson(rng.uniform(2, 300, (3, 1, 1)) * np.ones((3, 20, 37))).astype(np.int32)
+    b[:, 4, :] = -1
+    return [a, b]
+
+
+def v3_codecs(identity):
+    return [SAECodec(identity, model_name="fixture-16"),  # the quality gate at its default
+            SAECodec(identity, model_name="fixture-16", latent_dtype="float32", max_error=0.05, mask_value=-1),
+            SAECodec(identity, model_name="fixture-16", error_bound=0.5, mask_value=-1)]
+
+
+def main_v3():
+    models_dir = HERE / "fixture" / "models"
+    model = load_file(models_dir / "fixture-16.safetensors")
+    os.environ["SAECODEC_MODEL_PATH"] = str(models_dir)
+    os.chdir(HERE)
+    arrays, codecs = v3_arrays(), v3_codecs(model.identity)
+    check_backwards_compatibility("saecodec", arrays, codecs, precision=[-30, -30, -30], prefix="v3")
+    for j, codec in enumerate(codecs):
+        for i in range(len(arrays)):
+            d = HERE / "fixture/saecodec/v3" / f"codec.{j:02d}"
+            out = d / f"decoded.{i:02d}.npy"
+            if not out.exists():
+                np.save(out, codec.decode((d / f"encoded.{i:02d}.dat").read_bytes()))
+
+
 if __name__ == "__main__":
     main()
     main_v2()
+    main_v3()

@@ -310,3 +310,51 @@ def test_missing_model_error_names_the_model_in_h5py_and_h5dump(tiny_model, on_m
                          env={**os.environ, **env}, timeout=300)
     assert out.returncode > 0
     assert "tiny-test" in out.stderr and tiny_model.identity in out.stderr
+
+
+# -- committed v3 fixtures --------------------------------------------------------------
+def test_backwards_compatibility_format_v3(monkeypatch, request):
+    """Committed v3 payloads (the gate with and without fallback frames, a NaN hole, a
+    sentinel, a bound) decode to the committed values: bit for bit where no network runs
+    (bounded chunks, fallback frames), within float32 rounding where it does (another
+    CPU's kernels may round differently)."""
+    import json
+
+    from make_fixtures import v3_arrays, v3_codecs
+    from numcodecs.tests import common as nc_common
+
+    from saecodec.models import load_file
+
+    here = request.path.parent
+    monkeypatch.chdir(here)
+    monkeypatch.setenv("SAECODEC_MODEL_PATH", str(here / "fixture" / "models"))
+    model = load_file(here / "fixture" / "models" / "fixture-16.safetensors")
+    arrays, codecs = v3_arrays(), v3_codecs(model.identity)
+    nc_common.check_backwards_compatibility("saecodec", arrays, codecs, precision=[-30] * 3, prefix="v3")
+    root = here / "fixture" / "saecodec" / "v3"
+    exact = network = 0
+    for j, codec in enumerate(codecs):
+        assert codec == SAECodec.from_config(json.loads((root / f"codec.{j:02d}" / "config.json").read_text()))
+        for i, x in enumerate(arrays):
+            payload = (root / f"codec.{j:02d}" / f"encoded.{i:02d}.dat").read_bytes()
+            assert payload[2] == 3
+            expected = np.load(root / f"codec.{j:02d}" / f"decoded.{i:02d}.npy")
+            d = codec.decode(payload)
+            assert d.dtype == x.dtype and d.shape == x.shape
+            masked = np.isnan(x) | (x == -1)
+            np.testing.assert_array_equal(d[masked], x[masked])
+            if chunk.payload_stats(payload)["latent_frames"] == 0:
+                np.testing.assert_array_equal(d, expected)
+                exact += 1
+            else:
+                np.testing.assert_allclose(d, expected, rtol=1e-4, atol=1e-6)
+                network += 1
+            planes, dp, mp = (a.reshape((-1,) + x.shape[-2:]) for a in (x, d, masked))
+            for a, b, m in zip(planes, dp, mp):  # every decoded pixel inside its plane's range
+                if codec.error_bound is None:
+                    assert a[~m].min() <= b[~m].min() and b[~m].max() <= a[~m].max()
+            if codec.error_bound is not None:
+                assert np.abs(d[~masked].astype(np.float64) - x[~masked]).max() <= codec.error_bound
+    assert exact >= 3 and network >= 2
+    assert sum(chunk.fallback_frames((root / f"codec.{j:02d}" / f"encoded.{i:02d}.dat").read_bytes())
+               for j in range(2) for i in range(2)) > 0
