@@ -185,7 +185,7 @@ def test_nexus_file_compressed_as_a_drop_in_replacement(tiny_model, reader_env, 
     assert ds["stored_bytes"] == stored and ds["ratio"] == pytest.approx(x.nbytes / stored)
     assert ds["iq"]["method"].startswith("pyFAI (NeXus") and ds["iq"]["frames"] == 6
     assert ds["iq"]["max_rel_l2"] < 0.05
-    assert ds["frames_fell_back"] is None  # payloads do not record it (yet)
+    assert ds["frames_fell_back"] == 0  # bounded payloads have no quality gate
 
 
 def test_verify_reports_a_broken_bound(tiny_model, on_model_path, tmp_path, capsys):
@@ -198,7 +198,7 @@ def test_verify_reports_a_broken_bound(tiny_model, on_model_path, tmp_path, caps
     assert cli("verify", other, out) == 1
     text = capsys.readouterr().out
     assert "**NO**" in text and "broken on 1 elements" in text and "pixel-radius" in text
-    assert "| n/a |" in text  # frames fell back: not recorded by these payloads
+    assert "| 0 |" in text  # frames fell back: none, bounded payloads have no quality gate
 
 
 def test_rel_bound_checked_per_padded_chunk(tiny_model, on_model_path, tmp_path):
@@ -214,6 +214,44 @@ def test_rel_bound_checked_per_padded_chunk(tiny_model, on_model_path, tmp_path)
     assert ds["bound_holds"] and rep["ok"] and ds["bound_mode"] == "rel"
     per_chunk = [1e-3 * (float(x[:4].max()) - float(x[:4].min())), 1e-3 * float(x[4:].max())]  # edge: fill 0
     assert ds["largest_bound"] == pytest.approx(max(per_chunk), rel=1e-9)
+
+
+def test_verify_checks_pwrel_and_poisson_per_element(tiny_model, on_model_path, tmp_path, capsys):
+    """pwrel (HDF5, bound read from cd_values) and poisson (Zarr, from the codec config) pass on
+    the compressed data and fail on a tampered copy of the original: a value moved by 2% of
+    itself, a zero that is no longer zero, a count moved by 2.5 sqrt(x)."""
+    x = frames() * 100 - 20  # signed, a few exact zeros
+    x[0, 0, :5] = 0.0
+    counts = np.random.default_rng(5).poisson(np.linspace(0.5, 2000, SHAPE[2]), SHAPE).astype(np.int32)
+    counts[:, 7, :] = -1  # a module gap
+    counts[:, 9, 3] = -2  # dead pixels
+    src, tampered = tmp_path / "a.h5", tmp_path / "t.h5"
+    for p in (src, tampered):
+        with h5py.File(p, "w") as f:
+            f["frames"], f["counts"] = x, counts
+    with h5py.File(tampered, "a") as f:
+        y, c = x.copy(), counts.copy()
+        i = np.unravel_index(np.argmax(np.abs(x)), x.shape)
+        y[i] *= 1.02
+        y[0, 0, 2] = 1e-3  # decoded 0 stays 0, so |d - y| = 1e-3 > eb * 1e-3
+        j = np.unravel_index(np.argmax(counts), counts.shape)
+        c[j] += int(2.5 * np.sqrt(counts[j]))
+        f["frames"][...], f["counts"][...] = y, c
+    h5out, zout = tmp_path / "p.h5", tmp_path / "q.zarr"
+    assert cli("compress", src, h5out, "--model", tiny_model.identity, "--dataset", "frames", "--error-bound", 0.01,
+               "--bound-mode", "pwrel", "--no-progress") == 0
+    assert cli("compress", src, zout, "--model", tiny_model.identity, "--dataset", "counts", "--error-bound", 1,
+               "--bound-mode", "poisson", "--codec-option", "mask_values=[-1,-2]", "--no-progress") == 0
+    for out, mode in ((h5out, "pwrel"), (zout, "poisson")):
+        rep = verify(src, out, iq_check=False)
+        (ds,) = rep["datasets"]
+        assert rep["ok"] and ds["bound_holds"] and ds["violations"] == 0 and ds["special_exact"], ds
+        assert ds["bound_mode"] == mode and ds["max_abs_error"] > 0  # lossy, not lossless
+        bad = verify(tampered, out, iq_check=False)
+        assert not bad["ok"] and bad["datasets"][0]["violations"] == (2 if mode == "pwrel" else 1)
+    assert cli("verify", tampered, zout, "--no-iq") == 1
+    text = capsys.readouterr().out
+    assert "poisson 1" in text and "broken on 1 elements" in text
 
 
 def test_tiff_stack_to_hdf5_and_zarr(tiny_model, on_model_path, tmp_path):
@@ -411,9 +449,12 @@ def test_dask_distributed_scheduler(tiny_model, on_model_path, tmp_path):
             assert f["frames"].id.read_direct_chunk(off)[1] == g["frames"].id.read_direct_chunk(off)[1]
 
 
-def test_fallback_frames_is_none_until_payloads_record_it(tiny_model, on_model_path):
-    payload = SAECodec(tiny_model.identity).encode(frames(2))
-    assert fallback_frames(payload) is None
+def test_fallback_frames_counts_what_the_gate_chose(tiny_model, on_model_path):
+    from saecodec.chunk import payload_stats
+
+    pure = SAECodec(tiny_model.identity).encode(frames(2))
+    assert fallback_frames(pure) == payload_stats(pure)["fallback_frames"]
+    assert fallback_frames(SAECodec(tiny_model.identity, error_bound=EB).encode(frames(2))) == 0  # no gate
 
 
 def test_default_selection_and_chunks(tmp_path):

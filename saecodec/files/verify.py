@@ -1,11 +1,12 @@
 """``saecodec verify ORIGINAL COMPRESSED``: did the compression keep its promises?
 
 Per compressed dataset: ratio (stored bytes from the chunk index or the chunk files),
-max and mean absolute error, whether the stated bound holds on every element (for the
-bound modes this module knows how to check), whether NaN/inf/masked elements came back
-exactly, how many frames fell back to bounded coding (when payloads record it), and the
-azimuthally averaged I(q) of original against decompressed (:mod:`.iq`). Chunks are
-compared in parallel, one chunk in memory per worker.
+max and mean absolute error, whether the stated bound holds on every element (every bound
+mode: abs, rel per padded chunk, pwrel and poisson per element), whether NaN/inf/masked
+elements (as the codec's options mask them) came back exactly, how many frames fell back
+to bounded coding (when payloads record it), and the azimuthally averaged I(q) of
+original against decompressed (:mod:`.iq`). Chunks are compared in parallel, one chunk in
+memory per worker.
 """
 
 from __future__ import annotations
@@ -20,19 +21,11 @@ from . import inputs, iq, sources, stored
 from .parallel import Pool
 
 
-def fallback_frames(payload: bytes) -> int | None:
-    """Frames of a chunk that the pure mode's quality gate coded in the bounded mode instead;
-    None while the payload format does not record it."""
-    from .. import chunk
+def fallback_frames(payload: bytes) -> int:
+    """Frames of a chunk that the pure mode's quality gate coded in the bounded mode instead."""
+    from ..chunk import fallback_frames as count
 
-    fn = getattr(chunk, "fallback_frames", None)
-    if fn is not None:
-        return fn(payload)
-    stats = chunk.payload_stats(payload)
-    for key in ("fallback_frames", "fallback_tiles", "fallbacks"):
-        if stats.get(key) is not None:
-            return int(stats[key])
-    return None
+    return count(payload)
 
 
 def _abs_bound(spec: dict, x: np.ndarray, valid: np.ndarray) -> float | None:
@@ -49,16 +42,38 @@ def _abs_bound(spec: dict, x: np.ndarray, valid: np.ndarray) -> float | None:
     return None
 
 
+def _pointwise_bound(spec: dict, x: np.ndarray) -> np.ndarray | None:
+    """Per element (x: the valid elements as float64), the bound of the pointwise modes as
+    ``saecodec.bound`` states them: pwrel eb |x| (zeros stay zero); poisson eb sqrt(max(x, 1))
+    on counts (integer-valued x >= 0), anything else exact. None for the other modes."""
+    eb, mode = spec.get("error_bound"), spec.get("bound_mode", "abs")
+    if eb is None or mode not in ("pwrel", "poisson"):
+        return None
+    if mode == "pwrel":
+        return float(eb) * np.abs(x)
+    counts = (x >= 0) & (x == np.rint(x))
+    return np.where(counts, float(eb) * np.sqrt(np.maximum(x, 1.0)), 0.0)
+
+
+def _masked(spec: dict, padded: np.ndarray) -> np.ndarray:
+    """The elements the codec stores exactly, found as the codec finds them (NaN/inf, every
+    ``mask_values`` sentinel, ``mask_below``, the codec's boolean ``mask``) on the padded chunk."""
+    from ..coding import mask
+    from ..options import CodecOptions
+
+    return mask.find(np.ascontiguousarray(padded), CodecOptions.from_config(spec))
+
+
 def compare_job(job) -> dict:
     orig, comp, offset, geo = job
     r = sources.region(offset, comp.shape, comp.chunks)
     x = np.asarray(orig.read(r)).astype(comp.dtype, copy=False)
     payload = comp.payload(offset) if comp.direct else None
     d = comp.decoded(offset)
-    mask_value = (comp.spec or {}).get("mask_value")
-    special = ~np.isfinite(x) if x.dtype.kind == "f" else np.zeros(x.shape, bool)
-    if mask_value is not None:
-        special |= x == mask_value
+    spec = comp.spec or {}
+    padded = sources.pad(x, comp.chunks, comp.fill)
+    pspecial = _masked(spec, padded)
+    special = pspecial[tuple(slice(0, n) for n in x.shape)]
     valid = ~special
     same = (x == d) | (np.isnan(x) & np.isnan(d)) if x.dtype.kind == "f" else x == d
     err = np.abs(d[valid].astype(np.float64) - x[valid].astype(np.float64))
@@ -67,13 +82,18 @@ def compare_job(job) -> dict:
            "sq": float((err ** 2).sum()), "ref_sq": float((xv ** 2).sum()),
            "special_wrong": int((special & ~same).sum()), "violations": None, "bound": None,
            "fallback": fallback_frames(payload) if payload is not None else None}
-    padded = sources.pad(x, comp.chunks, comp.fill)
-    fill_valid = bool(np.isfinite(comp.fill)) and (mask_value is None or comp.fill != mask_value)
-    pvalid = sources.pad(valid, comp.chunks, fill_valid)
-    eb = _abs_bound(comp.spec or {}, padded.astype(np.float64), pvalid)
+    eb = _abs_bound(spec, padded.astype(np.float64), ~pspecial)
+    tol = _pointwise_bound(spec, xv)
     if eb is not None:
         out["bound"] = eb
         out["violations"] = int((err > eb).sum())
+    elif tol is not None:  # pwrel / poisson: each element's own bound; poisson's counts stay integers
+        bad = err > tol
+        if spec.get("bound_mode") == "poisson":
+            dv = d[valid].astype(np.float64)
+            bad |= (tol > 0) & (dv != np.rint(dv))
+        out["bound"] = float(tol.max()) if tol.size else 0.0
+        out["violations"] = int(bad.sum())
     if geo is not None:
         prof = iq.profiler(geo, x.shape[-2:])
         planes_x = x.reshape((-1,) + x.shape[-2:])
