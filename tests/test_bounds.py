@@ -323,3 +323,26 @@ def test_bench_bounds_suite_checks_its_anchors(tiny_model, on_model_path):
     assert rows[0]["saecodec lossless"]["ratio"] > rows[0]["Bitshuffle+zstd"]["ratio"]
     assert "pwrel 0.01" in bb.markdown({"versions": {"machine": "m", "cpus": 2}, "date": "d", "real_pwrel": [res],
                                         "raw_counts": rows})
+
+
+@pytest.mark.parametrize("output,sentinels", [("int32", [-1, -2]), ("uint32", [2**32 - 1])])
+def test_poisson_bound_on_simulated_detector_frames_at_several_count_levels(tiny_model, output, sentinels):
+    """The done-when of #14 on the detector simulator's count frames (module gaps, dead
+    pixels, a beamstop shadow, Poisson noise): peak counts from 10 to 1e6, through the codec
+    class with the detector's sentinels masked; every element within eb sqrt(max(x, 1)),
+    sentinels exact, counts integer and unbiased on average."""
+    from saecodec.data.detector import preset, simulate_detector
+
+    for peak in (10.0, 1e3, 1e6):
+        cfg = preset("saxs-pilatus" if output == "int32" else "eiger-1m", shape=(96, 80), module=(40, 80),
+                     gap=(5, 0), dead=(1e-3, 1e-3), counts=(peak, peak))
+        x = simulate_detector(2, seed=int(peak), cfg=cfg, workers=1, progress=False).frames
+        masked = np.isin(x, sentinels)
+        assert masked.any() and x[~masked].max() >= peak / 3  # gaps present, the level reached
+        for eb in (0.5, 1.0):
+            codec = SAECodec(tiny_model, error_bound=eb, bound_mode="poisson", mask_values=sentinels)
+            dec = codec.decode(codec.encode(x)).reshape(x.shape)
+            within(dec, x, "poisson", eb, exact=masked)
+            diff = dec[~masked].astype(np.float64) - x[~masked]
+            assert np.abs(diff).max() >= 1 or peak < 100  # lossy where the noise allows it
+            assert abs(diff.mean()) < 0.05 * max(1.0, np.sqrt(np.mean(x[~masked].astype(np.float64))))
