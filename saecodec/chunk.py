@@ -68,7 +68,8 @@ def encode_chunk(model: Model, arr, options: CodecOptions | None = None, *, mask
     if not c.dtype.isnative:  # everything below sees native values; decode restores the order
         c = c.astype(c.dtype.newbyteorder("="))
     tile = model.tile_for(c.shape)
-    coder = latents.coder_for(model, quant.latent_code(opts.latent_dtype))
+    coder = latents.coder_for(model, quant.latent_code(opts.latent_dtype), level=opts.level,
+                              net=lambda: runtime.HyperNet(model, device))
     head = dict(model_check=fmt.model_check(model.freeze()), dtype=c.dtype, latent_code=coder.value_code,
                 shape=tuple(c.shape), tile=tile, ext=ext)
     flags = coder.kind_code | (fmt.FLAG_FORTRAN if fortran else 0)
@@ -193,8 +194,9 @@ class _Parts(NamedTuple):
     gate: gate.Gate | None = None  # the quality gate (pure mode)
 
 
-def _read_payload(model: Model, buf) -> tuple[fmt.Header, _Parts]:
-    """Header and every section, checked against the model and the payload's end; runs no network."""
+def _read_payload(model: Model, buf, device=None) -> tuple[fmt.Header, _Parts]:
+    """Header and every section, checked against the model and the payload's end; runs no
+    network but a hyperprior coder's (h_s decides y's tables)."""
     reader = fmt.Reader(buf)
     h = fmt.Header.unpack(reader)
     if h.model_check != fmt.model_check(model.freeze()):
@@ -223,7 +225,9 @@ def _read_payload(model: Model, buf) -> tuple[fmt.Header, _Parts]:
                 raise PayloadError("corrupted payload: the quality gate and the latent flag disagree")
         elif not has_latents and not h.flags & fmt.FLAG_RESIDUAL:
             raise PayloadError("corrupted payload: neither latents nor residual")
-        lat = latents.coder_for(model, h.latent_code).read(reader, frames, h.tile) if has_latents else None
+        coder = latents.coder_for(model, h.latent_code, net=lambda: runtime.HyperNet(model, device)) \
+            if has_latents else None
+        lat = coder.read(reader, frames, h.tile) if has_latents else None
         mask = masks.read_bits(reader, h.shape, h.dtype) if h.flags & fmt.FLAG_MASK else None
         residual = None
         if h.flags & fmt.FLAG_RESIDUAL:
@@ -236,7 +240,7 @@ def _read_payload(model: Model, buf) -> tuple[fmt.Header, _Parts]:
 
 
 def decode_chunk(model: Model, buf, *, device=None) -> np.ndarray:
-    h, parts = _read_payload(model, buf)
+    h, parts = _read_payload(model, buf, device)
     if parts.raw is not None:
         return _order(parts.raw, h)
     if parts.gate is not None:

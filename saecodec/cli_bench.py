@@ -56,7 +56,8 @@ def _cmd_bench(args) -> int:
     models = []
     for name in args.models:
         m = model_store.load(name)
-        if tuple(m.frame_shape) != data.values.shape[1:] and min(data.values.shape[1:]) < min(m.frame_shape):
+        if m.frame_shape is not None and tuple(m.frame_shape) != data.values.shape[1:] and \
+                min(data.values.shape[1:]) < min(m.frame_shape):  # a whole-frame model takes any size
             raise SaecodecError(f"model {m.name} takes {m.frame_shape} frames; the data's are {data.values.shape[1:]}")
         if args.domain == "log" and m.transform.kind == "asinh":  # what `saecodec models derive` writes
             m = model_store.remember(m.for_log10_input())

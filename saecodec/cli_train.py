@@ -1,4 +1,4 @@
-"""``saecodec train``: a model of either family from frames in an HDF5 file."""
+"""``saecodec train``: a model of any family from frames in an HDF5 file."""
 
 from __future__ import annotations
 
@@ -14,6 +14,28 @@ def _frac(text: str) -> float:
     return float(text)
 
 
+_FAMILY_DEFAULTS = {"conv-hyper": {"batch": 16, "lr": 1e-3}, None: {"batch": 512, "lr": 1e-4}}
+
+
+def _conv_hyper(args, frames):
+    """The conv-hyper family: rate-distortion training on crops (training.conv_hyper)."""
+    from .models import Transform
+    from .training import ConvHyperConfig, train_conv_hyper
+
+    arch = {"chans": [int(c) for c in args.chans.split(",") if c.strip()], "M": args.latent_channels,
+            "Nh": args.hyper_channels, "k": args.kernel, "hk": args.hyper_kernel,
+            "lambdas": [float(v) for v in args.lambdas.split(",") if v.strip()]}
+    cfg = ConvHyperConfig(steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, seed=args.seed,
+                          device=args.device, checkpoint=args.checkpoint, resume=args.resume,
+                          checkpoint_every=args.checkpoint_every, progress=not args.quiet)
+    name = args.name or "conv-hyper"
+    transform = Transform("asinh", args.transform_scale, True, "mean")
+    model, result = train_conv_hyper(frames, arch=arch, transform=transform, cfg=cfg, name=name,
+                                     provenance={"data": str(args.data), "dataset": args.dataset,
+                                                 "command": "saecodec train --family conv-hyper"})
+    return model, result["val"]
+
+
 def cmd_train(args) -> int:
     from .cli_models import save_model
     from .data.sas import read_h5
@@ -21,7 +43,15 @@ def cmd_train(args) -> int:
     from .errors import SaecodecError
     from .training import TrainConfig, train_l1, train_rrae
 
+    for key, value in _FAMILY_DEFAULTS.get(args.family, _FAMILY_DEFAULTS[None]).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     frames = read_h5(args.data, args.dataset, args.limit).astype(np.float64)
+    if args.family == "conv-hyper":
+        model, val = _conv_hyper(args, frames)
+        model.storage_dtype = args.storage_dtype or "float16"
+        save_model(model, args.output, not args.no_register, json.dumps(val, indent=1))
+        return 0
     cfg = TrainConfig(epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed, device=args.device,
                       checkpoint=args.checkpoint, resume=args.resume, lr_min_fraction=args.lr_min_fraction,
                       progress=not args.quiet)
@@ -58,15 +88,16 @@ def cmd_train(args) -> int:
                                    provenance=provenance,
                                    adaptive_options={"stagnation": args.rank_stagnation, "patience": args.rank_patience,
                                                      "tolerance": args.rank_tolerance})
-    model.storage_dtype = args.storage_dtype
+    model.storage_dtype = args.storage_dtype or "float32"
     save_model(model, args.output, not args.no_register, json.dumps(model.metrics, indent=1))
     return 0
 
 
 def register(sub) -> None:
     t = sub.add_parser("train", help="train a model on frames from an HDF5 file")
-    t.add_argument("--family", default="l1", choices=["l1", "rrae"],
-                   help="l1: sparse L1 autoencoder; rrae: rank reduction autoencoder")
+    t.add_argument("--family", default="l1", choices=["l1", "rrae", "conv-hyper"],
+                   help="l1: sparse L1 autoencoder; rrae: rank reduction autoencoder; conv-hyper: convolutional "
+                        "codec with a hyperprior, any frame size, rate levels")
     t.add_argument("--data", required=True, help="HDF5 file of frames (N, h, w)")
     t.add_argument("--dataset", default="frames")
     t.add_argument("--limit", type=int, default=None, help="use only the first N frames")
@@ -92,17 +123,31 @@ def register(sub) -> None:
     t.add_argument("--rank-tolerance", type=float, default=0.0,
                    help="rrae --adaptive: lower k when a step's loss is below (1 + this) * the loss at k_max "
                         "(default 0, the authors')")
+    t.add_argument("--chans", default="48,96", help="conv-hyper: channels of the stride-2 stages but the last "
+                   "(default 48,96: three stages, stride 8)")
+    t.add_argument("--latent-channels", type=int, default=128, help="conv-hyper: channels of y (default 128)")
+    t.add_argument("--hyper-channels", type=int, default=64, help="conv-hyper: channels of z (default 64)")
+    t.add_argument("--kernel", type=int, default=5, help="conv-hyper: kernel of the main transforms (default 5)")
+    t.add_argument("--hyper-kernel", type=int, default=3, choices=[3, 5], help="conv-hyper: h_s kernel (default 3)")
+    t.add_argument("--lambdas", default="100,250,600,1500,3600,9000",
+                   help="conv-hyper: rate-distortion weight of each rate level (bits per squared log10 error; "
+                        "default 100,250,600,1500,3600,9000)")
+    t.add_argument("--steps", type=int, default=20000, help="conv-hyper: optimiser steps (default 20000)")
+    t.add_argument("--crop", type=int, default=64, help="conv-hyper: training crop size (default 64)")
+    t.add_argument("--checkpoint-every", type=int, default=500, help="conv-hyper: steps between checkpoints")
     t.add_argument("--epochs", type=int, default=50)
-    t.add_argument("--batch", type=int, default=512)
-    t.add_argument("--lr", type=float, default=1e-4)
+    t.add_argument("--batch", type=int, default=None, help="default 512 (conv-hyper: 16)")
+    t.add_argument("--lr", type=float, default=None, help="default 1e-4 (conv-hyper: 1e-3, cosine to 2e-5)")
     t.add_argument("--lr-min-fraction", type=float, default=1.0,
                    help="cosine-decay the learning rate to lr * this (default 1: constant, as in the paper)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA if available)")
     t.add_argument("--transform-scale", type=float, default=1e-3,
                    help="asinh scale: intensities far above it are coded in log10 (default 1e-3)")
-    t.add_argument("--storage-dtype", default="float32", choices=["float32", "float16"])
-    t.add_argument("--checkpoint", default=None, help="checkpoint file, written every epoch")
+    t.add_argument("--storage-dtype", default=None, choices=["float32", "float16"],
+                   help="weights in the file (default float32; conv-hyper: float16)")
+    t.add_argument("--checkpoint", default=None, help="checkpoint file, written every epoch (conv-hyper: every "
+                   "--checkpoint-every steps)")
     t.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     t.add_argument("--name", default=None)
     t.add_argument("-o", "--output", default=None, help="model file (default NAME.safetensors)")

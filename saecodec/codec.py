@@ -75,6 +75,11 @@ class SAECodec(Codec):
         misses this relative L2 in the model's transformed domain (against the frame's
         deviation from its mean) is coded with a bound that meets it; every frame is
         clipped to its value range. None (or inf) turns it off. Ignored with ``error_bound``.
+    level : float, optional
+        The rate of models trained with several rate levels (the conv-hyper family):
+        0 (fewest bytes) .. L - 1 (best quality; ``sas-conv-h``: 0 .. 5), continuous, kept
+        in steps of 1/32. Default: the model's middle level ((L - 1) / 2, 2.5 for
+        ``sas-conv-h``). A model without levels refuses it at its first chunk.
 
     The options are checked once into :attr:`options` (a frozen
     :class:`saecodec.options.CodecOptions`); ``codec.error_bound`` etc. read them.
@@ -85,14 +90,15 @@ class SAECodec(Codec):
     def __init__(self, model, latent_dtype: str | None = None, device=None, model_name: str | None = None,
                  error_bound: float | None = None, bound_mode: str | None = None, mask_value=None,
                  max_error: float | None = DEFAULT_MAX_ERROR, *, weight_dtype: str | None = None,
-                 mask_values=None, mask_below=None, mask=None, predictor: str | None = None):
+                 mask_values=None, mask_below=None, mask=None, predictor: str | None = None,
+                 level: float | None = None):
         runtime.check_device(device)
         identity, name = model_store.identify(model, model_name)
         self.options = CodecOptions.create(identity, model_name=name, latent_dtype=latent_dtype,
                                            weight_dtype=weight_dtype, error_bound=error_bound,
                                            bound_mode=bound_mode, mask_value=mask_value, max_error=max_error,
                                            mask_values=mask_values, mask_below=mask_below, mask=mask,
-                                           predictor=predictor)
+                                           predictor=predictor, level=level)
         self.device = device
         self._model: Model | None = model if isinstance(model, Model) else model_store.loaded(identity)
 

@@ -65,6 +65,7 @@ class CodecOptions:
     mask_below: float | None = None
     mask: FrameMask | None = None
     predictor: str = "classical"
+    level: float | None = None
 
     def __post_init__(self):
         if not is_identity(self.model):
@@ -90,6 +91,7 @@ class CodecOptions:
         self._set("mask_below", ob.mask_below(self.mask_below))
         self._set("mask", FrameMask.of(self.mask))
         self._set("predictor", ob.predictor(self.predictor))
+        self._set("level", ob.level(self.level))
 
     @property
     def mask_value(self):

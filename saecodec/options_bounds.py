@@ -1,4 +1,4 @@
-"""The bounded modes' and the masks' codec options: their checks and cd_values words.
+"""The bounded modes', the masks' and the rate level's codec options: their checks and cd_values words.
 
 The other half of ``options.py``'s seam for ``bound_mode`` pwrel/poisson, ``mask_values``,
 ``mask_below``, ``mask`` and ``predictor``; kept apart to keep options.py small. The
@@ -11,7 +11,9 @@ cd_values entries are appended after options.py's own (never reordered):
   mask entry, which keeps the first sentinel for older readers);
 * mask below: 3 words (kind 0 none / 1 float64);
 * mask: 1 word n, then n words (rank, dims, zlib byte count, zlib of the packed bits);
-* predictor: 1 word, 0 classical, 1 network.
+* predictor: 1 word, 0 classical, 1 network;
+* level (the rate level of conv-hyper models): 1 word, 0 the model's default, else
+  1 + level x 32.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from .errors import SaecodecError
 BOUND_CODES = {"pwrel": 3, "poisson": 4}
 PREDICTORS = ("classical", "network")
 MASK_NONE, MASK_INT, MASK_FLOAT, MASK_UINT = 0, 1, 2, 3
+LEVEL_STEPS = 32  # a rate level is stored in 1/32 steps (one payload byte)
+LEVEL_MAX = 255 / LEVEL_STEPS
 
 
 def mask_value(value):
@@ -166,8 +170,32 @@ def _unpack_predictor(w) -> dict:
     return {"predictor": PREDICTORS[w[0]]}
 
 
+def level(value):
+    """A rate level >= 0 in the payload's steps of 1/32 (the model checks its own range)."""
+    if value is None:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise SaecodecError(f"level must be a number, got {value!r}") from None
+    if not (math.isfinite(v) and 0 <= v <= LEVEL_MAX):
+        raise SaecodecError(f"level must be between 0 and {LEVEL_MAX} (the model's levels 0 .. L - 1), got {value!r}")
+    return round(v * LEVEL_STEPS) / LEVEL_STEPS
+
+
+def _pack_level(o):
+    return (0,) if o.level is None else (1 + int(round(o.level * LEVEL_STEPS)),)
+
+
+def _unpack_level(w) -> dict:
+    if w[0] > 1 + LEVEL_MAX * LEVEL_STEPS:
+        raise SaecodecError(f"saecodec cd_values: level word {w[0]} out of range")
+    return {"level": (w[0] - 1) / LEVEL_STEPS} if w[0] else {}
+
+
 CD_ENTRIES = [(1, _pack_mode, _unpack_mode),
               (lambda w: 1 + 3 * w[0] if w else 1, _pack_values, _unpack_values),
               (3, _pack_below, _unpack_below),
               (lambda w: 1 + w[0] if w else 1, _pack_frame_mask, _unpack_frame_mask),
-              (1, _pack_predictor, _unpack_predictor)]
+              (1, _pack_predictor, _unpack_predictor),
+              (1, _pack_level, _unpack_level)]

@@ -7,7 +7,10 @@ the decoder reconstructs, without decoding its own bytes. ``read`` is the invers
 raises :class:`PayloadError` on anything a corrupted payload can hold.
 
 A new latent kind is a class with this interface and one entry in ``CODERS`` (its
-``kind_code``: a free value of header flag bits 0-1, docs/format.md).
+``kind_code``: a free value of header flag bits 0-1, docs/format.md). A kind whose coding
+runs networks between its symbols (the hyperprior: h_s between z and y) sets
+``needs_net`` and is given the pipeline's ``net`` (``models.runtime.HyperNet``) and the
+codec's rate ``level``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 
 from ..errors import SaecodecError
 from .dense import DenseCoder
+from .hyperprior import HyperpriorCoder
 from .payload import Reader
 from .sparse import SparseCoder
 
@@ -34,13 +38,19 @@ class LatentCoder(Protocol):
     def read(self, reader: Reader, frames: int, tile: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-CODERS: dict[str, type] = {c.kind: c for c in (SparseCoder, DenseCoder)}
+CODERS: dict[str, type] = {c.kind: c for c in (SparseCoder, DenseCoder, HyperpriorCoder)}
 
 
-def coder_for(model, value_code: int) -> LatentCoder:
+def coder_for(model, value_code: int, *, net=None, level=None) -> LatentCoder:
     """The coder of ``model``'s latent kind; ``value_code`` is the latent value type
-    (``quant.LATENT_DTYPES``) where the kind stores typed values."""
+    (``quant.LATENT_DTYPES``) where the kind stores typed values; ``net`` (a callable
+    ``() -> HyperNet``, built only for the kinds that need it) and ``level`` (the rate
+    option; only for kinds with rate levels)."""
     cls = CODERS.get(model.latent_kind)
     if cls is None:
         raise SaecodecError(f"latent kind {model.latent_kind!r} has no coder in this saecodec version")
+    if getattr(cls, "needs_net", False):
+        return cls(model, value_code, net=net() if callable(net) else net, level=level)
+    if level is not None:
+        raise SaecodecError(f"model {model.name!r} ({model.family}) has no rate levels; drop level=")
     return cls(model, value_code)

@@ -26,7 +26,7 @@ MAX_NDIM = 16
 # so that a corrupted header cannot make the decoder allocate without bound.
 MAX_ELEMENTS = 1 << 30
 
-LATENT_SPARSE, LATENT_DENSE = 0, 1  # flag bits 0-1: the latent kind (coding.latents)
+LATENT_SPARSE, LATENT_DENSE, LATENT_HYPER = 0, 1, 2  # flag bits 0-1: the latent kind (coding.latents)
 FLAG_RESIDUAL = 1 << 2  # v2: the error-bounded residual section follows
 FLAG_MASK = 1 << 3  # v2: masked / non-finite pixels are stored exactly
 FLAG_FORTRAN = 1 << 4  # the chunk was Fortran-ordered; decode returns it so

@@ -20,12 +20,14 @@ from safetensors.torch import save as st_save
 from ..errors import SaecodecError
 from ..modelfile import FILE_FORMAT, FILE_FORMAT_VERSION, METADATA_KEY, canonical_json, identity_of_bytes, \
     metadata_of_bytes
+from .conv_hyper import ConvHyperprior
 from .l1 import SparseL1Autoencoder
 from .rrae import RankReductionAutoencoder
 from .transforms import Transform
 
 # family name in the model file -> the network class (``from_architecture``, ``latent_kind``)
-FAMILIES: dict[str, type] = {"l1": SparseL1Autoencoder, "rrae": RankReductionAutoencoder}
+FAMILIES: dict[str, type] = {"l1": SparseL1Autoencoder, "rrae": RankReductionAutoencoder,
+                             "conv-hyper": ConvHyperprior}
 
 
 def default_coding(module) -> dict:
@@ -106,7 +108,8 @@ class Model:
         if self.transform.kind != "asinh" or not self.transform.per_frame:
             raise SaecodecError(f"model {self.name!r} does not read intensities through asinh with per-frame "
                                 "normalisation; it has no log10-input variant")
-        return dataclasses.replace(self, transform=Transform("linear", 1.0, True), name=name or f"{self.name}-log10",
+        return dataclasses.replace(self, transform=Transform("linear", 1.0, True, self.transform.normalise),
+                                   name=name or f"{self.name}-log10",
                                    identity=None, path=None,
                                    provenance=f"{self.provenance} | log10-input variant of {self.identity}")
 
@@ -124,7 +127,8 @@ class Model:
     def to_bytes(self) -> bytes:
         """The model file's bytes (weights cast to ``storage_dtype``); changes nothing."""
         dt = self._storage_torch_dtype()
-        state = {k: v.detach().to("cpu", dt).contiguous() for k, v in self.module.state_dict().items()}
+        state = {k: v.detach().to("cpu", dt if v.is_floating_point() else v.dtype).contiguous()
+                 for k, v in self.module.state_dict().items()}  # integer tables stay integers
         return st_save(state, metadata={METADATA_KEY: canonical_json(self.metadata())})
 
     def save(self, path: str | os.PathLike) -> str:
@@ -149,7 +153,8 @@ class Model:
         dt = self._storage_torch_dtype()
         with torch.no_grad():
             for v in self.module.state_dict().values():
-                v.copy_(v.to(dt).to(v.dtype))
+                if v.is_floating_point():
+                    v.copy_(v.to(dt).to(v.dtype))
 
 
 def model_from_bytes(data: bytes, path=None) -> Model:

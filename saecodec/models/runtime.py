@@ -18,6 +18,8 @@ from ..errors import SaecodecError
 
 # Frames per forward pass: bounds memory for huge chunks while keeping batches large.
 BATCH = 8192
+# Whole-frame (convolutional) models: pixels per pass instead (64x64 frames: 256 per pass).
+BATCH_PIXELS = 1 << 20
 # Device copies kept at once (least recently used dropped first).
 MAX_COPIES = 4
 
@@ -74,7 +76,7 @@ def module_on(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
         return on_device
 
 
-def batched(fn, x: np.ndarray, device: torch.device) -> np.ndarray:
+def batched(fn, x: np.ndarray, device: torch.device, rows: int = BATCH) -> np.ndarray:
     """``fn`` over the rows of ``x`` (at least one row), one pass per BATCH rows, as float32.
 
     TF32 stays off for convolutions too (cuDNN allows it by default): the error-bounded
@@ -83,8 +85,8 @@ def batched(fn, x: np.ndarray, device: torch.device) -> np.ndarray:
     """
     outs = []
     with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
-        for i in range(0, len(x), BATCH):
-            xb = torch.from_numpy(np.ascontiguousarray(x[i:i + BATCH])).to(device)
+        for i in range(0, len(x), rows):
+            xb = torch.from_numpy(np.ascontiguousarray(x[i:i + rows])).to(device)
             outs.append(fn(xb).float().cpu().numpy())
     return np.concatenate(outs)
 
@@ -99,7 +101,7 @@ def encode(model, z: np.ndarray, tile: tuple[int, int], device=None) -> np.ndarr
         return np.zeros((0, getattr(model.module, "latent_size", 0)), np.float32)
     dev = resolve_device(device)
     x = z if model.frame_shape is not None else z.reshape(len(z), 1, *tile)
-    return batched(module_on(model.module, dev).encode, x, dev)
+    return batched(module_on(model.module, dev).encode, x, dev, *_rows(model, tile))
 
 
 def decode(model, latents: np.ndarray, tile: tuple[int, int], device=None) -> np.ndarray:
@@ -109,7 +111,52 @@ def decode(model, latents: np.ndarray, tile: tuple[int, int], device=None) -> np
     if not len(latents):
         return np.zeros((0, n), np.float32)
     dev = resolve_device(device)
-    out = batched(module_on(model.module, dev).decode, latents, dev)
+    out = batched(module_on(model.module, dev).decode, latents, dev, *_rows(model, tile))
     if model.frame_shape is None:
         out = np.ascontiguousarray(out.reshape(len(out), *out.shape[-2:])[:, :tile[0], :tile[1]])
     return out.reshape(len(out), n)
+
+
+def _rows(model, tile: tuple[int, int]) -> tuple[int, ...]:
+    """Frames per pass for a whole-frame model: as many as BATCH_PIXELS hold (else BATCH)."""
+    if model.frame_shape is not None:
+        return ()
+    return (max(1, BATCH_PIXELS // max(1, tile[0] * tile[1])),)
+
+
+class HyperNet:
+    """The networks a hyperprior latent coder runs between its symbols, as numpy calls on
+    one device: the pipeline hands it to the coder (coding/ does not import models/)."""
+
+    def __init__(self, model, device=None):
+        self.device = resolve_device(device)
+        self.module = module_on(model.module, self.device)
+        self.levels = self.module.levels
+        self._tables = None
+
+    def tables(self) -> dict:
+        if self._tables is None:
+            self._tables = self.module.entropy_tables()
+        return self._tables
+
+    def latent_shapes(self, tile):
+        return self.module.latent_shapes(tile)
+
+    def gain(self, level: float) -> np.ndarray:
+        """The level's gain per latent channel (M,) float32."""
+        with torch.inference_mode():
+            return self.module.gain(torch.tensor([float(level)])).float().cpu().numpy()[0]
+
+    def analysis(self, yg: np.ndarray, tile) -> np.ndarray:
+        """Gained y (B, M, h, w) -> z (B, Nh, hz, wz) float32."""
+        return batched(self.module.hyper_analysis, yg, self.device, self._rows(tile))
+
+    def synthesis(self, z_hat: np.ndarray, tile) -> tuple[np.ndarray, np.ndarray]:
+        """z_hat (B, Nh, hz, wz) -> mu, sigma (B, M, h, w) float32 each."""
+        hw = self.latent_shapes(tile)[0][1:]
+        out = batched(lambda z: torch.cat(self.module.hyper_synthesis(z, hw), 1), z_hat, self.device,
+                      self._rows(tile))
+        return out[:, :self.module.M], out[:, self.module.M:]
+
+    def _rows(self, tile) -> int:
+        return max(1, BATCH_PIXELS // max(1, tile[0] * tile[1]))

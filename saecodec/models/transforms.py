@@ -26,25 +26,34 @@ class Transform:
     """``u = asinh(x / scale) / ln(10)``, then per-frame ``(u - mean) / std``.
 
     ``kind`` is ``"asinh"`` (the default) or ``"linear"`` (``u = x / scale``).
+    ``normalise`` ``"mean"`` subtracts the frame's mean only (side scale 1): a network
+    trained with a rate-distortion loss in absolute log10 units (conv-hyper) must see
+    frames in those units, not rescaled to unit deviation.
     """
 
     kind: str = "asinh"
     scale: float = 1.0
     per_frame: bool = True
+    normalise: str = "std"
 
     def __post_init__(self):
         if self.kind not in ("asinh", "linear"):
             raise SaecodecError(f"unknown transform kind {self.kind!r}; expected 'asinh' or 'linear'")
         if not (np.isfinite(self.scale) and self.scale > 0):
             raise SaecodecError(f"transform scale must be a positive finite number, got {self.scale!r}")
+        if self.normalise not in ("std", "mean"):
+            raise SaecodecError(f"transform normalise must be 'std' or 'mean', got {self.normalise!r}")
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "scale": float(self.scale), "per_frame": bool(self.per_frame)}
+        out = {"kind": self.kind, "scale": float(self.scale), "per_frame": bool(self.per_frame)}
+        if self.normalise != "std":  # files written before it keep their bytes
+            out["normalise"] = self.normalise
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "Transform":
         return cls(kind=d.get("kind", "asinh"), scale=float(d.get("scale", 1.0)),
-                   per_frame=bool(d.get("per_frame", True)))
+                   per_frame=bool(d.get("per_frame", True)), normalise=d.get("normalise", "std"))
 
     # -- intensity <-> transformed domain (no normalisation) ---------------------------
     def to_u(self, x: np.ndarray) -> np.ndarray:
@@ -67,7 +76,7 @@ class Transform:
         side = np.zeros((b, 2), dtype=np.float32)
         if self.per_frame:
             side[:, 0] = u.mean(axis=1)
-            std = u.std(axis=1)
+            std = u.std(axis=1) if self.normalise == "std" else np.ones(b)
             side[:, 1] = np.where(std > 1e-12, std, 1.0)
             # Normalise with the float32 values the decoder will see.
             z = (u - side[:, :1].astype(np.float64)) / side[:, 1:].astype(np.float64)
