@@ -56,6 +56,11 @@ def encode_chunk(model: Model, arr, options: CodecOptions | None = None, *, mask
     and this call's boolean ``mask``) come back exactly.
     ``predictors`` narrows the residual codings the encoder may pick (``bound.MODE_*``).
     """
+    with runtime.reproducible():  # the same chunk gives the same bytes, whatever the thread count
+        return _encode(model, arr, options, mask, device, predictors, settings)
+
+
+def _encode(model, arr, options, mask, device, predictors, settings) -> bytes:
     if options is None:
         settings.setdefault("max_error", DEFAULT_MAX_ERROR)
     opts = options if options is not None else CodecOptions.create(model.freeze(), **settings)

@@ -25,9 +25,32 @@ from torch import nn
 
 from ..errors import SaecodecError
 from . import densities
+from .runtime import is_reproducible
 
 DEFAULT_LAMBDAS = (100.0, 250.0, 600.0, 1500.0, 3600.0, 9000.0)
 HYPER_STRIDE = 4
+
+
+def _reference(x) -> bool:
+    """The thread-count-independent convolutions (``runtime.reproducible``), CPU inference only."""
+    return x.device.type == "cpu" and not torch.is_grad_enabled() and is_reproducible()
+
+
+class _Conv2d(nn.Conv2d):
+    def forward(self, x):
+        if _reference(x):
+            return torch.ops.aten.thnn_conv2d(x, self.weight, list(self.kernel_size), self.bias, list(self.stride),
+                                              list(self.padding))
+        return super().forward(x)
+
+
+class _ConvTranspose2d(nn.ConvTranspose2d):
+    def forward(self, x):
+        if _reference(x):
+            return torch.ops.aten.slow_conv_transpose2d(x, self.weight, list(self.kernel_size), self.bias,
+                                                        list(self.stride), list(self.padding),
+                                                        list(self.output_padding), list(self.dilation))
+        return super().forward(x)
 
 
 class GDN(nn.Module):
@@ -40,7 +63,11 @@ class GDN(nn.Module):
         self.gamma = nn.Parameter(0.1 * torch.eye(channels))
 
     def forward(self, x):
-        norm = F.conv2d(x.abs(), self.gamma.abs()[:, :, None, None], self.beta.abs() + 1e-6)
+        w, b = self.gamma.abs()[:, :, None, None], self.beta.abs() + 1e-6
+        if _reference(x):
+            norm = torch.ops.aten.thnn_conv2d(x.abs(), w, [1, 1], b, [1, 1], [0, 0])
+        else:
+            norm = F.conv2d(x.abs(), w, b)
         return x * norm if self.inverse else x / norm
 
 
@@ -49,11 +76,11 @@ def _act(kind: str, channels: int, inverse: bool = False) -> nn.Module:
 
 
 def _conv(i, o, k, s=2):
-    return nn.Conv2d(i, o, k, stride=s, padding=k // 2)
+    return _Conv2d(i, o, k, stride=s, padding=k // 2)
 
 
 def _deconv(i, o, k, s=2):
-    return nn.ConvTranspose2d(i, o, k, stride=s, padding=k // 2, output_padding=s - 1)
+    return _ConvTranspose2d(i, o, k, stride=s, padding=k // 2, output_padding=s - 1)
 
 
 def round_ste(x):
