@@ -53,13 +53,17 @@ def cmd_demo(args) -> int:
 
 
 def _latents(model, stats: list[dict]) -> str:
-    """What the payloads hold per frame: the L1 paper's n / nnz for sparse latents, k for dense ones."""
+    """What the payloads hold per frame: the L1 paper's n / nnz for sparse latents, k for dense ones,
+    the latent map's shape for hyperprior ones."""
     h, w = model.frame_shape or (64, 64)
     coded = [s for s in stats if s["latents"]]
     frames = max(sum(s["latent_frames"] for s in coded), 1)
     if model.latent_kind == "sparse":
         nnz = sum(s["nnz"] for s in coded) / frames
         return f"paper's n/nnz {h * w / max(nnz, 1e-9):.1f} ({nnz:.1f} nonzero latents per frame)"
+    if model.latent_kind == "hyperprior":
+        (m, lh, lw), _ = model.module.latent_shapes((h, w))
+        return f"a {m}x{lh}x{lw} latent map per {h}x{w} frame under a hyperprior"
     return f"{model.module.latent_size} coefficients per frame"
 
 
