@@ -356,3 +356,38 @@ def test_train_cli_checkpoint_resume_and_use(tmp_path, monkeypatch):
     x = rings(2, (30, 19), seed=41).astype(np.float32)
     codec = SAECodec(str(out), max_error=None)
     assert codec.decode(codec.encode(x)).shape == x.shape
+
+
+def test_forged_latent_sections_raise_payload_error_or_decode(conv_model):
+    """Mutated latent sections with a valid checksum (what no storage error makes): a
+    PayloadError or an array of the chunk's shape, never another exception."""
+    from saecodec.coding.payload import seal
+
+    model, _ = conv_model
+    x = rings(3, (37, 53), seed=47).astype(np.float32)
+    payload = encode_chunk(model, x, max_error=None)
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        b = bytearray(payload[:-4])
+        for _ in range(rng.integers(1, 4)):
+            b[rng.integers(17, len(b))] = rng.integers(0, 256)
+        if rng.random() < 0.2:
+            b = b[:rng.integers(17, len(b))]
+        try:
+            out = decode_chunk(model, seal(b))
+        except PayloadError:
+            continue
+        assert out.shape == x.shape
+
+
+def test_log10_variant_reads_log10_arrays(conv_model):
+    model, _ = conv_model
+    derived = model.for_log10_input()
+    assert derived.transform.normalise == "mean" and derived.transform.kind == "linear"
+    x = rings(4, (40, 40), seed=53)
+    u = np.log10(x).astype(np.float32)
+    codec = SAECodec(derived, max_error=None)
+    back = codec.decode(codec.encode(u))
+    direct = SAECodec(model, max_error=None)
+    # log10(x) and asinh(x / 1e-3) / ln 10 differ by a constant per frame where x >> 1e-3
+    assert np.abs(back - u).mean() < 2 * np.abs(np.log10(direct.decode(direct.encode(x))) - u).mean() + 0.05
