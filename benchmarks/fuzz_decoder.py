@@ -2,12 +2,18 @@
 
     python benchmarks/fuzz_decoder.py --cases 100000
 
-Seeds are real payloads of every kind (pure autoencoder with float16 and float32 latent
-values, NaN masks, abs and rel bounds, residual planes with and without the network,
-integer chunks, raw and deflated lossless chunks), written with the committed 16x16
-fixture model. Hypothesis mutates them (truncation, bit flips, overwritten bytes,
-appended bytes) or draws random bytes behind a valid header prefix. Prints the outcome
-counts, the slowest case and the peak memory; exits non-zero on any other exception.
+Seeds are real payloads of every kind, written with the committed 16x16 fixture model:
+format 3 (pure autoencoder with float16 and float32 latent values, the quality gate with
+coded and exact fallback frames and with latents dropped, NaN masks, abs and rel bounds,
+residual planes with and without the network, integer and big-endian chunks, raw and
+deflated lossless chunks; the compiled coder's pwrel, poisson and lossless streams with
+sentinels, mask_below, a frame mask, float16, with and without the network's prediction)
+and the committed format 1 and 2 fixtures. Hypothesis mutates
+them (truncation, bit flips, overwritten bytes, appended bytes) or draws random bytes
+behind a valid header prefix. Format 3 payloads carry a checksum that rejects almost
+every mutation before parsing, so half of their mutations are re-sealed (the checksum
+recomputed) to reach the section parsers behind it. Prints the outcome counts, the
+slowest case and the peak memory; exits non-zero on any other exception.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import blobs  # noqa: E402
 
 from saecodec import chunk  # noqa: E402
+from saecodec.coding import payload as fmt  # noqa: E402
 from saecodec.errors import SaecodecError  # noqa: E402
 from saecodec.models import load_file  # noqa: E402
 
@@ -41,8 +48,18 @@ def seed_payloads(model) -> list[bytes]:
     xn[1, :, 5] = np.inf
     ints = (blobs(2, shape=(20, 37), seed=3) * 10).astype(np.uint16)
     rng = np.random.default_rng(0)
-    return [
-        chunk.encode_chunk(model, x),
+    counts = rng.poisson(rng.uniform(1, 300, (3, 1, 1)) * np.ones((3, 20, 37))).astype(np.int32)
+    odd = x.copy()
+    odd[1] = rng.standard_normal((16, 16)) * 3
+    odd[2] = 1000.0
+    odd[2, 3, 3] = np.nextafter(np.float32(1000), np.float32(2000))  # stored exactly by the gate
+    sentinels = counts.copy()
+    sentinels[:, 4, :] = -1
+    sentinels[:, 7, 7] = -2
+    frame_mask = np.zeros((20, 37), bool)
+    frame_mask[3:5, 10:20] = True
+    seeds = [
+        chunk.encode_chunk(model, x, max_error=None),
         chunk.encode_chunk(model, x.astype(np.float64), weight_dtype="float32"),
         chunk.encode_chunk(model, xn),
         chunk.encode_chunk(model, xn, error_bound=1e-2),
@@ -51,7 +68,24 @@ def seed_payloads(model) -> list[bytes]:
         chunk.encode_chunk(model, ints, error_bound=2),
         chunk.encode_chunk(model, rng.standard_normal((2, 5, 5)), error_bound=0.0),  # raw, deflate cannot help
         chunk.encode_chunk(model, np.zeros((3, 4, 4)), error_bound=0.0),  # raw, deflated
+        chunk.encode_chunk(model, odd, max_error=0.05),  # gate: coded and exact fallback frames
+        chunk.encode_chunk(model, counts),  # gate: every frame falls back, no latents
+        chunk.encode_chunk(model, xn.astype(">f4"), max_error=0.1),  # big-endian, masked, gate
+        chunk.encode_chunk(model, np.full((2, 16, 16), 2**60 + 1, np.int64), error_bound=0.5),  # raw int64
+        # the compiled coder's streams (issue #14): pwrel (with and without the network's
+        # prediction), poisson and lossless counts with sentinels, mask_below, a frame mask, float16
+        chunk.encode_chunk(model, x, error_bound=0.01, bound_mode="pwrel"),
+        chunk.encode_chunk(model, blobs(3, seed=4).astype(np.float32), error_bound=0.05, bound_mode="pwrel",
+                           predictor="network"),
+        chunk.encode_chunk(model, sentinels, error_bound=1.0, bound_mode="poisson", mask_values=[-1, -2]),
+        chunk.encode_chunk(model, sentinels, error_bound=0.5, mask_values=[-1, -2]),  # lossless
+        chunk.encode_chunk(model, sentinels.astype(np.int64) * 2**40, error_bound=0.5, mask_below=0),
+        chunk.encode_chunk(model, counts.astype(np.float64), error_bound=1e-3, mask=frame_mask),
+        chunk.encode_chunk(model, x.astype(np.float16), error_bound=0.5),
+        chunk.encode_chunk(model, np.log10(blobs(3, seed=5)), error_bound=1e-2, predictor="network"),
     ]
+    fixtures = sorted((ROOT / "tests" / "fixture" / "saecodec").glob("v[12]/codec.*/encoded.*.dat"))
+    return seeds + [p.read_bytes() for p in fixtures]
 
 
 def main(argv=None):
@@ -62,6 +96,7 @@ def main(argv=None):
     model = load_file(ROOT / "tests" / "fixture" / "models" / "fixture-16.safetensors")
     seeds = seed_payloads(model)
     outcomes: Counter = Counter()
+    resealed = [0]
     slowest = [0.0, b""]
     failures = []
 
@@ -85,19 +120,26 @@ def main(argv=None):
         st.floats(0, 1),
         st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255), st.booleans()), max_size=8),
         st.binary(max_size=64),
+        st.booleans(),
     )
 
     @settings(max_examples=args.cases, deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
     @given(st.one_of(mutation, st.tuples(st.integers(0, len(seeds) - 1), st.integers(0, 24), st.binary(max_size=256))))
     def fuzz(case):
-        if len(case) == 4:
-            which, cut, edits, tail = case
+        if len(case) == 5:
+            which, cut, edits, tail, reseal = case
             buf = bytearray(seeds[which])
+            v3 = buf[2] == fmt.VERSION
+            if v3 and reseal:
+                buf = buf[:-fmt.CHECKSUM_BYTES]
             for pos, value, flip in edits:
                 i = int(pos * (len(buf) - 1))
                 buf[i] = buf[i] ^ (1 << (value % 8)) if flip else value
             buf = bytes(buf[:max(int(cut * len(buf)), 0)]) + tail if cut < 0.9 else bytes(buf) + tail
+            if v3 and reseal:
+                buf = fmt.seal(bytearray(buf))
+                resealed[0] += 1
         else:
             which, keep, rest = case
             buf = seeds[which][:keep] + rest
@@ -108,6 +150,8 @@ def main(argv=None):
     total = sum(outcomes.values())
     result = {
         "cases": total,
+        "seeds": {"format 3": sum(s[2] == fmt.VERSION for s in seeds), "format 1 and 2": sum(s[2] < 3 for s in seeds)},
+        "resealed_v3_mutations": resealed[0],
         "outcomes": dict(outcomes),
         "seconds": round(time.time() - t0, 1),
         "slowest_case_s": round(slowest[0], 4),
