@@ -8,7 +8,9 @@ coded and exact fallback frames and with latents dropped, NaN masks, abs and rel
 residual planes with and without the network, integer and big-endian chunks, raw and
 deflated lossless chunks; the compiled coder's pwrel, poisson and lossless streams with
 sentinels, mask_below, a frame mask, float16, with and without the network's prediction)
-and the committed format 1 and 2 fixtures. Hypothesis mutates
+and the committed format 1 and 2 fixtures; and payloads of the shipped whole-frame
+conv-hyper model sas-conv-h (hyperprior latents: pure, gated, another level, bounded with
+the network's prediction), decoded with that model. Hypothesis mutates
 them (truncation, bit flips, overwritten bytes, appended bytes) or draws random bytes
 behind a valid header prefix. Format 3 payloads carry a checksum that rejects almost
 every mutation before parsing, so half of their mutations are re-sealed (the checksum
@@ -88,19 +90,40 @@ def seed_payloads(model) -> list[bytes]:
     return seeds + [p.read_bytes() for p in fixtures]
 
 
+def hyperprior_seeds() -> tuple:
+    """The shipped whole-frame conv-hyper model's payloads (latent kind 'hyperprior'): pure,
+    gated with frames that fall back, and bounded with the network's prediction."""
+    from saecodec import model_store
+    from saecodec.data import sas
+
+    model = model_store.load("sas-conv-h")
+    x = sas.simulate(3, seed=1, progress=False).frames.astype(np.float32)
+    x[0, :4, :9] = np.nan
+    rng = np.random.default_rng(2)
+    odd = x.copy()
+    odd[1] = rng.poisson(5, (64, 64))
+    return model, [chunk.encode_chunk(model, x, max_error=None), chunk.encode_chunk(model, odd, max_error=0.1),  # one frame falls back
+                   chunk.encode_chunk(model, x[:, :40, :50], level=2.5),
+                   chunk.encode_chunk(model, np.log10(x[1:]), error_bound=1e-2, predictor="network")]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=100_000)
+    ap.add_argument("--no-hyperprior", action="store_true", help="leave out the shipped sas-conv-h model's seeds")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "fuzz_decoder.json")
     args = ap.parse_args(argv)
     model = load_file(ROOT / "tests" / "fixture" / "models" / "fixture-16.safetensors")
-    seeds = seed_payloads(model)
+    seeds = [(model, p) for p in seed_payloads(model)]
+    if not args.no_hyperprior:
+        hyper, more = hyperprior_seeds()
+        seeds += [(hyper, p) for p in more]
     outcomes: Counter = Counter()
     resealed = [0]
     slowest = [0.0, b""]
     failures = []
 
-    def one(buf: bytes):
+    def one(model, buf: bytes):
         t = time.perf_counter()
         try:
             out = chunk.decode_chunk(model, buf)
@@ -129,7 +152,7 @@ def main(argv=None):
     def fuzz(case):
         if len(case) == 5:
             which, cut, edits, tail, reseal = case
-            buf = bytearray(seeds[which])
+            model, buf = seeds[which][0], bytearray(seeds[which][1])
             v3 = buf[2] == fmt.VERSION
             if v3 and reseal:
                 buf = buf[:-fmt.CHECKSUM_BYTES]
@@ -142,15 +165,16 @@ def main(argv=None):
                 resealed[0] += 1
         else:
             which, keep, rest = case
-            buf = seeds[which][:keep] + rest
-        one(buf)
+            model, buf = seeds[which][0], seeds[which][1][:keep] + rest
+        one(model, buf)
 
     t0 = time.time()
     fuzz()
     total = sum(outcomes.values())
     result = {
         "cases": total,
-        "seeds": {"format 3": sum(s[2] == fmt.VERSION for s in seeds), "format 1 and 2": sum(s[2] < 3 for s in seeds)},
+        "seeds": {"format 3": sum(s[2] == fmt.VERSION for _, s in seeds), "format 1 and 2": sum(s[2] < 3 for _, s in seeds),
+                  "sas-conv-h (hyperprior)": sum(m is not model for m, _ in seeds)},
         "resealed_v3_mutations": resealed[0],
         "outcomes": dict(outcomes),
         "seconds": round(time.time() - t0, 1),
