@@ -32,10 +32,11 @@ RECIPE = ("research run {name}: 3 stride-2 stages (chans {chans}, M {M}, Nh {Nh}
           "crops {crop}, dihedral augmentation, 1 torch thread on 2 shared CPU cores; data {data} "
           "(/work/research/model/data.py: train_a 40k simulated 64x64 log10 frames seed 10, train_b 20k with "
           "q_max 0.02-1 and centre jitter 0.6 seed 11, train_c 12k Poisson-noisy background-subtracted frames "
-          "in asinh(I/1e-3)/ln10 seed 13); warm start from run s3_hyper")
+          "in asinh(I/1e-3)/ln10 seed 13); {lineage}")
 
 
-def convert(ckpt_path: str, name: str, scale: float = 1e-3) -> Model:
+def convert(ckpt_path: str, name: str, scale: float = 1e-3, lineage: str | None = None) -> Model:
+    """The model file's Model; ``lineage``: where the run started (default: its --init, if any)."""
     ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
     a = ck["arch"]
     if a.get("prior", "hyper") != "hyper" or a.get("head_k", 0) or a.get("res_blocks", 0):
@@ -51,7 +52,8 @@ def convert(ckpt_path: str, name: str, scale: float = 1e-3) -> Model:
     recipe = RECIPE.format(name=args.get("name", "?"), chans=list(a["chans"]), M=a["M"], Nh=a.get("Nh", 64),
                            hk=a.get("hk", 5), lambdas=list(a["lambdas"]), lr=args.get("lr"),
                            warm=args.get("warm"), lr_end=args.get("lr_end"), batch=args.get("batch"),
-                           crop=args.get("crop"), data=args.get("data"))
+                           crop=args.get("crop"), data=args.get("data"),
+                           lineage=lineage or (f"started from {args['init']}" if args.get("init") else "from scratch"))
     provenance = {"recipe": recipe, "checkpoint": os.path.abspath(ckpt_path), "step": state.get("step"),
                   "cpu_s_this_run": round(state.get("cpu", 0.0)), "wall_s_this_run": round(state.get("wall", 0.0)),
                   "train_args": args, "converter": "benchmarks/import_conv_hyper.py",
@@ -67,8 +69,9 @@ def main():
     ap.add_argument("output")
     ap.add_argument("--name", default="sas-conv-h")
     ap.add_argument("--metrics", default=None, help="JSON file of measured metrics to record in the model file")
+    ap.add_argument("--lineage", default=None, help="where the run started, for the recipe (default: its --init)")
     args = ap.parse_args()
-    model = convert(args.checkpoint, args.name)
+    model = convert(args.checkpoint, args.name, lineage=args.lineage)
     if args.metrics:
         model.metrics = json.loads(Path(args.metrics).read_text())
     ident = model.save(args.output)
