@@ -15,7 +15,8 @@ def register(sub) -> None:
     b.add_argument("--domain", choices=("log", "intensity"), default="log",
                    help="compress log10(I) (default; bounds in decades; intensity models run as their log10-input "
                         "variant, `saecodec models derive MODEL --input log10`) or the intensities themselves")
-    b.add_argument("--models", nargs="+", default=["sas64-l1"], help="saecodec models (name, identity or file)")
+    b.add_argument("--models", nargs="+", help="saecodec models (name, identity or file; default sas64-l1, "
+                   "rd suite: sas-conv-h sas64-l1)")
     b.add_argument("--bounds", nargs="+", type=float, default=[1e-2, 1e-3, 1e-4],
                    help="absolute error bounds, in the compressed values' units (default 1e-2 1e-3 1e-4)")
     b.add_argument("--stack", type=int, default=64, help="frames per chunk of the stacked chunking (default 64)")
@@ -26,11 +27,14 @@ def register(sub) -> None:
     b.add_argument("--out", default="benchmarks/results", help="output directory (default benchmarks/results)")
     b.add_argument("--tag", default="bench", help="file name stem of the outputs (default bench)")
     b.add_argument("--quiet", action="store_true", help="no progress bars")
-    b.add_argument("--suite", choices=("models", "bounds"), default="models",
+    b.add_argument("--suite", choices=("models", "bounds", "rd"), default="models",
                    help="models (default): the models and SZ3/ZFP/SPERR/zstd at absolute bounds on --data or "
                         "simulated frames; bounds: pwrel on the real frames against SZ2/SZ3/SPERR with the I(q) "
                         "check, lossless and poisson on the raw Pilatus frames against Bitshuffle+LZ4/zstd "
-                        "(../shared/data; saecodec.bench.bounds)")
+                        "(../shared/data; saecodec.bench.bounds); rd: the pure mode over its rate levels against "
+                        "SPERR/SZ3/ZFP swept over their bounds at equal error, on the simulated (or --data) frames "
+                        "and the real frames (saecodec.bench.rd; outputs rd_TAG.*)")
+    b.add_argument("--no-real", action="store_true", help="rd suite: skip the shared real frames")
     b.add_argument("--repeat", type=int, default=1, help="bounds suite: best of N interleaved runs (default 1)")
     b.set_defaults(func=_cmd_bench)
 
@@ -41,6 +45,8 @@ def _cmd_bench(args) -> int:
     from .errors import SaecodecError
 
     progress = not args.quiet
+    if args.models is None:
+        args.models = ["sas-conv-h", "sas64-l1"] if args.suite == "rd" else ["sas64-l1"]
     if args.suite == "bounds":
         from .bench import bounds
 
@@ -59,10 +65,12 @@ def _cmd_bench(args) -> int:
         if m.frame_shape is not None and tuple(m.frame_shape) != data.values.shape[1:] and \
                 min(data.values.shape[1:]) < min(m.frame_shape):  # a whole-frame model takes any size
             raise SaecodecError(f"model {m.name} takes {m.frame_shape} frames; the data's are {data.values.shape[1:]}")
-        if args.domain == "log" and m.transform.kind == "asinh":  # what `saecodec models derive` writes
+        if (args.domain == "log" or args.suite == "rd") and m.transform.kind == "asinh":  # `saecodec models derive`
             m = model_store.remember(m.for_log10_input())
             print(f"bench: {m.name} ({m.identity}) = `saecodec models derive {name} --input log10`", file=sys.stderr)
         models.append(m)
+    if args.suite == "rd":
+        return _rd(args, data, models, progress)
     pca_train = None
     if args.pca_train and not args.data and not args.no_baselines:
         from .data import sas
@@ -72,6 +80,21 @@ def _cmd_bench(args) -> int:
                      progress=progress, baselines=not args.no_baselines)
     files = report.save(result, args.out, args.tag, args.command_line)
     print(report.markdown(result, args.command_line))
+    for f in files:
+        print(f"wrote {f}", file=sys.stderr)
+    return 0
+
+
+def _rd(args, data, models, progress) -> int:
+    """The rd suite: every codec on the log-domain frames (--domain intensity: their asinh log)."""
+    from .bench import rd, rd_report
+
+    real = None if args.no_real else rd.real_frames()
+    values = data.log(data.values).astype("float32")
+    result = rd.run(models, values, real, stack=args.stack, progress=progress)
+    result["dataset"] = data.name
+    files = rd_report.save(result, args.out, args.tag, args.command_line)
+    print(rd_report.markdown(result, args.command_line))
     for f in files:
         print(f"wrote {f}", file=sys.stderr)
     return 0

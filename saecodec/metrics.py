@@ -40,9 +40,9 @@ def rel_l2(ref: np.ndarray, test: np.ndarray) -> float:
     return RelL2().add(ref[ok], test[ok]).value
 
 
-def offset_free_rel_l2(ref: np.ndarray, test: np.ndarray) -> tuple[float, float]:
-    """(aggregate, median over frames) of ||test - ref|| / ||ref - per-frame mean of ref||
-    for frames (..., h, w) in the domain where the error is measured (log10 intensities);
+def offset_free_terms(ref: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame: (sum of squared errors, sum of squared deviations of ref from its mean), the
+    two sums :func:`offset_free_rel_l2` is made of, for aggregating frames of different sizes;
     elements where either is not finite are left out."""
     h, w = ref.shape[-2:]
     r = np.asarray(ref, np.float64).reshape(-1, h * w)
@@ -53,9 +53,22 @@ def offset_free_rel_l2(ref: np.ndarray, test: np.ndarray) -> tuple[float, float]
         mean = np.nanmean(np.where(ok, r, np.nan), axis=1, keepdims=True)
     err2 = (np.where(ok, t - r, 0.0) ** 2).sum(axis=1)
     dev2 = (np.where(ok, r - mean, 0.0) ** 2).sum(axis=1)
+    return err2, dev2
+
+
+def offset_free_summary(err2: np.ndarray, dev2: np.ndarray) -> tuple[float, float]:
+    """(aggregate, median over frames) from :func:`offset_free_terms`."""
+    err2, dev2 = np.asarray(err2, np.float64), np.asarray(dev2, np.float64)
     per_frame = np.sqrt(err2) / np.maximum(np.sqrt(dev2), 1e-12)
     aggregate = math.sqrt(err2.sum() / max(dev2.sum(), 1e-300))
     return aggregate, float(np.median(per_frame)) if len(per_frame) else 0.0
+
+
+def offset_free_rel_l2(ref: np.ndarray, test: np.ndarray) -> tuple[float, float]:
+    """(aggregate, median over frames) of ||test - ref|| / ||ref - per-frame mean of ref||
+    for frames (..., h, w) in the domain where the error is measured (log10 intensities);
+    elements where either is not finite are left out."""
+    return offset_free_summary(*offset_free_terms(ref, test))
 
 
 def value_metrics(x: np.ndarray, y: np.ndarray) -> dict:
