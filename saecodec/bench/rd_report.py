@@ -29,7 +29,9 @@ def markdown(result: dict, command: str = "") -> str:
              "(ours over its rate levels, X over its bound sweep); * = extrapolated beyond a curve's end. "
              "Anchors one frame per chunk; saecodec 64 frames per chunk (sim), one chunk per real frame. "
              "Ratios count every stored byte (HDF5 chunk bytes). Speeds: MB/s of raw data per CPU second, and x "
-             "SZ3 at its sweep point nearest in aggregate error (pure, anchors) or at the same bound (bounded).", ""]
+             "SZ3 at its sweep point nearest in aggregate error (pure, anchors) or at the same bound (bounded). "
+             "Fell back: frames the quality gate coded bounded, of the frames coded, which include the fill "
+             "frames HDF5 pads a partial last chunk with.", ""]
     for set_name, s in result["sets"].items():
         lines += [f"## {SET_TITLES.get(set_name, set_name)}", "",
                   "### At equal error", "",
