@@ -79,7 +79,7 @@ def _measure(parts: list, kw_of, chunk_of, stats=None) -> dict:
 
 
 def _sets(sim: np.ndarray | None, real: list | None, stack: int) -> dict:
-    """{set: (anchor parts, saecodec parts, saecodec chunk shape of values)}."""
+    """{set: (anchor parts, saecodec parts, anchor chunk shape of values, saecodec chunk shape of values)}."""
     out = {}
     if sim is not None:
         n, h, w = sim.shape
