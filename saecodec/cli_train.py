@@ -17,7 +17,7 @@ def _frac(text: str) -> float:
 _FAMILY_DEFAULTS = {"conv-hyper": {"batch": 16, "lr": 1e-3}, None: {"batch": 512, "lr": 1e-4}}
 
 
-def _conv_hyper(args, frames):
+def _conv_hyper(args, frames, log10):
     """The conv-hyper family: rate-distortion training on crops (training.conv_hyper)."""
     from .models import Transform
     from .training import ConvHyperConfig, train_conv_hyper
@@ -25,14 +25,17 @@ def _conv_hyper(args, frames):
     arch = {"chans": [int(c) for c in args.chans.split(",") if c.strip()], "M": args.latent_channels,
             "Nh": args.hyper_channels, "k": args.kernel, "hk": args.hyper_kernel,
             "lambdas": [float(v) for v in args.lambdas.split(",") if v.strip()]}
-    cfg = ConvHyperConfig(steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, seed=args.seed,
+    cfg = ConvHyperConfig(steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, lr_end=args.lr_end,
+                          warmup=args.warmup, seed=args.seed,
                           device=args.device, checkpoint=args.checkpoint, resume=args.resume,
                           checkpoint_every=args.checkpoint_every, progress=not args.quiet)
     name = args.name or "conv-hyper"
     transform = Transform("asinh", args.transform_scale, True, "mean")
     model, result = train_conv_hyper(frames, arch=arch, transform=transform, cfg=cfg, name=name,
-                                     provenance={"data": str(args.data), "dataset": args.dataset,
-                                                 "command": "saecodec train --family conv-hyper"})
+                                     provenance={"data": [str(d) for d in args.data], "dataset": args.dataset,
+                                                 "log10_data": [str(d) for d in args.log10_data],
+                                                 "command": "saecodec train --family conv-hyper"},
+                                     log10=log10)
     return model, result["val"]
 
 
@@ -46,9 +49,15 @@ def cmd_train(args) -> int:
     for key, value in _FAMILY_DEFAULTS.get(args.family, _FAMILY_DEFAULTS[None]).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    frames = read_h5(args.data, args.dataset, args.limit).astype(np.float64)
+    if args.log10_data and args.family != "conv-hyper":
+        raise SaecodecError("--log10-data is for --family conv-hyper")
+    parts = [read_h5(p, args.dataset, args.limit) for p in [*args.data, *args.log10_data]]
+    if len({p.shape[1:] for p in parts}) > 1:
+        raise SaecodecError(f"data files have frames of different shapes: {[p.shape[1:] for p in parts]}")
+    frames = np.concatenate(parts).astype(np.float64)
     if args.family == "conv-hyper":
-        model, val = _conv_hyper(args, frames)
+        n_asinh = sum(len(p) for p in parts[:len(args.data)])
+        model, val = _conv_hyper(args, frames, np.arange(len(frames)) >= n_asinh)
         model.storage_dtype = args.storage_dtype or "float16"
         save_model(model, args.output, not args.no_register, json.dumps(val, indent=1))
         return 0
@@ -57,7 +66,8 @@ def cmd_train(args) -> int:
                       progress=not args.quiet)
     name = args.name or f"{args.family}-{frames.shape[1]}x{frames.shape[2]}"
     transform = Transform("asinh", args.transform_scale)
-    record = {"data": str(args.data), "frames": int(len(frames)), "seed": args.seed, "epochs": args.epochs,
+    data = str(args.data[0]) if len(args.data) == 1 else [str(d) for d in args.data]
+    record = {"data": data, "frames": int(len(frames)), "seed": args.seed, "epochs": args.epochs,
               "batch": args.batch, "lr": args.lr, "family": args.family}
     if args.family == "l1":
         m_frac, l_frac, lam, selector = args.arch.split(",")
@@ -98,9 +108,12 @@ def register(sub) -> None:
     t.add_argument("--family", default="l1", choices=["l1", "rrae", "conv-hyper"],
                    help="l1: sparse L1 autoencoder; rrae: rank reduction autoencoder; conv-hyper: convolutional "
                         "codec with a hyperprior, any frame size, rate levels")
-    t.add_argument("--data", required=True, help="HDF5 file of frames (N, h, w)")
+    t.add_argument("--data", required=True, nargs="+", help="HDF5 file(s) of frames (N, h, w), concatenated")
+    t.add_argument("--log10-data", nargs="+", default=[],
+                   help="conv-hyper: more HDF5 files of intensities, trained on as log10(max(I, 1e-6)) rather than "
+                        "the asinh transform (the research recipe's domain for its noiseless simulated sets)")
     t.add_argument("--dataset", default="frames")
-    t.add_argument("--limit", type=int, default=None, help="use only the first N frames")
+    t.add_argument("--limit", type=int, default=None, help="use only the first N frames (of each file)")
     t.add_argument("--arch", default="1/16,1/8,1e-3,z",
                    help="L1 architecture 'm/n,l/n,lambda,f' with f in z|grad|laplace (default 1/16,1/8,1e-3,z)")
     t.add_argument("--rank", type=int, default=None, help="rrae: fixed rank k")
@@ -138,6 +151,8 @@ def register(sub) -> None:
     t.add_argument("--epochs", type=int, default=50)
     t.add_argument("--batch", type=int, default=None, help="default 512 (conv-hyper: 16)")
     t.add_argument("--lr", type=float, default=None, help="default 1e-4 (conv-hyper: 1e-3, cosine to 2e-5)")
+    t.add_argument("--lr-end", type=float, default=2e-5, help="conv-hyper: cosine end of the learning rate")
+    t.add_argument("--warmup", type=int, default=200, help="conv-hyper: linear warm-up steps (default 200)")
     t.add_argument("--lr-min-fraction", type=float, default=1.0,
                    help="cosine-decay the learning rate to lr * this (default 1: constant, as in the paper)")
     t.add_argument("--seed", type=int, default=0)

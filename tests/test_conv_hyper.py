@@ -4,6 +4,7 @@ A tiny model (chans (8, 8), M 8) trained for a few dozen steps in a session fixt
 drift tests perturb every network output the decoder computes.
 """
 
+import json
 import subprocess
 import sys
 
@@ -391,3 +392,39 @@ def test_log10_variant_reads_log10_arrays(conv_model):
     direct = SAECodec(model, max_error=None)
     # log10(x) and asinh(x / 1e-3) / ln 10 differ by a constant per frame where x >> 1e-3
     assert np.abs(back - u).mean() < 2 * np.abs(np.log10(direct.decode(direct.encode(x))) - u).mean() + 0.05
+
+
+def test_train_from_several_files_with_log10_sets(tmp_path, monkeypatch, capsys):
+    """The shipped model's recipe (benchmarks/train_sas_conv_h.py): noiseless simulated sets
+    enter as log10(max(I, 1e-6)), the noisy one in the model's asinh domain, one cosine
+    schedule whose end and warm-up are options."""
+    from saecodec.cli import main
+    from saecodec.training.conv_hyper import prepare_frames
+
+    x = rings(3, (16, 16), seed=59)
+    x[0, 0, 0] = 0.0
+    u = prepare_frames(x, Transform("asinh", SCALE, True, "mean"), np.array([True, False, True]))
+    np.testing.assert_allclose(u[0], np.log10(np.maximum(x[0], 1e-6)), rtol=1e-6)
+    assert u[0, 0, 0] == np.float32(-6.0)
+    np.testing.assert_allclose(u[1], u_of(x[1]), rtol=1e-6)
+    monkeypatch.setenv("SAECODEC_CACHE_DIR", str(tmp_path / "cache"))
+    files = {}
+    for name, n, shape in (("a", 6, (24, 24)), ("b", 4, (24, 24)), ("odd", 2, (20, 24))):
+        files[name] = tmp_path / f"{name}.h5"
+        with h5py.File(files[name], "w") as f:
+            f["frames"] = rings(n, shape, seed=len(name) + n)
+    out = tmp_path / "m.safetensors"
+    base = ["train", "--family", "conv-hyper", "--chans", "4", "--latent-channels", "4", "--hyper-channels", "4",
+            "--lambdas", "100,1000", "--crop", "16", "--batch", "4", "--steps", "3", "--lr-end", "1e-4",
+            "--warmup", "2", "--device", "cpu", "--no-register", "-q", "-o", str(out)]
+    assert main(base + ["--data", str(files["a"]), "--log10-data", str(files["b"])]) == 0
+    record = json.loads(load_file(out).provenance)
+    assert record["frames"] == 10 and record["log10_frames"] == 4
+    assert record["config"]["lr_end"] == 1e-4 and record["config"]["warmup"] == 2
+    assert record["log10_data"] == [str(files["b"])]
+    assert main(base + ["--data", str(files["a"]), str(files["odd"])]) == 2
+    assert "different shapes" in capsys.readouterr().err
+    assert main(["train", "--family", "l1", "--data", str(files["a"]), "--log10-data", str(files["b"])]) == 2
+    with pytest.raises(SaecodecError, match="one value per frame"):
+        train_conv_hyper(x, arch=ARCH, transform=Transform("asinh", SCALE, True, "mean"),
+                         cfg=ConvHyperConfig(steps=1, progress=False), name="t", log10=np.ones(2, bool))

@@ -50,16 +50,30 @@ class ConvHyperConfig:
     progress: bool = True
 
 
-def prepare_frames(frames: np.ndarray, transform: Transform) -> np.ndarray:
-    """Intensities (N, H, W) -> the transformed domain u, float32; non-finite pixels get the
-    frame's median (the codec masks them and fills likewise)."""
-    u = transform.to_u(np.asarray(frames, np.float64))
-    bad = ~np.isfinite(u)
-    if bad.any():
+LOG10_FLOOR = 1e-6
+
+
+def prepare_frames(frames: np.ndarray, transform: Transform, log10: np.ndarray | None = None,
+                   block: int = 4096) -> np.ndarray:
+    """Intensities (N, H, W) -> the transformed domain u, float32, a block of frames at a time
+    (tens of thousands of frames fit in memory); non-finite pixels get the frame's median (the
+    codec masks them and fills likewise). Frames flagged in ``log10`` enter as
+    log10(max(I, 1e-6)), the domain the research recipe trained its simulated sets in (the
+    asinh domain less a constant where I >> scale; the per-crop mean drops the constant)."""
+    flag = np.zeros(len(frames), bool) if log10 is None else np.asarray(log10, bool)
+    out = np.empty(frames.shape, np.float32)
+    for s in range(0, len(frames), block):
+        x = np.asarray(frames[s:s + block], np.float64)
+        u = transform.to_u(x)
+        f = flag[s:s + block]
+        if f.any():
+            u[f] = np.log10(np.maximum(x[f], LOG10_FLOOR))
+        bad = ~np.isfinite(u)
         for i in np.flatnonzero(bad.any(axis=(1, 2))):
             ok = u[i][~bad[i]]
             u[i][bad[i]] = np.median(ok) if ok.size else 0.0
-    return u.astype(np.float32)
+        out[s:s + block] = u
+    return out
 
 
 def _dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -117,9 +131,10 @@ def evaluate(module: ConvHyperprior, u: np.ndarray, levels, batch: int = 64) -> 
 
 
 def train_conv_hyper(frames: np.ndarray, *, arch: dict, transform: Transform, cfg: ConvHyperConfig, name: str,
-                     provenance: dict | None = None) -> tuple[Model, dict]:
+                     provenance: dict | None = None, log10: np.ndarray | None = None) -> tuple[Model, dict]:
     """Train a conv-hyper model on intensities ``frames`` (N, H, W); returns the frozen Model
-    (whole frames, ``transform`` with mean-only normalisation) and the run's record."""
+    (whole frames, ``transform`` with mean-only normalisation) and the run's record. ``log10``:
+    per frame, train on log10(I) instead of the transform (``prepare_frames``)."""
     if frames.ndim != 3 or len(frames) < 2:
         raise SaecodecError(f"training needs a stack of at least 2 frames (N, H, W), got shape {frames.shape}")
     if transform.normalise != "mean":
@@ -127,7 +142,9 @@ def train_conv_hyper(frames: np.ndarray, *, arch: dict, transform: Transform, cf
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     module = ConvHyperprior(**arch)
-    u = prepare_frames(frames, transform)
+    if log10 is not None and np.shape(log10) != (len(frames),):
+        raise SaecodecError(f"log10 flags one value per frame: {np.shape(log10)} for {len(frames)} frames")
+    u = prepare_frames(frames, transform, log10)
     perm = np.random.default_rng(cfg.seed).permutation(len(u))
     n_val = min(max(1, int(round(len(u) * cfg.val_fraction))), len(u) - 1)
     u_val, u_tr = u[perm[:n_val]], u[perm[n_val:]]
@@ -189,7 +206,8 @@ def train_conv_hyper(frames: np.ndarray, *, arch: dict, transform: Transform, cf
     record = {"family": "conv-hyper", "arch": {k: v for k, v in module.architecture.items() if k != "tables"},
               "transform": transform.to_dict(), "config": {k: v for k, v in asdict(cfg).items()
                                                            if k not in ("checkpoint", "resume", "progress")},
-              "frames": int(len(u)), "frame_shape": list(u.shape[1:]), "steps": state["step"],
+              "frames": int(len(u)), "log10_frames": int(np.count_nonzero(log10)) if log10 is not None else 0,
+              "frame_shape": list(u.shape[1:]), "steps": state["step"],
               "cpu_s": round(state["cpu_s"], 1), "wall_s": round(state["wall_s"], 1),
               "loss": "bits + lambda(level) * SSE per pixel, levels uniform in [0, L-1]", **(provenance or {})}
     model = Model(module, None, transform, name, provenance=json.dumps(record, sort_keys=True),
