@@ -79,12 +79,24 @@ static int poisson_params(quant_t *q, double eb, int64_t R) {
 }
 
 /* the largest region an element of the chunk needs (valid, integer-valued, 0 <= x < 2^52) */
-static int64_t poisson_R(const void *xb, int dt, int64_t n, const uint8_t *mask, double eb) {
+FC_INLINE double poisson_xmax(const void *xb, const int dt, int64_t n, const uint8_t *mask) {
     double xmax = 0;
     for (int64_t i = 0; i < n; i++) {
         if (mask && ((mask[i >> 3] >> (7 - (i & 7))) & 1)) continue;
         const double x = load_f(xb, i, dt);
         if (x > xmax && x < 4503599627370496.0) xmax = x;
+    }
+    return xmax;
+}
+
+static int64_t poisson_R(const void *xb, int dt, int64_t n, const uint8_t *mask, double eb) {
+    double xmax; /* one loop per element type: no dtype switch per element */
+    switch (dt) {
+#define XMAX_DT(D) case D: xmax = mask ? poisson_xmax(xb, D, n, mask) : poisson_xmax(xb, D, n, NULL); break;
+    XMAX_DT(FC_F32) XMAX_DT(FC_F64) XMAX_DT(FC_I8) XMAX_DT(FC_I16) XMAX_DT(FC_I32) XMAX_DT(FC_I64)
+    XMAX_DT(FC_U8) XMAX_DT(FC_U16) XMAX_DT(FC_U32)
+    default: xmax = poisson_xmax(xb, dt, n, mask); break;
+#undef XMAX_DT
     }
     int64_t R = pois_T(eb, (int64_t)xmax);
     const int64_t r0 = pois_T(eb, 0);
@@ -143,9 +155,43 @@ FC_INLINE void quant_row_absf(const quant_t *q, const int dt, const int cdt, con
     }
 }
 
+/* FC_POISSON with the element type known at compile time: the generic loop's arithmetic,
+ * without a dtype switch per element (load, range test and cast fold to one type). */
+FC_INLINE void quant_row_pois(const quant_t *q, const int dt, const void *xb, int64_t off, int64_t W,
+                              const uint8_t *mrow, uint64_t *Q, uint8_t *st, uint8_t *cls) {
+    const int64_t rlast = q->R - q->r0;
+    const double xend = (double)q->pa[rlast + 1];
+    for (int64_t j = 0; j < W; j++) {
+        const int64_t i = off + j;
+        Q[j] = 0;
+        if (mrow[j]) { st[j] = ST_MASKED; cls[j] = 0; continue; }
+        st[j] = ST_OK; cls[j] = 1;
+        if (!q->isfloat && !int_exact(xb, i, dt)) { st[j] = ST_FALLBACK; continue; }
+        const double x = load_f(xb, i, dt);
+        if (!(x >= 0) || x != floor(x) || !(x < xend)) { st[j] = ST_FALLBACK; continue; }
+        const int64_t xi = (int64_t)x;
+        const int64_t ri = xi < q->nxdirect ? q->xdirect[xi] : pois_T(q->eb, xi) - q->r0;
+        if (ri < 0 || ri > rlast || xi < q->pa[ri] || xi >= q->pa[ri + 1]) { st[j] = ST_FALLBACK; continue; }
+        const int64_t r = q->r0 + ri, w = 2 * r + 1, o = BIN_OFFSET(q, i, w);
+        const int64_t kl = (int64_t)floor((double)(xi - q->pa[ri] + o) / (double)w);
+        const double v = (double)(q->pa[ri] - o + kl * w + r);
+        if (!(cast_f(v, dt) == v)) { st[j] = ST_FALLBACK; continue; }
+        Q[j] = (uint64_t)(q->pB[ri] + kl);
+    }
+}
+
 static void quant_row(const quant_t *q, const void *xb, int64_t off, int64_t W, int64_t p,
                       const uint8_t *mrow, uint64_t *Q, uint8_t *st, uint8_t *cls) {
     const int dt = q->dtype;
+    if (q->mode == FC_POISSON && q->vdt == dt) {
+#define POIS_DT(D) case D: quant_row_pois(q, D, xb, off, W, mrow, Q, st, cls); return;
+        switch (dt) {
+        POIS_DT(FC_F32) POIS_DT(FC_F64) POIS_DT(FC_I8) POIS_DT(FC_I16) POIS_DT(FC_I32) POIS_DT(FC_I64)
+        POIS_DT(FC_U8) POIS_DT(FC_U16) POIS_DT(FC_U32) POIS_DT(FC_U64)
+        default: break;
+        }
+#undef POIS_DT
+    }
     if (q->mode == FC_LOSSLESS) {
 #define LOAD_LOOP(T) { const T *x = (const T *)xb + off; \
             for (int64_t j = 0; j < W; j++) { Q[j] = (uint64_t)x[j]; st[j] = mrow[j] ? ST_MASKED : ST_OK; } }

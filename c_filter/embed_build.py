@@ -38,7 +38,7 @@ def _report(exc, value, tb):
 def saecodec_h5_filter(flags, cd_nelmts, cd_values, nbytes, buf_size, buf, out_nbytes):
     from saecodec.plugin.filter import filter_call
 
-    cd = [cd_values[i] for i in range(cd_nelmts)]
+    cd = ffi.unpack(cd_values, cd_nelmts) if cd_nelmts else []  # one call, not one index per value
     out = filter_call(int(flags), cd, ffi.buffer(buf[0], nbytes))
     n = len(out)
     p = lib.malloc(max(n, 1))

@@ -128,7 +128,9 @@ class SAECodec(Codec):
     def decode(self, buf, out=None):
         if isinstance(buf, np.ndarray) and buf.dtype != np.uint8:
             buf = buf.view(np.uint8).reshape(-1) if buf.flags.c_contiguous else buf.tobytes()
-        data = ensure_contiguous_ndarray(buf)
+        # bytes and flat uint8 arrays (what the HDF5 filter passes) are read as they are
+        data = buf if type(buf) is bytes or (type(buf) is np.ndarray and buf.ndim == 1 and buf.dtype == np.uint8
+                                             and buf.flags.c_contiguous) else ensure_contiguous_ndarray(buf)
         dec = chunk.decode_chunk(self.resolve_model(), data, device=self.device)
         if out is not None:
             return ndarray_copy(dec, out)

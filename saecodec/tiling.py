@@ -14,7 +14,7 @@ import numpy as np
 
 def grid(shape: tuple[int, ...], tile: tuple[int, int]) -> tuple[int, int, int]:
     """(number of 2D planes, tiles down, tiles across) for a chunk of ``shape``."""
-    planes = int(np.prod(shape[:-2], dtype=np.int64))
+    planes = int(math.prod(shape[:-2]))
     h, w = shape[-2], shape[-1]
     return planes, math.ceil(h / tile[0]), math.ceil(w / tile[1])
 

@@ -40,16 +40,23 @@ PREDICTORS = ("none", "lorenzo", "avg")  # per plane: none, 2D Lorenzo, (W + N) 
 # ``allowed`` bits: predictor k on the plane itself (bit k) or on its residual to ``pred`` (bit 3 + k)
 ALLOW_PLAIN, ALLOW_PRED, ALLOW_ALL = 0x07, 0x38, 0x3F
 NO_DITHER, VERIFY_F16 = 1, 2
+STREAM_VERSION = 1  # FC_VERSION: a stream's first byte (docs/fastcode.md)
 _CORRUPT, _NOMEM, _ARG = -1, -2, -3
 
 
 def _code(dtype: np.dtype) -> int:
+    code = _CODES.get(dtype)  # the common call: a native dtype object seen before
+    if code is not None:
+        return code
     dt = np.dtype(dtype).newbyteorder("=")
     if dt == F16:
         dt = F32
     if dt not in DTYPES:
         raise SaecodecError(f"the bounded coder cannot store dtype {dtype}")
     return DTYPES[dt]
+
+
+_CODES = {**DTYPES, F16: DTYPES[F32]}
 
 
 def planes_of(shape) -> tuple[int, int, int]:
@@ -122,7 +129,9 @@ def encode(x: np.ndarray, mode: str = "abs", eb: float = 0.0, *, mask=None, pred
 
 def decode(buf, shape, dtype, *, mask=None, pred=None, out: np.ndarray | None = None) -> np.ndarray:
     """Stream -> the chunk (masked elements of ``out`` are left as they are)."""
-    dt = np.dtype(dtype).newbyteorder("=")
+    dt = np.dtype(dtype)
+    if not dt.isnative:
+        dt = dt.newbyteorder("=")
     shape = tuple(int(s) for s in shape)
     P, H, W = planes_of(shape)
     n = P * H * W
@@ -131,8 +140,8 @@ def decode(buf, shape, dtype, *, mask=None, pred=None, out: np.ndarray | None = 
     elif out.dtype != dt or out.shape != shape or not out.flags.c_contiguous:
         raise SaecodecError("out must be a C-contiguous array of the chunk's shape and dtype")
     target = out.astype(F32) if dt == F16 else out
-    keep = [_bits(mask, n), _f64(pred, n, "pred")]
-    (_, mptr), (_, pptr) = keep
+    mbits, mptr = _bits(mask, n) if mask is not None else (None, ffi.NULL)  # kept alive through the call
+    pbuf, pptr = _f64(pred, n, "pred") if pred is not None else (None, ffi.NULL)
     mv = memoryview(buf).cast("B")
     rc = lib.fc_decode(ffi.from_buffer(mv), len(mv), ffi.from_buffer(target, require_writable=True), _code(dt),
                        P, H, W, mptr, pptr)
@@ -149,11 +158,10 @@ def decode(buf, shape, dtype, *, mask=None, pred=None, out: np.ndarray | None = 
 
 def uses_pred(buf) -> bool:
     """Whether a stream needs the caller's prediction (the network's reconstruction)."""
-    mode, used = ffi.new("int *"), ffi.new("int *")
-    mv = memoryview(buf).cast("B")
-    if lib.fc_peek(ffi.from_buffer(mv), len(mv), mode, used):
+    mv = memoryview(buf).cast("B")  # fc_peek's test, without two cffi allocations per chunk
+    if len(mv) < 5 or mv[0] != STREAM_VERSION or mv[1] > MODES["poisson"]:
         raise PayloadError("corrupted payload: not a residual stream")
-    return bool(used[0])
+    return bool((mv[2] >> 3) & 1)
 
 
 def plane_choices(buf, planes: int) -> tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,8 @@ values), and has a second, open-ended flags varint for new sections.
 
 from __future__ import annotations
 
+import functools
+import math
 import zlib
 from dataclasses import dataclass
 
@@ -82,18 +84,30 @@ class Reader:
         return out
 
     def u8(self) -> int:
-        return self.take(1)[0]
+        pos = self.pos
+        if pos >= len(self.buf):
+            self.take(1)  # raises the truncation error
+        self.pos = pos + 1
+        return self.buf[pos]
 
     def varint(self, limit: int = 1 << 62) -> int:
+        # indexes the buffer (no slice per byte): for small chunks, headers cost as much as decoding
+        buf, pos, end = self.buf, self.pos, len(self.buf)
         value, shift = 0, 0
         while True:
-            byte = self.u8()
+            if pos >= end:
+                self.pos = pos
+                self.take(1)  # raises the truncation error
+            byte = buf[pos]
+            pos += 1
             value |= (byte & 0x7F) << shift
             if not byte & 0x80:
                 break
             shift += 7
             if shift > 63:
+                self.pos = pos
                 raise PayloadError("corrupted payload: varint too long")
+        self.pos = pos
         if value > limit:
             raise PayloadError(f"corrupted payload: value {value} exceeds {limit}")
         return value
@@ -170,6 +184,11 @@ class Header:
             reader.verify_checksum()
         else:
             _refuse_flipped_version(reader, version)
+        global _last_header
+        start, last = reader.pos - 1, _last_header  # from the version byte: it decides the layout
+        if last is not None and reader.buf[start:start + len(last[0])] == last[0]:
+            reader.pos = start + len(last[0])  # the same bytes parse to the same header
+            return last[1]
         flags = reader.u8()
         if flags & ~_KNOWN_FLAGS[version]:
             raise PayloadError(f"corrupted payload: unknown flags {flags:#04x}")
@@ -186,12 +205,19 @@ class Header:
         if not 2 <= ndim <= MAX_NDIM:
             raise PayloadError(f"corrupted payload: {ndim} dimensions")
         shape = tuple(reader.varint(MAX_ELEMENTS) for _ in range(ndim))
-        if int(np.prod(shape, dtype=np.float64)) > MAX_ELEMENTS:
+        if math.prod(shape) > MAX_ELEMENTS:
             raise PayloadError(f"corrupted payload: shape {shape} exceeds the decoder's limit of {MAX_ELEMENTS} elements")
         tile = (reader.varint(1 << 16), reader.varint(1 << 16))
         if min(tile) < 1:
             raise PayloadError(f"corrupted payload: tile shape {tile}")
-        return cls(flags, check, np.dtype(DTYPES[code]), latent_code, shape, tile, ext)
+        header = cls(flags, check, np.dtype(DTYPES[code]), latent_code, shape, tile, ext)
+        _last_header = (bytes(reader.buf[start:reader.pos]), header)
+        return header
+
+
+# The last header parsed (its bytes from the version byte on) and its parse: a dataset's chunks
+# share one header. Compared byte for byte, so it skips work, never a check.
+_last_header: tuple[bytes, Header] | None = None
 
 
 def checksum(data, start: int = 0) -> int:
@@ -216,6 +242,7 @@ def _refuse_flipped_version(reader: Reader, version: int) -> None:
                            f"{VERSION} payload (its checksum says so); the chunk is corrupted")
 
 
+@functools.lru_cache(maxsize=64)
 def model_check(identity: str) -> bytes:
     return bytes.fromhex(identity)[:MODEL_CHECK_BYTES]
 
