@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from . import model_store
+
 
 def cmd_demo(args) -> int:
     """Simulate frames, write them through Zarr with saecodec, read them back, report."""
@@ -69,7 +71,8 @@ def _latents(model, stats: list[dict]) -> str:
 
 def register(sub) -> None:
     d = sub.add_parser("demo", help="simulate frames, compress them into Zarr, read back, print ratio and error")
-    d.add_argument("--model", default="sas64-l1", help="model name, identity or file (default: the shipped sas64-l1)")
+    d.add_argument("--model", default=model_store.DEFAULT_MODEL,
+                   help=f"model name, identity or file (default: the shipped {model_store.DEFAULT_MODEL})")
     d.add_argument("--frames", type=int, default=512)
     d.add_argument("--chunk", type=int, default=64, help="frames per Zarr chunk")
     d.add_argument("--seed", type=int, default=12345, help="simulation seed (the default model never saw it)")

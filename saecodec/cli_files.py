@@ -13,6 +13,7 @@ import numpy as np
 
 from .bound import BOUND_MODES
 from .errors import SaecodecError
+from .model_store import DEFAULT_MODEL
 
 
 def _value(text: str):
@@ -100,7 +101,7 @@ def register(sub) -> None:
                        description="Compress every frame dataset (NXdetector data by default, or --dataset) "
                                    "and copy everything else unchanged.")
     _io_args(c, "an HDF5/NeXus file, a Zarr store, or detector images (a directory, a glob, a file)")
-    c.add_argument("--model", default="sas64-l1", help="model identity, name or file (default: sas64-l1)")
+    c.add_argument("--model", default=DEFAULT_MODEL, help=f"model identity, name or file (default: {DEFAULT_MODEL})")
     c.add_argument("--dataset", action="append", help="dataset or array path to compress (repeatable)")
     c.add_argument("--chunks", default=None, help="chunk shape, e.g. 4,512,512 (default: the input's when "
                                                   "they hold whole frames, else about 4 MiB of frames)")

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-MODEL = "sas64-l1"
+MODEL = "sas-conv-h"  # model_store.DEFAULT_MODEL (not imported here: the self-test imports lazily)
 BOUND = 1e-2
 
 
 def frames(n: int = 3, shape=(64, 80)) -> np.ndarray:
-    """Ring-shaped scattering patterns, log10 intensities (what sas64-l1 sees)."""
+    """Ring-shaped scattering patterns (intensities over four decades)."""
     yy, xx = np.indices(shape)
     r = np.hypot(yy - shape[0] / 2, xx - shape[1] / 2.5)
     out = [np.log10(1e3 / (1 + (r / (4 + 2 * i)) ** 4) + 1.0 + 0.2 * np.cos(r / (2 + i))) for i in range(n)]

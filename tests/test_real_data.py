@@ -14,9 +14,9 @@ REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-sas"
 FILES = sorted(REAL.glob("*.npz")) if REAL.is_dir() else []
 
 
-@pytest.fixture(scope="module")
-def default_codec():
-    return SAECodec("sas64-l1")
+@pytest.fixture(scope="module", params=["sas-conv-h", "sas64-l1"])
+def default_codec(request):
+    return SAECodec(request.param)
 
 
 @pytest.mark.skipif(not FILES, reason="../shared/data/real-sas not present")

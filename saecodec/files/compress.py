@@ -17,6 +17,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..errors import SaecodecError
+from ..model_store import DEFAULT_MODEL
 from . import inputs, output, sources, zarrio
 from .parallel import Pool
 from .progress import Progress
@@ -55,7 +56,7 @@ def encode_job(job) -> tuple[bytes, int]:
     return bytes(payload), block.nbytes
 
 
-def compress(inp, out, *, model="sas64-l1", options: dict | None = None, datasets=None, chunks: str | None = None,
+def compress(inp, out, *, model=DEFAULT_MODEL, options: dict | None = None, datasets=None, chunks: str | None = None,
              fmt: str | None = None, force: bool = False, scheduler=None, workers: int | None = None,
              progress: bool = True) -> output.Summary:
     out = output.check_paths(inp, out, force)
