@@ -181,6 +181,11 @@ def identify(model, name: str | None = None) -> tuple[str, str | None]:
     key = os.fspath(model)
     if is_identity(key.lower()):
         known = loaded(key.lower())
+        if name is None and known is None:  # its name travels with the data: readers that lack it name it
+            try:
+                known = find(key.lower())
+            except ModelNotFoundError:
+                pass
         return key.lower(), name or (known.name if known else None)
     if Path(key).is_file():
         entry = _entry(Path(key), "given path")

@@ -82,3 +82,21 @@ def rel_l2(a, b):
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     return np.linalg.norm(a - b) / np.linalg.norm(b)
+
+
+def perturb_network_decode(monkeypatch, ulps=16, seed=0):
+    """Make every network decoder output differ by up to ``ulps`` float32 ulps, as another
+    device or thread count may: what the bounds and the gate must survive."""
+    from saecodec.models import runtime
+
+    real, rng = runtime.batched, np.random.default_rng(seed)
+
+    def perturbed(fn, z, dev):
+        out = real(fn, z, dev)
+        if fn.__name__ != "decode":
+            return out
+        ulp = np.spacing(np.abs(out).astype(np.float32)).astype(np.float64)
+        return (out + ulp * rng.integers(-ulps, ulps + 1, out.shape)).astype(np.float32)
+
+    monkeypatch.setattr(runtime, "batched", perturbed)
+

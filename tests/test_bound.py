@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import blobs, bumps
+from conftest import blobs, bumps, perturb_network_decode
 
 from saecodec import bound, chunk
 from saecodec.codec import SAECodec
@@ -107,19 +107,9 @@ def test_bound_survives_another_devices_rounding(tiny_model, monkeypatch):
     for eb in (1.0, 1e-1, 1e-2, 1e-3):
         payload = chunk.encode_chunk(tiny_model, x, error_bound=eb, predictors=network, predictor="network")
         assert np.isin(chunk.plane_modes(tiny_model, payload), (bound.MODE_AE, bound.MODE_AE_LORENZO)).sum() >= 4
-        real = runtime.batched
-        rng = np.random.default_rng(0)
-
-        def perturbed(fn, z, dev):
-            out = real(fn, z, dev)
-            if fn.__name__ != "decode":
-                return out
-            ulp = np.spacing(np.abs(out).astype(np.float32)).astype(np.float64)
-            return (out + ulp * rng.integers(-16, 17, out.shape)).astype(np.float32)
-
-        monkeypatch.setattr(runtime, "batched", perturbed)
-        dec = chunk.decode_chunk(tiny_model, payload)
-        monkeypatch.setattr(runtime, "batched", real)
+        with monkeypatch.context() as m:
+            perturb_network_decode(m)
+            dec = chunk.decode_chunk(tiny_model, payload)
         assert_within(dec, x, eb)
 
 

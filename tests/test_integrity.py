@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import zarr
 
-from conftest import blobs, run_fresh
-from saecodec import chunk, gate, hdf5
+from conftest import blobs, perturb_network_decode, run_fresh
+from saecodec import chunk, hdf5
 from saecodec.codec import SAECodec
 from saecodec.coding import payload as fmt
 from saecodec.errors import PayloadError, SaecodecError
@@ -134,17 +134,7 @@ def test_gate_changes_nothing_where_the_network_meets_the_target(tiny_model):
 def test_gate_survives_another_devices_rounding(tiny_model, monkeypatch):
     x = ood_frames()[1]
     payload = chunk.encode_chunk(tiny_model, x, max_error=0.05)
-    real = runtime.batched
-    rng = np.random.default_rng(0)
-
-    def perturbed(fn, z, dev):
-        out = real(fn, z, dev)
-        if fn.__name__ != "decode":
-            return out
-        ulp = np.spacing(np.abs(out).astype(np.float32)).astype(np.float64)
-        return (out + ulp * rng.integers(-16, 17, out.shape)).astype(np.float32)
-
-    monkeypatch.setattr(runtime, "batched", perturbed)
+    perturb_network_decode(monkeypatch)
     errs, inside = frame_errors(tiny_model, x, chunk.decode_chunk(tiny_model, payload))
     assert (errs <= 0.05).all() and inside.all()
 
@@ -302,7 +292,7 @@ def test_missing_model_error_names_the_model_in_h5py_and_h5dump(tiny_model, on_m
                 print("RAISED")
         """, env)
     assert "RAISED" in proc.stdout
-    assert "tiny-test" in proc.stderr and tiny_model.identity in proc.stderr
+    assert "tiny-test" in proc.stderr and tiny_model.identity in proc.stderr and "saecodec models add" in proc.stderr
     h5dump = shutil.which("h5dump")
     if h5dump is None:
         pytest.skip("h5dump not installed")

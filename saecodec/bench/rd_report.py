@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
+from . import report
 from .rd import ANCHOR_BOUNDS, curve
 from .report import _fmt
 
@@ -117,10 +115,4 @@ def plots(result: dict, prefix: str) -> list[str]:
 
 
 def save(result: dict, outdir, tag: str, command: str) -> list:
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    result = {**result, "command": command}
-    stem = f"rd_{tag}"
-    (outdir / f"{stem}.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
-    (outdir / f"{stem}.md").write_text(markdown(result, command))
-    return [outdir / f"{stem}.json", outdir / f"{stem}.md", *plots(result, str(outdir / stem))]
+    return report.save(result, outdir, f"rd_{tag}", command, to_markdown=markdown, to_plots=plots)

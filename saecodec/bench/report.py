@@ -124,11 +124,12 @@ def plots(result: dict, prefix) -> list:
     return files
 
 
-def save(result: dict, outdir, tag: str, command: str) -> list:
-    """``tag``.json, ``tag``.md and the plots in ``outdir``; ``command``: the command line that ran."""
+def save(result: dict, outdir, tag: str, command: str, *, to_markdown=None, to_plots=None) -> list:
+    """``tag``.json, ``tag``.md and the plots in ``outdir``; ``command``: the command line that ran.
+    Other suites pass their own ``to_markdown(result, command)`` and ``to_plots(result, prefix)``."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     result = {**result, "command": command}
     (outdir / f"{tag}.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
-    (outdir / f"{tag}.md").write_text(markdown(result, command))
-    return [outdir / f"{tag}.json", outdir / f"{tag}.md", *plots(result, str(outdir / tag))]
+    (outdir / f"{tag}.md").write_text((to_markdown or markdown)(result, command))
+    return [outdir / f"{tag}.json", outdir / f"{tag}.md", *(to_plots or plots)(result, str(outdir / tag))]
