@@ -147,8 +147,15 @@ def h5_to_zarr(h5file, root, skip: set, zarr_format: int) -> None:
                 return
             a.attrs.update({k: json_value(v) for k, v in obj.attrs.items()})
 
-    h5file.visititems_links(visit) if hasattr(h5file, "visititems_links") else h5file.visititems(
-        lambda n, o: visit(n, h5py.HardLink()))
+    # Collect first, copy after: copying inside HDF5's visit callback runs zarr's I/O threads
+    # while the callback holds HDF5's lock, which could hang (seen under pytest's capture).
+    links = []
+    if hasattr(h5file, "visititems_links"):
+        h5file.visititems_links(lambda n, link: links.append((n, link)))
+    else:
+        h5file.visititems(lambda n, o: links.append((n, h5py.HardLink())))
+    for name, link in links:
+        visit(name, link)
 
 
 def zarr_to_h5(zroot, h5file, skip: set) -> None:
