@@ -15,8 +15,8 @@ def register(sub) -> None:
     b.add_argument("--domain", choices=("log", "intensity"), default="log",
                    help="compress log10(I) (default; bounds in decades; intensity models run as their log10-input "
                         "variant, `saecodec models derive MODEL --input log10`) or the intensities themselves")
-    b.add_argument("--models", nargs="+", help="saecodec models (name, identity or file; default sas64-l1, "
-                   "rd suite: sas-conv-h sas64-l1)")
+    b.add_argument("--models", nargs="+", help="saecodec models (name, identity or file; default: the default "
+                   "model sas-conv-h; rd suite: sas-conv-h and the L1 paper's sas64-l1)")
     b.add_argument("--bounds", nargs="+", type=float, default=[1e-2, 1e-3, 1e-4],
                    help="absolute error bounds, in the compressed values' units (default 1e-2 1e-3 1e-4)")
     b.add_argument("--stack", type=int, default=64, help="frames per chunk of the stacked chunking (default 64)")
@@ -46,15 +46,13 @@ def _cmd_bench(args) -> int:
 
     progress = not args.quiet
     if args.models is None:
-        args.models = ["sas-conv-h", "sas64-l1"] if args.suite == "rd" else ["sas64-l1"]
+        args.models = [model_store.DEFAULT_MODEL] + (["sas64-l1"] if args.suite == "rd" else [])
     if args.suite == "bounds":
         from .bench import bounds
 
         result = bounds.run(args.models[0], repeat=args.repeat, eb=args.bounds[0])
-        for f in bounds.save(result, args.out, args.tag, args.command_line):
-            print(f"wrote {f}", file=sys.stderr)
-        print(bounds.markdown(result, args.command_line))
-        return 0
+        return _emit(bounds.markdown(result, args.command_line), bounds.save(result, args.out, args.tag,
+                                                                             args.command_line))
     if args.data:
         data = datasets.file_dataset(args.data, args.dataset, args.domain, args.limit)
     else:
@@ -78,8 +76,13 @@ def _cmd_bench(args) -> int:
         pca_train = datasets.to_domain(sas.simulate(args.pca_train, seed=0, progress=progress).frames, args.domain)
     result = run.run(data, models, args.bounds, stack=args.stack, fit_frames=args.fit_frames, pca_train=pca_train,
                      progress=progress, baselines=not args.no_baselines)
-    files = report.save(result, args.out, args.tag, args.command_line)
-    print(report.markdown(result, args.command_line))
+    return _emit(report.markdown(result, args.command_line), report.save(result, args.out, args.tag,
+                                                                         args.command_line))
+
+
+def _emit(markdown: str, files) -> int:
+    """The table on stdout, the files written on stderr."""
+    print(markdown)
     for f in files:
         print(f"wrote {f}", file=sys.stderr)
     return 0
@@ -93,8 +96,5 @@ def _rd(args, data, models, progress) -> int:
     values = data.log(data.values).astype("float32")
     result = rd.run(models, values, real, stack=args.stack, progress=progress)
     result["dataset"] = data.name
-    files = rd_report.save(result, args.out, args.tag, args.command_line)
-    print(rd_report.markdown(result, args.command_line))
-    for f in files:
-        print(f"wrote {f}", file=sys.stderr)
-    return 0
+    return _emit(rd_report.markdown(result, args.command_line), rd_report.save(result, args.out, args.tag,
+                                                                               args.command_line))

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import metrics
+from ..model_store import DEFAULT_MODEL
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -170,7 +171,7 @@ def counts_suite(model: str, frames: list[tuple[str, np.ndarray]], sentinels, re
     return rows
 
 
-def run(model: str = "sas64-l1", repeat: int = 1, eb: float = 1e-2) -> dict:
+def run(model: str = DEFAULT_MODEL, repeat: int = 1, eb: float = 1e-2) -> dict:
     from .report import versions
 
     out = {"versions": versions(), "date": time.strftime("%Y-%m-%d %H:%M"), "model": model}
