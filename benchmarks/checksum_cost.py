@@ -21,16 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from common import best_time
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def best(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main(argv=None) -> int:
@@ -59,9 +52,9 @@ def main(argv=None) -> int:
     rows = []
     for name, m, x, kw in cases:
         p = chunk.encode_chunk(m, x, **kw)
-        t_crc = best(lambda: zlib.crc32(memoryview(p)[:-4]), args.repeat * 20)
-        t_enc = best(lambda: chunk.encode_chunk(m, x, **kw), args.repeat)
-        t_dec = best(lambda: chunk.decode_chunk(m, p), args.repeat)
+        t_crc = best_time(lambda: zlib.crc32(memoryview(p)[:-4]), args.repeat * 20)[0]
+        t_enc = best_time(lambda: chunk.encode_chunk(m, x, **kw), args.repeat)[0]
+        t_dec = best_time(lambda: chunk.decode_chunk(m, p), args.repeat)[0]
         rows.append({"chunk": name, "raw_bytes": x.nbytes, "payload_bytes": len(p), "checksum_bytes": 4,
                      "checksum_share_of_bytes": 4 / len(p), "crc32_MBps": len(p) / 1e6 / t_crc,
                      "encode_MBps": x.nbytes / 1e6 / t_enc, "decode_MBps": x.nbytes / 1e6 / t_dec,

@@ -1,4 +1,5 @@
-"""What the benchmark scripts share: the codec round trip that every model is measured by.
+"""What the benchmark scripts share: the codec round trip that every model is measured by, and
+the best-of-N timer.
 
 Scripts import it as ``from common import codec_eval`` (they run from this directory).
 """
@@ -44,3 +45,13 @@ def codec_eval(model, frames: np.ndarray, chunk_frames: int = 64, device=None) -
         "encode_MBps": frames.nbytes / 1e6 / t_enc,
         "decode_MBps": frames.nbytes / 1e6 / t_dec,
     }
+
+
+def best_time(fn, repeat: int):
+    """(the shortest of ``repeat`` wall-clock runs of ``fn()``, in seconds, and its last result)."""
+    out, times = None, []
+    for _ in range(max(1, repeat)):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return min(times), out

@@ -19,29 +19,15 @@ import glob
 import json
 import sys
 import tempfile
-import time
 
 import numpy as np
 import torch
 
+from common import best_time
+from saecodec.metrics import offset_free_rel_l2 as rel_l2
+
 RESEARCH = "/work/research/model"
 
-
-def rel_l2(u, v):
-    u = u.reshape(len(u), -1).astype(np.float64)
-    v = v.reshape(len(v), -1).astype(np.float64)
-    e2 = ((v - u) ** 2).sum(1)
-    d2 = ((u - u.mean(1, keepdims=True)) ** 2).sum(1)
-    return float(np.sqrt(e2.sum() / d2.sum())), float(np.median(np.sqrt(e2 / d2)))
-
-
-def best(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), out
 
 
 def main():
@@ -109,14 +95,14 @@ def main():
     timing = {}
     codec = SAECodec(log10, max_error=None)
     chunk = u[:64]
-    t_enc, payload = best(lambda: codec.encode(chunk), args.repeat)
-    t_dec, _ = best(lambda: codec.decode(payload), args.repeat)
+    t_enc, payload = best_time(lambda: codec.encode(chunk), args.repeat)
+    t_dec, _ = best_time(lambda: codec.decode(payload), args.repeat)
     timing["64x64"] = {"encode_ms_per_frame": 1e3 * t_enc / len(chunk), "decode_ms_per_frame": 1e3 * t_dec / len(chunk),
                        "frames_per_chunk": len(chunk)}
     big = np.kron(u[0], np.ones((16, 16), np.float32))
     big = big + np.random.default_rng(0).normal(0, 0.01, big.shape).astype(np.float32)
-    t_enc, payload = best(lambda: codec.encode(big), max(1, args.repeat - 1))
-    t_dec, _ = best(lambda: codec.decode(payload), max(1, args.repeat - 1))
+    t_enc, payload = best_time(lambda: codec.encode(big), max(1, args.repeat - 1))
+    t_dec, _ = best_time(lambda: codec.decode(payload), max(1, args.repeat - 1))
     timing["1024x1024"] = {"encode_s": t_enc, "decode_s": t_dec, "bytes": len(payload)}
     print(json.dumps(timing), flush=True)
     if args.out:

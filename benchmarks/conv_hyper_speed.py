@@ -11,22 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import numpy as np
 import torch
 
+from common import best_time
 from saecodec import SAECodec
 from saecodec.data import sas
-
-
-def best(fn, repeat):
-    out, times = None, []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), out
 
 
 def main():
@@ -43,8 +34,8 @@ def main():
             codec = SAECodec(model, max_error=gate)
             codec.decode(codec.encode(small[:2]))  # load the network
             for name, x, n in (("64x64 (chunk of 64)", small, len(small)), ("1024x1024", big, 1)):
-                t_enc, payload = best(lambda: codec.encode(x), args.repeat)
-                t_dec, _ = best(lambda: codec.decode(payload), args.repeat)
+                t_enc, payload = best_time(lambda: codec.encode(x), args.repeat)
+                t_dec, _ = best_time(lambda: codec.decode(payload), args.repeat)
                 rows.append({"model": model, "max_error": gate, "frames": name, "encode_ms_per_frame": 1e3 * t_enc / n,
                              "decode_ms_per_frame": 1e3 * t_dec / n, "ratio": x.nbytes / len(payload)})
                 print(json.dumps(rows[-1]), flush=True)

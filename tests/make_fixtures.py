@@ -35,14 +35,20 @@ def main():
                             transform=Transform("asinh", 0.1), cfg=cfg, name="fixture-16",
                             provenance="tests/make_fixtures.py: 3000 Gaussian blobs 16x16, seed 1")
         model.save(path)
-    model = load_file(path)
-    os.environ["SAECODEC_MODEL_PATH"] = str(models_dir)
+    write_fixtures("v1", v1_arrays, v1_codecs, precision=[-3, -3], decoded=True)
+
+
+def write_fixtures(prefix, arrays_of, codecs_of, precision, decoded):
+    """numcodecs' fixtures of one format version (only those missing), and with ``decoded``
+    the values this saecodec decodes them to, which later versions must reproduce."""
+    model = load_file(HERE / "fixture" / "models" / "fixture-16.safetensors")
+    os.environ["SAECODEC_MODEL_PATH"] = str(HERE / "fixture" / "models")
     os.chdir(HERE)
-    arrays, codecs = v1_arrays(), v1_codecs(model.identity)
-    check_backwards_compatibility("saecodec", arrays, codecs, precision=[-3, -3], prefix="v1")
-    for j, codec in enumerate(codecs):
+    arrays, codecs = arrays_of(), codecs_of(model.identity)
+    check_backwards_compatibility("saecodec", arrays, codecs, precision=precision, prefix=prefix)
+    for j, codec in enumerate(codecs if decoded else ()):
         for i in range(len(arrays)):
-            d = HERE / "fixture/saecodec/v1" / f"codec.{j:02d}"
+            d = HERE / "fixture/saecodec" / prefix / f"codec.{j:02d}"
             out = d / f"decoded.{i:02d}.npy"
             if not out.exists():
                 np.save(out, codec.decode((d / f"encoded.{i:02d}.dat").read_bytes()))
@@ -75,12 +81,7 @@ def v2_codecs(identity):
 
 
 def main_v2():
-    models_dir = HERE / "fixture" / "models"
-    model = load_file(models_dir / "fixture-16.safetensors")
-    os.environ["SAECODEC_MODEL_PATH"] = str(models_dir)
-    os.chdir(HERE)
-    check_backwards_compatibility("saecodec", v2_arrays(), v2_codecs(model.identity), precision=[-1, -1, -1],
-                                  prefix="v2")
+    write_fixtures("v2", v2_arrays, v2_codecs, precision=[-1, -1, -1], decoded=False)
 
 
 def v3_arrays():
@@ -101,19 +102,7 @@ def v3_codecs(identity):
 
 
 def main_v3():
-    models_dir = HERE / "fixture" / "models"
-    model = load_file(models_dir / "fixture-16.safetensors")
-    os.environ["SAECODEC_MODEL_PATH"] = str(models_dir)
-    os.chdir(HERE)
-    arrays, codecs = v3_arrays(), v3_codecs(model.identity)
-    check_backwards_compatibility("saecodec", arrays, codecs, precision=[-30, -30, -30], prefix="v3")
-    for j, codec in enumerate(codecs):
-        for i in range(len(arrays)):
-            d = HERE / "fixture/saecodec/v3" / f"codec.{j:02d}"
-            out = d / f"decoded.{i:02d}.npy"
-            if not out.exists():
-                np.save(out, codec.decode((d / f"encoded.{i:02d}.dat").read_bytes()))
-
+    write_fixtures("v3", v3_arrays, v3_codecs, precision=[-30, -30, -30], decoded=True)
 
 if __name__ == "__main__":
     main()
