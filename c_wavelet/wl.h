@@ -1,0 +1,122 @@
+/* wavelet engine: lifting transform, quantiser, context-modelled rANS (docs/wavelet.md).
+ *
+ * A frame z (H x W float64, C order) is transformed in place by a multi-level separable
+ * lifting scheme (CDF 9/7 by default, any program of lifting steps from the model),
+ * quantised per subband with a deadzone quantiser, and its integers coded coarse to fine
+ * under frozen integer frequency tables chosen by a context (causal neighbours, parent,
+ * siblings). Everything the model decides is data in wl_params; the code has no trained
+ * constant of its own.
+ *
+ * Determinism: float64, a fixed operation order, no threads, IEEE basic operations only;
+ * compile with -ffp-contract=off. The same stream decodes to the same bits on every
+ * machine, and the encoder returns exactly those bits (z_hat) without decoding.
+ */
+#ifndef WAVELET_H
+#define WAVELET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WL_MAX_LEVELS 16
+#define WL_MAX_GROUPS 64
+#define WL_MAX_CLASSES 64
+#define WL_MAX_TOK 64
+#define WL_MAX_SETS 16
+#define WL_NTERMS 9      /* context terms: W, N, NW, NE, WW, NN, parent, sibling 1, sibling 2 */
+#define WL_MAX_TAPS 64
+#define WL_MAX_OPS 4096
+#define WL_MAX_Q (1 << 30) /* |q| < WL_MAX_Q for every quantised value (encoder and decoder) */
+#define WL_STEP_ONE 32768  /* step index of the step 1.0; step(k) = 2^((k - 32768) / 256) */
+
+/* lifting operations */
+enum { WL_PREDICT = 0, /* d[i] += sum_k taps[k] s[i + off + k] */
+       WL_UPDATE = 1,  /* s[i] += sum_k taps[k] d[i + off + k] */
+       WL_SCALE_S = 2, /* s[i] *= taps[0] */
+       WL_SCALE_D = 3  /* d[i] *= taps[0] */ };
+
+/* errors */
+#define WL_ERR_CORRUPT (-1)
+#define WL_ERR_NOMEM (-2)
+#define WL_ERR_ARG (-3)
+#define WL_ERR_RANGE (-4) /* a quantised value beyond WL_MAX_Q: the step is too small */
+
+typedef struct {
+    /* transform */
+    int32_t levels;             /* at most this many levels */
+    int32_t min_len;            /* a level runs while the LL's longer side is >= min_len (>= 2) */
+    int32_t nprog;              /* lifting programs */
+    const int32_t *prog_start;  /* nprog + 1: the ops of program p are [prog_start[p], prog_start[p+1]) */
+    const int32_t *op_kind;     /* per op: WL_PREDICT, WL_UPDATE, WL_SCALE_S, WL_SCALE_D */
+    const int32_t *op_off;      /* per op: offset of the first tap */
+    const int32_t *op_ntaps;    /* per op: number of taps (1 for scales) */
+    const int32_t *op_tap0;     /* per op: index of its first tap in taps */
+    int32_t ntaps_total;
+    const double *taps;
+    const int32_t *prog_of;     /* [levels][2]: program of (level from the finest, 0 rows / 1 columns) */
+    /* bands: index [level from the finest - 1][orientation 0 LL (the top level's), 1 HL, 2 LH, 3 HH] */
+    const double *band_w;       /* step multiplier */
+    const double *theta;        /* deadzone rounding offset: q = sign(c) floor(|c| / D_b + theta) */
+    const double *delta;        /* reconstruction offset: c = sign(q) (|q| - delta) D_b */
+    const int32_t *group_of;    /* table group */
+    int32_t ll_pred;            /* LL: 0 none, 1 (W + N) >> 1, 2 MED */
+    /* contexts, per group */
+    int32_t ngroups, nclasses, ntok, amax;
+    const int32_t *ctx_w;       /* [G][WL_NTERMS] weights */
+    const int32_t *cap;         /* [G] each term is min(|q|, cap) */
+    const uint8_t *class_lut;   /* [G][amax + 1]: class of min(a, amax) */
+    const int32_t *eg_k;        /* [G] Exp-Golomb order of |q| - (ntok - 1) */
+    int32_t sign_ctx;           /* 0: raw sign bits (the only mode so far) */
+    /* tables */
+    int32_t prec, nsets;        /* frequencies sum to 2^prec (10..16); nsets table sets */
+    const uint32_t *freq;       /* [nsets][G][nclasses][ntok], every entry >= 1 */
+    int32_t adapt;              /* 0 static tables; 1 adaptive counts (below) */
+    int32_t adapt_shift;        /* adaptive: initial counts max(1, freq >> adapt_shift) of the chosen set */
+    int32_t adapt_inc, adapt_limit; /* adaptive: +inc per coded symbol; above limit every count c -> (c + 1) >> 1 */
+} wl_params;
+
+typedef struct wl_model wl_model;
+
+/* Validate and prepare (cumulative tables, costs, lookups); 0 or WL_ERR_ARG / WL_ERR_NOMEM.
+ * The model owns copies of every array. */
+int wl_model_new(const wl_params *p, wl_model **out);
+void wl_model_free(wl_model *m);
+/* line of the last error (diagnostics) and a short reason for WL_ERR_ARG */
+int wl_last_line(void);
+
+/* number of levels for a frame; the bands: per band (level from finest, orientation, y0, x0, h, w) */
+int wl_levels(const wl_model *m, int64_t H, int64_t W);
+int wl_bands(const wl_model *m, int64_t H, int64_t W, int32_t *out, int maxbands);
+
+/* transform in place (Mallat layout) */
+int wl_forward(const wl_model *m, double *x, int64_t H, int64_t W);
+int wl_inverse(const wl_model *m, double *x, int64_t H, int64_t W);
+
+/* step of a step index: 2^((k - 32768) / 256), exact table times a power of two */
+double wl_step(int32_t k);
+
+/* quantised values of the transformed frame (Mallat layout, int32) */
+int wl_quantise(const wl_model *m, const double *z, int64_t H, int64_t W, int32_t step, int32_t *q);
+
+/* Encode B frames with per-frame step indices; a step too fine for a frame (a quantised value
+ * would reach 2^29) is raised to the finest that is not, in steps[]. zhat (B*H*W) receives the
+ * decoder's frames. *out is malloc'd (free with wl_free); returns its size or a negative error. */
+int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W,
+                  int32_t *steps, double *zhat, uint8_t **out);
+/* Decode; returns the bytes consumed (the frames' blob is self-delimiting) or a negative error.
+ * Never reads outside in[0, n) nor writes outside zhat[0, B*H*W). */
+int64_t wl_decode(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int64_t H, int64_t W,
+                  const int32_t *steps, double *zhat);
+
+/* Symbol counts for table training: counts[(f)][G][nclasses][ntok] (f: per frame when per_frame),
+ * added to what counts holds; raw_bits[0] += sign and Exp-Golomb bits. */
+int wl_stats(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W, const int32_t *steps,
+             int per_frame, int64_t *counts, int64_t *raw_bits);
+
+/* Rate control: per frame the largest step index in [lo, hi] whose reconstruction has
+ * sum (zhat - z)^2 <= target[f]^2 sum (z - mean z)^2 (bisection; lo when none meets it). */
+int wl_search_steps(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W,
+                    const double *target, int32_t lo, int32_t hi, int32_t *steps);
+
+void wl_free(void *p);
+
+#endif

@@ -1,0 +1,284 @@
+/* The lifting transform: programs of lifting steps on whole-sample symmetric extensions.
+ *
+ * A 1D signal x of length N >= 2 splits into s[i] = x[2i] (ceil(N/2)) and d[i] = x[2i+1]
+ * (floor(N/2)); a program's operations then run in order (WL_PREDICT, WL_UPDATE, scales).
+ * Indices beyond the ends read the whole-sample symmetric extension of x (x[-p] = x[p],
+ * x[N-1+p] = x[N-1-p]), mapped back to s or d by the sample's position 2i or 2i+1; N = 1 is
+ * left as it is. Every tap sum is evaluated left to right: acc = t0 v0; acc += t1 v1; ...;
+ * then target += acc (forward) or target -= acc (inverse): the rows and the columns paths
+ * perform the same operations element by element, so they give the same bits.
+ *
+ * 2D, level l (from the finest): the top-left h x w region (the previous LL) is transformed
+ * along rows (each row: [s | d]) and then along columns (rows of s on top of rows of d); the
+ * next LL is its top-left ceil(h/2) x ceil(w/2). The inverse runs the same in reverse order.
+ */
+#include <math.h>
+
+#include "wl_internal.h"
+
+/* position p of x's symmetric extension, N >= 2 */
+WL_INLINE int64_t wss(int64_t p, int64_t N) {
+    const int64_t P = 2 * N - 2;
+    p %= P;
+    if (p < 0) p += P;
+    return p >= N ? P - p : p;
+}
+WL_INLINE int64_t ext_s(int64_t e, int64_t N) { return wss(2 * e, N) >> 1; }
+WL_INLINE int64_t ext_d(int64_t e, int64_t N) { return (wss(2 * e + 1, N) - 1) >> 1; }
+
+/* --- one row: s[0..ns) and d[0..nd) contiguous ------------------------------------------ */
+static void run_op_1d(const wl_model *m, int op, double *s, double *d, int64_t N, int inverse) {
+    const wl_params *p = &m->p;
+    const int kind = p->op_kind[op];
+    const double *t = p->taps + p->op_tap0[op];
+    const int64_t ns = (N + 1) >> 1, nd = N >> 1;
+    if (kind == WL_SCALE_S || kind == WL_SCALE_D) {
+        double *v = kind == WL_SCALE_S ? s : d;
+        const int64_t n = kind == WL_SCALE_S ? ns : nd;
+        if (inverse) for (int64_t i = 0; i < n; i++) v[i] = v[i] / t[0];
+        else for (int64_t i = 0; i < n; i++) v[i] = v[i] * t[0];
+        return;
+    }
+    const int nt = p->op_ntaps[op];
+    const int64_t off = p->op_off[op];
+    double *tgt = kind == WL_PREDICT ? d : s;
+    const double *src = kind == WL_PREDICT ? s : d;
+    const int64_t nt_len = kind == WL_PREDICT ? nd : ns, nsrc = kind == WL_PREDICT ? ns : nd;
+    /* interior: every source index i + off + k in [0, nsrc) */
+    int64_t lo = -off, hi = nsrc - off - nt + 1; /* i in [lo, hi) */
+    if (lo < 0) lo = 0;
+    if (hi > nt_len) hi = nt_len;
+    if (hi < lo) hi = lo;
+    for (int64_t i = 0; i < nt_len; i++) {
+        if (i == lo && hi > lo) {
+            if (nt == 2) {
+                const double t0 = t[0], t1 = t[1];
+                const double *a = src + off;
+                if (inverse) for (int64_t j = lo; j < hi; j++) { double acc = t0 * a[j]; acc = acc + t1 * a[j + 1]; tgt[j] = tgt[j] - acc; }
+                else for (int64_t j = lo; j < hi; j++) { double acc = t0 * a[j]; acc = acc + t1 * a[j + 1]; tgt[j] = tgt[j] + acc; }
+            } else {
+                for (int64_t j = lo; j < hi; j++) {
+                    const double *a = src + j + off;
+                    double acc = t[0] * a[0];
+                    for (int k = 1; k < nt; k++) acc = acc + t[k] * a[k];
+                    tgt[j] = inverse ? tgt[j] - acc : tgt[j] + acc;
+                }
+            }
+            i = hi - 1;
+            continue;
+        }
+        double acc = 0.0;
+        for (int k = 0; k < nt; k++) {
+            const int64_t e = i + off + k;
+            const double v = kind == WL_PREDICT ? src[ext_s(e, N)] : src[ext_d(e, N)];
+            acc = k ? acc + t[k] * v : t[k] * v;
+        }
+        tgt[i] = inverse ? tgt[i] - acc : tgt[i] + acc;
+    }
+}
+
+static void lift_1d(const wl_model *m, int prog, double *s, double *d, int64_t N, int inverse) {
+    const int a = m->p.prog_start[prog], b = m->p.prog_start[prog + 1];
+    if (!inverse) for (int op = a; op < b; op++) run_op_1d(m, op, s, d, N, 0);
+    else for (int op = b - 1; op >= a; op--) run_op_1d(m, op, s, d, N, 1);
+}
+
+/* --- columns: rows of s (ns x w) and rows of d (nd x w), row stride w -------------------- */
+static void run_op_cols(const wl_model *m, int op, double *s, double *d, int64_t N, int64_t w, double *acc,
+                        int inverse) {
+    const wl_params *p = &m->p;
+    const int kind = p->op_kind[op];
+    const double *t = p->taps + p->op_tap0[op];
+    const int64_t ns = (N + 1) >> 1, nd = N >> 1;
+    if (kind == WL_SCALE_S || kind == WL_SCALE_D) {
+        double *v = kind == WL_SCALE_S ? s : d;
+        const int64_t n = (kind == WL_SCALE_S ? ns : nd) * w;
+        if (inverse) for (int64_t i = 0; i < n; i++) v[i] = v[i] / t[0];
+        else for (int64_t i = 0; i < n; i++) v[i] = v[i] * t[0];
+        return;
+    }
+    const int nt = p->op_ntaps[op];
+    const int64_t off = p->op_off[op];
+    double *tgt = kind == WL_PREDICT ? d : s;
+    const double *src = kind == WL_PREDICT ? s : d;
+    const int64_t ntg = kind == WL_PREDICT ? nd : ns;
+    for (int64_t i = 0; i < ntg; i++) {
+        double *row = tgt + i * w;
+        int64_t e0 = i + off;
+        const double *r0 = src + (kind == WL_PREDICT ? ext_s(e0, N) : ext_d(e0, N)) * w;
+        if (nt == 2) {
+            const int64_t e1 = e0 + 1;
+            const double *r1 = src + (kind == WL_PREDICT ? ext_s(e1, N) : ext_d(e1, N)) * w;
+            const double t0 = t[0], t1 = t[1];
+            if (inverse) for (int64_t j = 0; j < w; j++) { double a = t0 * r0[j]; a = a + t1 * r1[j]; row[j] = row[j] - a; }
+            else for (int64_t j = 0; j < w; j++) { double a = t0 * r0[j]; a = a + t1 * r1[j]; row[j] = row[j] + a; }
+            continue;
+        }
+        for (int64_t j = 0; j < w; j++) acc[j] = t[0] * r0[j];
+        for (int k = 1; k < nt; k++) {
+            const int64_t e = e0 + k;
+            const double *r = src + (kind == WL_PREDICT ? ext_s(e, N) : ext_d(e, N)) * w;
+            const double tk = t[k];
+            for (int64_t j = 0; j < w; j++) acc[j] = acc[j] + tk * r[j];
+        }
+        if (inverse) for (int64_t j = 0; j < w; j++) row[j] = row[j] - acc[j];
+        else for (int64_t j = 0; j < w; j++) row[j] = row[j] + acc[j];
+    }
+}
+
+static void lift_cols(const wl_model *m, int prog, double *s, double *d, int64_t N, int64_t w, double *acc,
+                      int inverse) {
+    const int a = m->p.prog_start[prog], b = m->p.prog_start[prog + 1];
+    if (!inverse) for (int op = a; op < b; op++) run_op_cols(m, op, s, d, N, w, acc, 0);
+    else for (int op = b - 1; op >= a; op--) run_op_cols(m, op, s, d, N, w, acc, 1);
+}
+
+/* --- levels -------------------------------------------------------------------------------- */
+int wl_levels(const wl_model *m, int64_t H, int64_t W) {
+    int n = 0;
+    int64_t h = H, w = W;
+    while (n < m->p.levels && (h > w ? h : w) >= m->p.min_len && (h > 1 || w > 1)) {
+        h = (h + 1) >> 1;
+        w = (w + 1) >> 1;
+        n++;
+    }
+    return n;
+}
+
+int64_t wl_scratch_size(int64_t H, int64_t W) {
+    /* columns: a strip of H x 64 plus one accumulator row; rows: one row */
+    return H * 64 + 64 + 2 * (H > W ? H : W) + 8;
+}
+
+static void rows_level(const wl_model *m, int prog, double *x, int64_t W, int64_t h, int64_t w, double *tmp,
+                       int inverse) {
+    if (w < 2) return;
+    const int64_t ns = (w + 1) >> 1, nd = w >> 1;
+    double *s = tmp, *d = tmp + ns;
+    for (int64_t r = 0; r < h; r++) {
+        double *row = x + r * W;
+        if (!inverse) {
+            for (int64_t i = 0; i < nd; i++) { s[i] = row[2 * i]; d[i] = row[2 * i + 1]; }
+            if (ns > nd) s[ns - 1] = row[w - 1];
+            lift_1d(m, prog, s, d, w, 0);
+            memcpy(row, tmp, (size_t)w * sizeof(double)); /* [s | d] */
+        } else {
+            memcpy(tmp, row, (size_t)w * sizeof(double));
+            lift_1d(m, prog, s, d, w, 1);
+            for (int64_t i = 0; i < nd; i++) { row[2 * i] = s[i]; row[2 * i + 1] = d[i]; }
+            if (ns > nd) row[w - 1] = s[ns - 1];
+        }
+    }
+}
+
+/* columns in strips of COL_STRIP columns, so that a strip's rows stay in cache */
+#define COL_STRIP 64
+static void cols_level(const wl_model *m, int prog, double *x, int64_t W, int64_t h, int64_t w, double *tmp,
+                       int inverse) {
+    if (h < 2) return;
+    const int64_t ns = (h + 1) >> 1;
+    for (int64_t j0 = 0; j0 < w; j0 += COL_STRIP) {
+        const int64_t sw = w - j0 < COL_STRIP ? w - j0 : COL_STRIP;
+        double *s = tmp, *d = tmp + ns * sw, *acc = tmp + h * sw;
+        double *xs = x + j0;
+        if (!inverse) {
+            for (int64_t r = 0; r < h; r++)
+                memcpy((r & 1 ? d : s) + (r >> 1) * sw, xs + r * W, (size_t)sw * sizeof(double));
+            lift_cols(m, prog, s, d, h, sw, acc, 0);
+            for (int64_t r = 0; r < h; r++) memcpy(xs + r * W, tmp + r * sw, (size_t)sw * sizeof(double));
+        } else {
+            for (int64_t r = 0; r < h; r++) memcpy(tmp + r * sw, xs + r * W, (size_t)sw * sizeof(double));
+            lift_cols(m, prog, s, d, h, sw, acc, 1);
+            for (int64_t r = 0; r < h; r++)
+                memcpy(xs + r * W, (r & 1 ? d : s) + (r >> 1) * sw, (size_t)sw * sizeof(double));
+        }
+    }
+}
+
+void wl_forward_s(const wl_model *m, double *x, int64_t H, int64_t W, double *scratch) {
+    const int n = wl_levels(m, H, W);
+    int64_t h = H, w = W;
+    for (int l = 0; l < n; l++) {
+        rows_level(m, m->p.prog_of[2 * l], x, W, h, w, scratch, 0);
+        cols_level(m, m->p.prog_of[2 * l + 1], x, W, h, w, scratch, 0);
+        h = (h + 1) >> 1;
+        w = (w + 1) >> 1;
+    }
+}
+
+void wl_inverse_s(const wl_model *m, double *x, int64_t H, int64_t W, double *scratch) {
+    const int n = wl_levels(m, H, W);
+    int64_t hs[WL_MAX_LEVELS + 1], ws[WL_MAX_LEVELS + 1];
+    hs[0] = H;
+    ws[0] = W;
+    for (int l = 0; l < n; l++) { hs[l + 1] = (hs[l] + 1) >> 1; ws[l + 1] = (ws[l] + 1) >> 1; }
+    for (int l = n - 1; l >= 0; l--) {
+        cols_level(m, m->p.prog_of[2 * l + 1], x, W, hs[l], ws[l], scratch, 1);
+        rows_level(m, m->p.prog_of[2 * l], x, W, hs[l], ws[l], scratch, 1);
+    }
+}
+
+int wl_forward(const wl_model *m, double *x, int64_t H, int64_t W) {
+    if (H < 1 || W < 1) WL_FAIL(WL_ERR_ARG);
+    double *tmp = malloc((size_t)wl_scratch_size(H, W) * sizeof(double));
+    if (!tmp) WL_FAIL(WL_ERR_NOMEM);
+    wl_forward_s(m, x, H, W, tmp);
+    free(tmp);
+    return 0;
+}
+
+int wl_inverse(const wl_model *m, double *x, int64_t H, int64_t W) {
+    if (H < 1 || W < 1) WL_FAIL(WL_ERR_ARG);
+    double *tmp = malloc((size_t)wl_scratch_size(H, W) * sizeof(double));
+    if (!tmp) WL_FAIL(WL_ERR_NOMEM);
+    wl_inverse_s(m, x, H, W, tmp);
+    free(tmp);
+    return 0;
+}
+
+/* --- band layout ------------------------------------------------------------------------------ */
+int wl_layout(const wl_model *m, int64_t H, int64_t W, wl_band *bands) {
+    const int n = wl_levels(m, H, W);
+    int64_t hs[WL_MAX_LEVELS + 1], ws[WL_MAX_LEVELS + 1];
+    hs[0] = H;
+    ws[0] = W;
+    for (int l = 0; l < n; l++) { hs[l + 1] = (hs[l] + 1) >> 1; ws[l + 1] = (ws[l] + 1) >> 1; }
+    const wl_params *p = &m->p;
+    int nb = 0;
+    /* LL: parameters of orientation 0 at the top level (level n; level 1 when n == 0) */
+    const int top = n > 0 ? n : 1;
+    const int ix0 = (top - 1) * 4;
+    bands[nb++] = (wl_band){top, 0, 0, 0, hs[n], ws[n], -1, -1, -1, p->group_of[ix0], p->band_w[ix0],
+                            p->theta[ix0], p->delta[ix0]};
+    int prev[4] = {-1, -1, -1, -1}; /* the coarser level's band of each orientation */
+    for (int l = n; l >= 1; l--) {
+        const int64_t h = hs[l - 1], w = ws[l - 1], h0 = hs[l], w0 = ws[l];
+        int here[4] = {-1, -1, -1, -1};
+        for (int o = 1; o <= 3; o++) {
+            const int64_t y0 = o >= 2 ? h0 : 0, x0 = o & 1 ? w0 : 0;
+            const int64_t bh = o >= 2 ? h - h0 : h0, bw = o & 1 ? w - w0 : w0;
+            const int ix = (l - 1) * 4 + o;
+            wl_band b = {l, o, y0, x0, bh, bw, prev[o], -1, -1, p->group_of[ix], p->band_w[ix], p->theta[ix],
+                         p->delta[ix]};
+            if (o == 2) b.sib1 = here[1];
+            if (o == 3) { b.sib1 = here[1]; b.sib2 = here[2]; }
+            here[o] = nb;
+            bands[nb++] = b;
+        }
+        for (int o = 1; o <= 3; o++) prev[o] = here[o];
+    }
+    return nb;
+}
+
+int wl_bands(const wl_model *m, int64_t H, int64_t W, int32_t *out, int maxbands) {
+    if (H < 1 || W < 1) WL_FAIL(WL_ERR_ARG);
+    wl_band b[WL_MAX_BANDS];
+    const int nb = wl_layout(m, H, W, b);
+    if (nb > maxbands) WL_FAIL(WL_ERR_ARG);
+    for (int i = 0; i < nb; i++) {
+        int32_t *o = out + 6 * i;
+        o[0] = b[i].level; o[1] = b[i].orient; o[2] = (int32_t)b[i].y0; o[3] = (int32_t)b[i].x0;
+        o[4] = (int32_t)b[i].h; o[5] = (int32_t)b[i].w;
+    }
+    return nb;
+}

@@ -1,0 +1,254 @@
+"""numpy calls into the wavelet engine (c_wavelet/, ``saecodec.coding._wavelet``).
+
+An :class:`Engine` is one prepared model of the engine: the lifting programs, quantiser
+parameters, context weights and frozen tables, given as a dict of numpy arrays (the wavelet
+family's ``engine_params()``; the keys are ``PARAMS``). It validates them once in C and
+holds the prepared tables; every call after that is one C call on whole arrays (cffi
+releases the GIL). Stream layout and semantics: docs/wavelet.md.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+from ..errors import PayloadError, SaecodecError
+
+try:
+    from ._wavelet import ffi, lib
+except ImportError as e:  # a failed C build: other families still work
+    _MISSING = e
+
+    class _Missing:
+        def __getattr__(self, name):
+            raise SaecodecError(f"saecodec's wavelet engine (saecodec.coding._wavelet) is not built ({_MISSING}); "
+                                "reinstall with `pip install -e .` on a machine with a C compiler")
+
+    ffi = lib = _Missing()
+
+STEP_ONE = 32768  # the step index of the step 1.0: step(k) = 2^((k - STEP_ONE) / 256)
+STEP_MAX = 65535
+STEPS_PER_OCTAVE = 256
+NTERMS = 9  # context terms: W, N, NW, NE, WW, NN, parent, sibling 1, sibling 2
+OPS = {"predict": 0, "update": 1, "scale_s": 2, "scale_d": 3}
+_CORRUPT, _NOMEM, _ARG, _RANGE = -1, -2, -3, -4
+MAX_BANDS = 1 + 3 * 16
+
+# name -> (dtype, ndim or None for a scalar)
+PARAMS = {
+    "levels": (np.int32, None), "min_len": (np.int32, None),
+    "prog_start": (np.int32, 1), "op_kind": (np.int32, 1), "op_off": (np.int32, 1), "op_ntaps": (np.int32, 1),
+    "op_tap0": (np.int32, 1), "taps": (np.float64, 1), "prog_of": (np.int32, 2),
+    "band_w": (np.float64, 2), "theta": (np.float64, 2), "delta": (np.float64, 2), "group_of": (np.int32, 2),
+    "ll_pred": (np.int32, None),
+    "ctx_w": (np.int32, 2), "cap": (np.int32, 1), "thresholds": (np.int32, 2), "amax": (np.int32, None),
+    "eg_k": (np.int32, 1), "prec": (np.int32, None), "freq": (np.uint32, 4),
+    "adapt": (np.int32, None), "adapt_shift": (np.int32, None), "adapt_inc": (np.int32, None),
+    "adapt_limit": (np.int32, None),
+}
+
+
+def step(k) -> np.ndarray | float:
+    """The quantiser step of step index k (exactly the C table's value)."""
+    if np.ndim(k):
+        return np.array([lib.wl_step(int(v)) for v in np.ravel(k)]).reshape(np.shape(k))
+    return lib.wl_step(int(k))
+
+
+def step_index(d: float) -> int:
+    """The nearest step index of a step d > 0 (clipped to the index range)."""
+    return int(np.clip(np.rint(STEP_ONE + STEPS_PER_OCTAVE * np.log2(d)), 0, STEP_MAX))
+
+
+def class_lut(thresholds: np.ndarray, amax: int) -> np.ndarray:
+    """(G, amax + 1) uint8: the class of a context value a = the number of thresholds <= a."""
+    a = np.arange(amax + 1)
+    return np.stack([np.searchsorted(np.sort(t), a, side="right") for t in thresholds]).astype(np.uint8)
+
+
+def check_params(params: dict) -> dict:
+    """The parameters as arrays of the engine's types and shapes; SaecodecError when one is missing."""
+    out = {}
+    for name, (dt, nd) in PARAMS.items():
+        if name not in params:
+            raise SaecodecError(f"wavelet engine parameter {name!r} is missing")
+        v = np.asarray(params[name])
+        if nd is None:
+            if v.ndim:
+                raise SaecodecError(f"wavelet engine parameter {name!r} must be a scalar")
+            out[name] = int(v)
+        else:
+            if v.ndim != nd:
+                raise SaecodecError(f"wavelet engine parameter {name!r} must have {nd} dimensions, got {v.shape}")
+            out[name] = np.ascontiguousarray(v, dtype=dt)
+    L = max(1, out["levels"])
+    for name, cols in (("prog_of", 2), ("band_w", 4), ("theta", 4), ("delta", 4), ("group_of", 4)):
+        if out[name].shape != (L, cols):
+            raise SaecodecError(f"wavelet engine parameter {name!r} must have shape {(L, cols)}, got {out[name].shape}")
+    S, G, C, T = out["freq"].shape
+    if out["ctx_w"].shape != (G, NTERMS) or out["cap"].shape != (G,) or out["eg_k"].shape != (G,) \
+            or out["thresholds"].shape[0] != G or out["thresholds"].shape[1] > 255:
+        raise SaecodecError("wavelet engine parameters: context arrays do not match the tables' groups")
+    return out
+
+
+class Engine:
+    """A prepared engine model (validated in C once)."""
+
+    def __init__(self, params: dict):
+        p = check_params(params)
+        self.params = p
+        S, G, C, T = p["freq"].shape
+        self.nsets, self.ngroups, self.nclasses, self.ntok = S, G, C, T
+        lut = class_lut(p["thresholds"], p["amax"])
+        keep = {k: v for k, v in p.items() if isinstance(v, np.ndarray)}
+        keep["class_lut"] = lut
+        self._arrays = keep  # alive while the C call copies them
+        c = ffi.new("wl_params *")
+        c.levels, c.min_len = p["levels"], p["min_len"]
+        c.nprog = len(p["prog_start"]) - 1
+        for name in ("prog_start", "op_kind", "op_off", "op_ntaps", "op_tap0", "prog_of", "group_of", "ctx_w",
+                     "cap", "eg_k"):
+            setattr(c, name, ffi.cast("const int32_t *", ffi.from_buffer(keep[name])))
+        for name in ("taps", "band_w", "theta", "delta"):
+            setattr(c, name, ffi.cast("const double *", ffi.from_buffer(keep[name])))
+        c.ntaps_total = len(p["taps"])
+        c.class_lut = ffi.cast("const uint8_t *", ffi.from_buffer(lut))
+        c.freq = ffi.cast("const uint32_t *", ffi.from_buffer(keep["freq"]))
+        c.ll_pred, c.ngroups, c.nclasses, c.ntok, c.amax = p["ll_pred"], G, C, T, p["amax"]
+        c.sign_ctx, c.prec, c.nsets = 0, p["prec"], S
+        c.adapt, c.adapt_shift, c.adapt_inc, c.adapt_limit = (p["adapt"], p["adapt_shift"], p["adapt_inc"],
+                                                              p["adapt_limit"])
+        handle = ffi.new("wl_model **")
+        rc = lib.wl_model_new(c, handle)
+        if rc:
+            raise SaecodecError(f"wavelet engine parameters rejected (error {rc}, check at c_wavelet/wl_code.c "
+                                f"line {lib.wl_last_line()})")
+        self._m = ffi.gc(handle[0], lib.wl_model_free)
+        del self._arrays
+
+    # -- transform ----------------------------------------------------------------------------
+    def levels(self, H: int, W: int) -> int:
+        return int(lib.wl_levels(self._m, H, W))
+
+    def bands(self, H: int, W: int) -> np.ndarray:
+        """(n, 6) int32: level (from the finest), orientation (0 LL, 1 HL, 2 LH, 3 HH), y0, x0, h, w; coding order."""
+        out = np.zeros((MAX_BANDS, 6), np.int32)
+        n = lib.wl_bands(self._m, H, W, ffi.cast("int32_t *", ffi.from_buffer(out)), MAX_BANDS)
+        self._check(n)
+        return out[:n]
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        c = np.array(x, dtype=np.float64, order="C", copy=True)
+        self._check(lib.wl_forward(self._m, _dp(c), *c.shape))
+        return c
+
+    def inverse(self, c: np.ndarray) -> np.ndarray:
+        x = np.array(c, dtype=np.float64, order="C", copy=True)
+        self._check(lib.wl_inverse(self._m, _dp(x), *x.shape))
+        return x
+
+    def quantise(self, z: np.ndarray, k: int) -> np.ndarray:
+        z = np.ascontiguousarray(z, dtype=np.float64)
+        q = np.zeros(z.shape, np.int32)
+        self._check(lib.wl_quantise(self._m, _dp(z), *z.shape, int(k), ffi.cast("int32_t *", ffi.from_buffer(q))))
+        return q
+
+    # -- coding --------------------------------------------------------------------------------
+    def encode(self, z: np.ndarray, steps) -> tuple[bytes, np.ndarray, np.ndarray]:
+        """Frames (B, H, W) at step indices (B,) -> (bytes, z_hat (B, H, W) float64, the steps
+        used: a step too fine for a frame's values is raised to the finest that is not)."""
+        z = np.ascontiguousarray(z, dtype=np.float64)
+        B, H, W = z.shape
+        st = _steps(steps, B)
+        zhat = np.empty_like(z)
+        out = ffi.new("uint8_t **")
+        n = lib.wl_encode(self._m, _dp(z), B, H, W, ffi.cast("int32_t *", ffi.from_buffer(st)), _dp(zhat), out)
+        self._check(n)
+        try:
+            data = bytes(ffi.buffer(out[0], n))
+        finally:
+            lib.wl_free(out[0])
+        return data, zhat, st
+
+    def decode(self, buf, shape: tuple[int, int, int], steps) -> tuple[np.ndarray, int]:
+        """(z_hat (B, H, W), bytes consumed) of the frames' blob at the start of ``buf``."""
+        B, H, W = shape
+        st = _steps(steps, B)
+        zhat = np.empty((B, H, W), np.float64)
+        mv = memoryview(buf).cast("B")
+        src = ffi.from_buffer(mv) if len(mv) else ffi.new("uint8_t[1]")
+        n = lib.wl_decode(self._m, ffi.cast("const uint8_t *", src), len(mv), B, H, W,
+                          ffi.cast("const int32_t *", ffi.from_buffer(st)), _dp(zhat))
+        if n == _CORRUPT:
+            raise PayloadError(f"corrupted payload: the wavelet section does not decode (c_wavelet line "
+                               f"{lib.wl_last_line()})")
+        self._check(n)
+        return zhat, int(n)
+
+    def stats(self, z: np.ndarray, steps, per_frame: bool = False) -> tuple[np.ndarray, int]:
+        """Symbol counts (S-independent: [B,] G, C, T) and the raw bits (signs, Exp-Golomb) of frames."""
+        z = np.ascontiguousarray(z, dtype=np.float64)
+        B, H, W = z.shape
+        st = _steps(steps, B)
+        shape = ((B,) if per_frame else ()) + (self.ngroups, self.nclasses, self.ntok)
+        counts = np.zeros(shape, np.int64)
+        raw = np.zeros(1, np.int64)
+        self._check(lib.wl_stats(self._m, _dp(z), B, H, W, ffi.cast("const int32_t *", ffi.from_buffer(st)),
+                                 int(per_frame), ffi.cast("int64_t *", ffi.from_buffer(counts)),
+                                 ffi.cast("int64_t *", ffi.from_buffer(raw))))
+        return counts, int(raw[0])
+
+    def search(self, z: np.ndarray, target, lo: int, hi: int) -> np.ndarray:
+        """Per frame the largest step index in [lo, hi] whose rel L2 ||z_hat - z|| / ||z - mean z|| <= target."""
+        z = np.ascontiguousarray(z, dtype=np.float64)
+        B, H, W = z.shape
+        t = np.ascontiguousarray(np.broadcast_to(np.asarray(target, np.float64), (B,)))
+        out = np.zeros(B, np.int32)
+        self._check(lib.wl_search_steps(self._m, _dp(z), B, H, W, ffi.cast("const double *", ffi.from_buffer(t)),
+                                        int(lo), int(hi), ffi.cast("int32_t *", ffi.from_buffer(out))))
+        return out
+
+    @staticmethod
+    def _check(rc) -> None:
+        if rc >= 0:
+            return
+        line = lib.wl_last_line()
+        if rc == _NOMEM:
+            raise MemoryError("the wavelet engine ran out of memory")
+        if rc == _RANGE:
+            raise SaecodecError("the wavelet engine cannot quantise these values: a frame's values are beyond "
+                                f"2^29 steps at the coarsest step (c_wavelet line {line})")
+        raise SaecodecError(f"wavelet engine error {rc} (c_wavelet line {line})")
+
+
+def _dp(a: np.ndarray):
+    return ffi.cast("double *", ffi.from_buffer(a))
+
+
+def _steps(steps, B: int) -> np.ndarray:
+    st = np.array(np.broadcast_to(np.asarray(steps, np.int64), (B,)), dtype=np.int32, copy=True)
+    if len(st) and (st.min() < 0 or st.max() > STEP_MAX):
+        raise SaecodecError(f"wavelet step indices must lie in 0 .. {STEP_MAX}")
+    return st
+
+
+_engines: OrderedDict = OrderedDict()
+_lock = threading.Lock()
+
+
+def engine_for(key, params_fn) -> Engine:
+    """The prepared engine of a model (``key``: its identity), built once per process."""
+    with _lock:
+        hit = _engines.get(key)
+        if hit is not None:
+            _engines.move_to_end(key)
+            return hit
+    eng = Engine(params_fn())
+    with _lock:
+        _engines[key] = eng
+        while len(_engines) > 8:
+            _engines.popitem(last=False)
+    return eng

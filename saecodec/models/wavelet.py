@@ -1,0 +1,218 @@
+"""The wavelet family: a lifting wavelet transform with a learned entropy model, coded in C.
+
+Why: on 2 CPU cores a fixed CDF 9/7 wavelet with trained context tables already beats the
+deep convolutional transform (issue #19's probe): learning pays in the entropy model and
+in light lifting steps that start from a good wavelet, and a compiled transform decodes at
+classical-codec speed.
+
+The family holds no torch network. Its "network" is the identity on the transformed
+frames; the latent coder (``coding/wavelet.py``) does the lifting, quantisation and
+context coding in C (c_wavelet/) and returns the frames the decoder will reconstruct
+(docs/seams.md, section 3). Everything the engine decides is data here: the lifting
+programs (CDF 9/7 plus optional learned steps), per-band step weights and deadzone
+offsets, the context weights, caps and class thresholds, the frozen integer frequency
+tables (one or more table sets), the adaptive-count parameters and the rate levels. The
+model file is ``safetensors.numpy``: float64 and int32 arrays kept exactly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import SaecodecError
+
+# JPEG 2000's irreversible CDF 9/7 lifting factors; the scales make the subbands those of
+# PyWavelets' bior4.4 (near-orthonormal: the low band's DC gain is sqrt(2) per level, the
+# high band's sign is pywt's), so one step D costs about the same pixel MSE in every band.
+CDF97 = {"alpha": -1.586134342059924, "beta": -0.052980118572961, "gamma": 0.882911075530934,
+         "delta": 0.443506852043971, "K": 1.230174104914001}
+OP_NAMES = ("predict", "update", "scale_s", "scale_d")
+NTERMS = 9  # W, N, NW, NE, WW, NN, parent, sibling 1, sibling 2
+LL_PREDICTORS = ("none", "avg", "med")
+MAX_FILE_BYTES = 4 << 20
+
+
+def cdf97_program(extra=()) -> tuple[list, list]:
+    """(ops, taps) of CDF 9/7: ops are [name, offset, ntaps]; ``extra`` appends learned steps
+    as (name, offset, taps) after the scaling."""
+    a = CDF97
+    k = a["K"]
+    ops = [("predict", 0, [a["alpha"]] * 2), ("update", -1, [a["beta"]] * 2), ("predict", 0, [a["gamma"]] * 2),
+           ("update", -1, [a["delta"]] * 2), ("scale_s", 0, [math.sqrt(2.0) / k]), ("scale_d", 0, [-k / math.sqrt(2.0)])]
+    ops += [(n, int(o), [float(t) for t in taps]) for n, o, taps in extra]
+    return [[n, o, len(t)] for n, o, t in ops], [t for _, _, taps in ops for t in taps]
+
+
+def _default_groups(levels: int) -> list:
+    """One table group for the LL band and one per detail band (level, orientation)."""
+    L = max(levels, 1)
+    return [[0, 1 + 3 * lv, 2 + 3 * lv, 3 + 3 * lv] for lv in range(L)]
+
+
+class WaveletModule:
+    """The family's parameters (numpy); ``encode``/``decode`` are the identity on frames."""
+
+    family = "wavelet"
+    latent_kind = "wavelet"
+    uses_torch = False
+
+    def __init__(self, levels: int = 4, min_len: int = 8, programs=None, prog_of=None, groups=None,
+                 nclasses: int = 16, ntok: int = 18, amax: int = 4095, prec: int = 15, nsets: int = 1,
+                 ll_pred: str = "med", adapt: dict | None = None, rate_levels: int = 6):
+        if not 0 <= int(levels) <= 16 or int(min_len) < 2:
+            raise SaecodecError(f"wavelet: levels must be 0..16 and min_len >= 2, got {levels}, {min_len}")
+        self.levels, self.min_len = int(levels), int(min_len)
+        L = max(self.levels, 1)
+        if programs is None:
+            programs = [cdf97_program()[0]]
+        self.programs = [[[str(n), int(o), int(t)] for n, o, t in prog] for prog in programs]
+        for prog in self.programs:
+            for n, _, t in prog:
+                if n not in OP_NAMES or t < 1:
+                    raise SaecodecError(f"wavelet: bad lifting operation {n!r} with {t} taps")
+        self.prog_of = [[int(a), int(b)] for a, b in (prog_of or [[0, 0]] * L)]
+        self.groups = [[int(g) for g in row] for row in (groups or _default_groups(self.levels))]
+        if len(self.prog_of) != L or len(self.groups) != L or any(len(r) != 4 for r in self.groups):
+            raise SaecodecError(f"wavelet: prog_of and groups need {L} rows (groups: 4 columns)")
+        self.ngroups = 1 + max(g for row in self.groups for g in row)
+        self.nclasses, self.ntok, self.amax, self.prec = int(nclasses), int(ntok), int(amax), int(prec)
+        self.nsets, self.rate_levels = int(nsets), int(rate_levels)
+        if ll_pred not in LL_PREDICTORS:
+            raise SaecodecError(f"wavelet: ll_pred must be one of {LL_PREDICTORS}, got {ll_pred!r}")
+        self.ll_pred = ll_pred
+        self.adapt = None if adapt is None else {k: int(adapt[k]) for k in ("shift", "inc", "limit")}
+        if self.rate_levels < 1:
+            raise SaecodecError("wavelet: at least one rate level")
+        self._defaults()
+
+    # -- parameters ------------------------------------------------------------------------------
+    def _defaults(self) -> None:
+        """Plain CDF 9/7 taps, unit band weights, rounding quantiser, generic contexts and
+        geometric tables: a working (untrained) model of this architecture."""
+        L, G, C, T = max(self.levels, 1), self.ngroups, self.nclasses, self.ntok
+        ntaps = sum(t for prog in self.programs for _, _, t in prog)
+        taps = []
+        for prog in self.programs:
+            default_ops, default_taps = cdf97_program()
+            if [op[:3] for op in prog[:len(default_ops)]] == default_ops:
+                taps += default_taps + [0.0] * (sum(t for _, _, t in prog) - len(default_taps))
+            else:
+                taps += [0.0] * sum(t for _, _, t in prog)
+        self.taps = np.asarray(taps, np.float64)
+        assert len(self.taps) == ntaps
+        self.band_w = np.ones((L, 4), np.float64)
+        self.theta = np.full((L, 4), 0.5, np.float64)
+        self.delta = np.zeros((L, 4), np.float64)
+        self.ctx_w = np.tile(np.array([4, 4, 2, 2, 1, 1, 4, 2, 2], np.int32), (G, 1))
+        self.cap = np.full(G, 32, np.int32)
+        edges = np.unique(np.round(np.geomspace(1, self.amax, C)).astype(np.int32))[:C - 1]
+        self.thresholds = np.full((G, C - 1), self.amax + 1, np.int32)
+        self.thresholds[:, :len(edges)] = edges
+        self.eg_k = np.zeros(G, np.int32)
+        self.freq = np.tile(geometric_table(T, self.prec, 0.5), (self.nsets, G, C, 1)).astype(np.int32)
+        self.level_steps = np.geomspace(0.25, 0.01, self.rate_levels)
+
+    TENSORS = ("lift.taps", "band.w", "band.theta", "band.delta", "ctx.w", "ctx.cap", "ctx.thresholds",
+               "ctx.eg_k", "tables.freq", "rate.steps")
+
+    def state_dict(self) -> dict:
+        return {"lift.taps": self.taps, "band.w": self.band_w, "band.theta": self.theta, "band.delta": self.delta,
+                "ctx.w": self.ctx_w, "ctx.cap": self.cap, "ctx.thresholds": self.thresholds,
+                "ctx.eg_k": self.eg_k, "tables.freq": self.freq, "rate.steps": self.level_steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        mine = self.state_dict()
+        if set(state) != set(mine):
+            raise SaecodecError(f"wavelet: tensors differ from the architecture's ({sorted(set(state) ^ set(mine))})")
+        new = {}
+        for k, v in state.items():
+            v = np.asarray(v)
+            if v.shape != mine[k].shape or v.dtype.kind != mine[k].dtype.kind:
+                raise SaecodecError(f"wavelet: tensor {k} is {v.dtype}{list(v.shape)}, the architecture needs "
+                                    f"{mine[k].dtype}{list(mine[k].shape)}")
+            new[k] = np.array(v, dtype=mine[k].dtype)
+        (self.taps, self.band_w, self.theta, self.delta, self.ctx_w, self.cap, self.thresholds, self.eg_k,
+         self.freq, self.level_steps) = (new[k] for k in self.TENSORS)
+
+    @property
+    def architecture(self) -> dict:
+        return {"levels": self.levels, "min_len": self.min_len, "programs": self.programs, "prog_of": self.prog_of,
+                "groups": self.groups, "nclasses": self.nclasses, "ntok": self.ntok, "amax": self.amax,
+                "prec": self.prec, "nsets": self.nsets, "ll_pred": self.ll_pred, "adapt": self.adapt,
+                "rate_levels": self.rate_levels}
+
+    @classmethod
+    def from_architecture(cls, arch: dict) -> "WaveletModule":
+        known = {"levels", "min_len", "programs", "prog_of", "groups", "nclasses", "ntok", "amax", "prec", "nsets",
+                 "ll_pred", "adapt", "rate_levels"}
+        if set(arch) - known:
+            raise SaecodecError(f"wavelet: unknown architecture keys {sorted(set(arch) - known)} (a newer saecodec?)")
+        return cls(**arch)
+
+    def engine_params(self) -> dict:
+        """The engine's parameters (coding.wavelet_engine.PARAMS)."""
+        kinds = {n: i for i, n in enumerate(OP_NAMES)}
+        ops = [op for prog in self.programs for op in prog]
+        starts = np.cumsum([0] + [len(p) for p in self.programs]).astype(np.int32)
+        ntaps = np.array([t for _, _, t in ops], np.int32)
+        adapt = self.adapt or {"shift": 0, "inc": 1, "limit": 1 << 16}
+        return {
+            "levels": self.levels, "min_len": self.min_len, "prog_start": starts,
+            "op_kind": np.array([kinds[n] for n, _, _ in ops], np.int32),
+            "op_off": np.array([o for _, o, _ in ops], np.int32), "op_ntaps": ntaps,
+            "op_tap0": np.concatenate([[0], np.cumsum(ntaps)[:-1]]).astype(np.int32), "taps": self.taps,
+            "prog_of": np.array(self.prog_of, np.int32), "band_w": self.band_w, "theta": self.theta,
+            "delta": self.delta, "group_of": np.array(self.groups, np.int32),
+            "ll_pred": LL_PREDICTORS.index(self.ll_pred), "ctx_w": self.ctx_w, "cap": self.cap,
+            "thresholds": self.thresholds, "amax": self.amax, "eg_k": self.eg_k, "prec": self.prec,
+            "freq": self.freq.astype(np.uint32), "adapt": int(self.adapt is not None), "adapt_shift": adapt["shift"],
+            "adapt_inc": adapt["inc"], "adapt_limit": adapt["limit"]}
+
+    def step_of_level(self, level: float) -> float:
+        """The quantiser step of a (continuous) rate level: log-linear between the trained levels."""
+        s = np.log(self.level_steps)
+        lv = float(np.clip(level, 0, len(s) - 1))
+        i = min(int(lv), len(s) - 2) if len(s) > 1 else 0
+        return float(np.exp(s[i] + (lv - i) * (s[i + 1] - s[i]))) if len(s) > 1 else float(np.exp(s[0]))
+
+    # -- the "network": identity on the transformed frames ------------------------------------------
+    def encode(self, z: np.ndarray, tile) -> np.ndarray:
+        return np.asarray(z).reshape(len(z), *tile)
+
+    def decode(self, latents: np.ndarray, tile) -> np.ndarray:
+        return np.asarray(latents, np.float64).reshape(len(latents), -1)
+
+
+def geometric_table(ntok: int, prec: int, ratio: float) -> np.ndarray:
+    """Frequencies (sum 2^prec, each >= 1) of p(t) ~ ratio^t: a neutral table before training."""
+    p = ratio ** np.arange(ntok, dtype=np.float64)
+    return normalise_counts(p, prec)
+
+
+def normalise_counts(counts, prec: int) -> np.ndarray:
+    """Counts -> integer frequencies summing to 2^prec with every entry >= 1 (largest-remainder,
+    then the surplus or deficit taken from the largest entries): a table rANS can use."""
+    c = np.asarray(counts, np.float64)
+    total = 1 << prec
+    n = len(c)
+    if n > total:
+        raise SaecodecError(f"{n} symbols do not fit a table of 2^{prec}")
+    c = np.maximum(c, 0)
+    if c.sum() <= 0:
+        c = np.ones(n)
+    f = np.maximum(1, np.floor(c / c.sum() * (total - n) + 1)).astype(np.int64)
+    diff = total - int(f.sum())
+    order = np.argsort(-c, kind="stable")
+    i = 0
+    while diff != 0:
+        j = order[i % n]
+        if diff > 0:
+            f[j] += 1
+            diff -= 1
+        elif f[j] > 1:
+            f[j] -= 1
+            diff += 1
+        i += 1
+    return f

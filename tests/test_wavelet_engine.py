@@ -1,0 +1,276 @@
+"""The wavelet engine (c_wavelet/): lifting transform, quantiser, contexts, entropy coders.
+
+The C must equal the pure-Python reference (tests/wavelet_reference.py) bit for bit, and
+the transform must be PyWavelets' bior4.4 where the two are comparable.
+"""
+
+import threading
+
+import numpy as np
+import pytest
+import pywt
+
+import wavelet_reference as ref
+from saecodec.coding.wavelet_engine import Engine, step, step_index
+from saecodec.errors import PayloadError, SaecodecError
+from saecodec.models.wavelet import WaveletModule, geometric_table, normalise_counts
+
+
+def engine(**kw):
+    mod = WaveletModule(**kw)
+    p = mod.engine_params()
+    for s in range(mod.nsets):  # distinct table sets, so that the choice matters
+        p["freq"][s] = geometric_table(mod.ntok, mod.prec, 0.15 + 0.2 * s)
+    return Engine(p), p
+
+
+def smooth(rng, shape, scale=0.1):
+    return np.cumsum(np.cumsum(rng.normal(size=shape), -2), -1) * scale
+
+
+@pytest.fixture(scope="module")
+def cdf():
+    return engine()[0]
+
+
+# -- transform -------------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(1, 1), (1, 2), (2, 1), (1, 7), (5, 1), (2, 3), (3, 2), (9, 13), (64, 64),
+                                   (65, 33), (1, 1000), (130, 7), (127, 255), (1024, 1024)])
+def test_perfect_reconstruction(cdf, shape):
+    x = smooth(np.random.default_rng(0), shape) + 3.0
+    c = cdf.forward(x)
+    r = cdf.inverse(c)
+    assert np.abs(r - x).max() <= 1e-13 * max(1.0, np.abs(x).max())
+    if x.size > 1 and cdf.levels(*shape):
+        assert not np.allclose(c, x)  # it did transform
+
+
+def test_perfect_reconstruction_4096(cdf):
+    x = np.random.default_rng(1).normal(size=(4096, 4096)).astype(np.float64)
+    c = cdf.forward(x)
+    x -= cdf.inverse(c)
+    assert np.abs(x).max() < 1e-13 * 5
+    assert cdf.levels(4096, 4096) == 4
+
+
+def _sym_periodic(x, axis):
+    """The whole-sample symmetric extension of x along axis, one period (2N - 2)."""
+    n = x.shape[axis]
+    idx = np.concatenate([np.arange(n), np.arange(n - 2, 0, -1)])
+    return np.take(x, idx, axis=axis)
+
+
+@pytest.mark.parametrize("n", [2, 3, 8, 9, 16, 31])
+def test_one_level_is_pywt_bior44_on_the_symmetric_extension(n):
+    e, _ = engine(levels=1, min_len=2)
+    x = np.random.default_rng(n).normal(size=n)
+    c = e.forward(x[None])[0]
+    ns = (n + 1) // 2
+    ca, cd = pywt.dwt(_sym_periodic(x, 0), "bior4.4", mode="periodization")
+    assert np.abs(c[:ns] - ca[:ns]).max() < 1e-11
+    assert np.abs(c[ns:] - cd[:n - ns]).max() < 1e-11
+
+
+@pytest.mark.parametrize("hw", [(33, 33), (17, 65)])
+def test_three_levels_are_pywt_wavedec2(hw):
+    """Sizes 2^3 k + 1 keep every level's low band whole-sample symmetric, so pywt's periodic
+    transform of the symmetric extension is this transform (HL: pywt's cV, LH: cH, HH: cD)."""
+    e, _ = engine(levels=3, min_len=2)
+    x = np.random.default_rng(5).normal(size=hw)
+    c = e.forward(x)
+    y = _sym_periodic(_sym_periodic(x, 0), 1)
+    coeffs = pywt.wavedec2(y, "bior4.4", mode="periodization", level=3)
+    bands = e.bands(*hw)
+    assert tuple(bands[0, 4:]) == (5, 5) if hw == (33, 33) else True
+    lv0, o0, y0, x0, h, w = bands[0]
+    assert np.abs(c[:h, :w] - coeffs[0][:h, :w]).max() < 1e-10
+    for lv, o, y0, x0, h, w in bands[1:]:
+        ch, cv, cdd = coeffs[4 - lv]
+        theirs = {1: cv, 2: ch, 3: cdd}[o]
+        assert np.abs(c[y0:y0 + h, x0:x0 + w] - theirs[:h, :w]).max() < 1e-10, (lv, o)
+
+
+def test_transform_is_the_reference_bit_for_bit():
+    e, p = engine(levels=4, min_len=4)
+    rng = np.random.default_rng(7)
+    for shape in [(16, 16), (9, 13), (1, 30), (30, 1), (37, 70)]:
+        x = smooth(rng, shape)
+        c = e.forward(x)
+        assert np.array_equal(c, ref.forward(p, x))
+        assert np.array_equal(e.inverse(c), ref.inverse(p, c))
+
+
+def test_learned_lifting_steps_are_parameters():
+    """Extra predict/update steps with any offset and tap count: invertible, and exactly the reference."""
+    from saecodec.models.wavelet import cdf97_program
+
+    extra = [("predict", -1, [0.01, -0.02, 0.03]), ("update", -2, [0.005, 0.0, 0.0, -0.004]), ("predict", 0, [0.1])]
+    ops, taps = cdf97_program(extra)
+    mod = WaveletModule(levels=3, min_len=4, programs=[cdf97_program()[0], ops], prog_of=[[1, 0], [0, 1], [1, 1]])
+    mod.taps = np.concatenate([cdf97_program()[1], taps])
+    p = mod.engine_params()
+    e = Engine(p)
+    x = smooth(np.random.default_rng(8), (23, 41))
+    c = e.forward(x)
+    assert np.array_equal(c, ref.forward(p, x))
+    assert np.abs(e.inverse(c) - x).max() < 1e-12
+    assert not np.array_equal(c, engine(levels=3, min_len=4)[0].forward(x))
+
+
+def test_levels_follow_the_longer_side():
+    e, _ = engine(levels=4, min_len=8)
+    assert [e.levels(*s) for s in [(64, 64), (8, 8), (7, 7), (1, 64), (1024, 3), (4, 4)]] == [4, 1, 0, 4, 4, 0]
+    b = e.bands(1, 64)  # rows only: the bands of the columns are empty
+    assert (b[b[:, 1] >= 2][:, 4] == 0).all() and (b[b[:, 1] == 1][:, 4] == 1).all()
+
+
+# -- coder -----------------------------------------------------------------------------------
+CODERS = [dict(), dict(nsets=4), dict(adapt={"shift": 4, "inc": 24, "limit": 4096}),
+          dict(nsets=2, ll_pred="avg", ntok=6, nclasses=5, levels=3, min_len=4),
+          dict(ll_pred="none", ntok=3, nclasses=1, levels=2, min_len=2, adapt={"shift": 0, "inc": 1, "limit": 64})]
+
+
+@pytest.mark.parametrize("kw", CODERS)
+def test_c_coder_is_the_reference_bit_for_bit(kw):
+    e, p = engine(**kw)
+    p["eg_k"][:] = np.arange(len(p["eg_k"])) % 3
+    e = Engine(p)
+    rng = np.random.default_rng(11)
+    for B, H, W in [(2, 16, 16), (1, 9, 13), (1, 1, 7), (1, 20, 3), (1, 1, 1)]:
+        z = smooth(rng, (B, H, W))
+        z[0, 0, 0] += 40.0  # a spike: escapes with Exp-Golomb remainders
+        for k in (step_index(0.002), step_index(0.1), step_index(3.0)):
+            rb, rz, rk = ref.encode(p, z, [k] * B)
+            cb, cz, ck = e.encode(z, k)
+            assert cb == rb, (B, H, W, k)
+            assert np.array_equal(cz, rz) and np.array_equal(ck, rk)
+            dz, used = e.decode(cb + b"\x01\x02", (B, H, W), ck)
+            assert used == len(cb) and np.array_equal(dz, cz)
+
+
+@pytest.mark.parametrize("kw", CODERS[:3])
+def test_round_trip_and_error_follow_the_step(kw):
+    e, _ = engine(**kw)
+    z = smooth(np.random.default_rng(12), (3, 64, 64))
+    z -= z.mean(axis=(1, 2), keepdims=True)
+    errs, sizes = [], []
+    for d in (0.003, 0.03, 0.3):
+        data, zhat, used = e.encode(z, step_index(d))
+        dz, n = e.decode(data, z.shape, used)
+        assert n == len(data) and np.array_equal(dz, zhat)
+        assert np.abs(zhat - z).max() <= 2 * d * 2 ** 4  # coarse: the step times the LL's gain
+        errs.append(np.linalg.norm(zhat - z))
+        sizes.append(len(data))
+    assert errs[0] < errs[1] < errs[2] and sizes[0] > sizes[1] > sizes[2]
+
+
+def test_deterministic_across_threads():
+    e, _ = engine(nsets=2)
+    z = smooth(np.random.default_rng(13), (4, 96, 80))
+    one = e.encode(z, step_index(0.02))
+    results = [None] * 4
+
+    def work(i):
+        results[i] = e.encode(z, step_index(0.02))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for data, zhat, _ in results:
+        assert data == one[0] and zhat.tobytes() == one[1].tobytes()
+
+
+def test_too_fine_steps_are_raised_and_nonfinite_values_refused(cdf):
+    z = np.zeros((2, 16, 16))
+    z[0] = 1e12
+    z[0, 3, 3] = -1e12
+    data, zhat, used = cdf.encode(z, 0)
+    assert used[0] > 0 and used[1] == 0  # only the frame that needs it
+    assert np.array_equal(cdf.decode(data, z.shape, used)[0], zhat)
+    assert np.abs(zhat[0] - z[0]).max() < 1e12 * 2 ** -20
+    for bad in (np.nan, np.inf):
+        z[1, 2, 2] = bad
+        with pytest.raises(SaecodecError, match="cannot quantise"):
+            cdf.encode(z, 30000)
+
+
+def test_stats_count_every_coefficient():
+    e, p = engine(nsets=2)
+    z = smooth(np.random.default_rng(14), (3, 20, 31))
+    counts, raw = e.stats(z, step_index(0.05))
+    assert counts.sum() == z.size and counts.shape == (e.ngroups, e.nclasses, e.ntok)
+    per, raw2 = e.stats(z, step_index(0.05), per_frame=True)
+    assert per.shape == (3,) + counts.shape and np.array_equal(per.sum(0), counts) and raw2 == raw
+    syms = [s for f in z for s in ref.symbols(p, f, step_index(0.05))[2]]
+    assert sum(1 for g, cl, v in syms if v) <= raw
+
+
+def test_search_finds_the_largest_step_meeting_the_target():
+    e, _ = engine()
+    z = smooth(np.random.default_rng(15), (3, 48, 40))
+    z -= z.mean(axis=(1, 2), keepdims=True)
+    lo, hi = step_index(1e-4), step_index(10.0)
+    for target in (0.01, 0.05):
+        steps = e.search(z, target, lo, hi)
+        for f in range(3):
+            _, zhat, _ = e.encode(z[f:f + 1], steps[f])
+            err = np.linalg.norm(zhat - z[f]) / np.linalg.norm(z[f] - z[f].mean())
+            _, zn, _ = e.encode(z[f:f + 1], steps[f] + 1)
+            errn = np.linalg.norm(zn - z[f]) / np.linalg.norm(z[f] - z[f].mean())
+            assert err <= target < errn
+    assert (e.search(z, 10.0, lo, hi) == hi).all()
+
+
+def test_steps_are_the_exact_powers_of_two(cdf):
+    assert step(32768) == 1.0 and step(32768 + 256) == 2.0 and step(32768 - 512) == 0.25
+    assert all(ref.step(k) == step(k) for k in range(0, 65536, 61))
+    assert step_index(0.01) == round(32768 + 256 * np.log2(0.01))
+
+
+def test_bad_parameters_are_refused():
+    p = WaveletModule().engine_params()
+    p["freq"][0, 0, 0, 0] += 1  # no longer sums to 2^prec
+    with pytest.raises(SaecodecError, match="rejected"):
+        Engine(p)
+    p = WaveletModule().engine_params()
+    p["taps"][8] = 0.0  # a zero scale (scale_s) is not invertible
+    with pytest.raises(SaecodecError, match="rejected"):
+        Engine(p)
+    p = WaveletModule().engine_params()
+    del p["cap"]
+    with pytest.raises(SaecodecError, match="missing"):
+        Engine(p)
+
+
+def test_normalised_tables_sum_and_floor():
+    for counts in ([0, 0, 0], [1e9, 1, 0, 0, 5], np.arange(40) ** 3):
+        f = normalise_counts(counts, 12)
+        assert f.sum() == 4096 and f.min() >= 1
+
+
+@pytest.mark.parametrize("kw", CODERS[:3])
+def test_corrupted_streams_are_errors_never_crashes(kw):
+    e, _ = engine(**kw)
+    rng = np.random.default_rng(16)
+    z = smooth(rng, (2, 24, 20))
+    data, zhat, used = e.encode(z, step_index(0.01))
+    bad = 0
+    for i in range(400):
+        b = bytearray(data)
+        how = i % 4
+        if how == 0:
+            b[rng.integers(len(b))] ^= 1 << int(rng.integers(8))
+        elif how == 1:
+            b = b[:rng.integers(len(b))]
+        elif how == 2:
+            b[rng.integers(len(b))] = rng.integers(256)
+        else:
+            b = bytearray(rng.integers(0, 256, rng.integers(0, 64), dtype=np.uint8).tobytes())
+        try:
+            out, n = e.decode(bytes(b), z.shape, used)
+            assert np.isfinite(out).all() and n <= len(b)
+        except PayloadError:
+            bad += 1
+    assert bad > 300

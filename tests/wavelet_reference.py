@@ -1,0 +1,466 @@
+"""Pure-Python/numpy reference of the wavelet engine (docs/wavelet.md): transform, quantiser,
+contexts, rANS and the adaptive range coder, one coefficient at a time.
+
+Slow by design (tests use small frames): it is the executable specification that the C
+engine (c_wavelet/, saecodec.coding.wavelet_engine) must match bit for bit, bytes and
+reconstructions. Reconstructions use only IEEE basic operations in the documented order.
+Parameters: the dict of ``WaveletModule.engine_params()``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, getcontext
+
+import numpy as np
+
+STEP_ONE = 32768
+RANS_L = 1 << 16
+NTERMS = 9
+MAX_Q = 1 << 30
+
+
+def step_table() -> list[float]:
+    getcontext().prec = 60
+    return [float(str(Decimal(2) ** (Decimal(j) / Decimal(256)))) for j in range(256)]
+
+
+_STEPS = step_table()
+
+
+def step(k: int) -> float:
+    return float(np.ldexp(_STEPS[k & 255], (k >> 8) - 128))
+
+
+# -- transform ------------------------------------------------------------------------------
+def _wss(p, n):
+    period = 2 * n - 2
+    p = np.mod(p, period)
+    return np.where(p >= n, period - p, p)
+
+
+def _ops(params, prog):
+    a, b = params["prog_start"][prog], params["prog_start"][prog + 1]
+    for i in range(a, b):
+        t0 = params["op_tap0"][i]
+        yield int(params["op_kind"][i]), int(params["op_off"][i]), params["taps"][t0:t0 + params["op_ntaps"][i]]
+
+
+def _lift(params, prog, s, d, n, inverse):
+    """s (..., ns), d (..., nd) along the last axis; returns new arrays."""
+    ops = list(_ops(params, prog))
+    if inverse:
+        ops = ops[::-1]
+    ns, nd = (n + 1) // 2, n // 2
+    for kind, off, taps in ops:
+        if kind >= 2:
+            if kind == 2:
+                s = s / taps[0] if inverse else s * taps[0]
+            else:
+                d = d / taps[0] if inverse else d * taps[0]
+            continue
+        tgt_n = nd if kind == 0 else ns
+        src = s if kind == 0 else d
+        i = np.arange(tgt_n)
+        acc = None
+        for k, t in enumerate(taps):
+            e = i + off + k
+            idx = _wss(2 * e, n) // 2 if kind == 0 else (_wss(2 * e + 1, n) - 1) // 2
+            term = t * src[..., idx]
+            acc = term if acc is None else acc + term
+        if kind == 0:
+            d = d - acc if inverse else d + acc
+        else:
+            s = s - acc if inverse else s + acc
+    return s, d
+
+
+def levels(params, H, W):
+    n, h, w = 0, H, W
+    while n < params["levels"] and max(h, w) >= params["min_len"] and (h > 1 or w > 1):
+        h, w, n = (h + 1) // 2, (w + 1) // 2, n + 1
+    return n
+
+
+def forward(params, x):
+    x = np.array(x, np.float64)
+    H, W = x.shape
+    h, w = H, W
+    for lv in range(levels(params, H, W)):
+        pr, pc = params["prog_of"][lv]
+        if w >= 2:
+            r = x[:h, :w]
+            s, d = _lift(params, pr, r[:, 0::2], r[:, 1::2], w, False)
+            x[:h, :w] = np.concatenate([s, d], axis=1)
+        if h >= 2:
+            r = x[:h, :w]
+            s, d = _lift(params, pc, r[0::2].T, r[1::2].T, h, False)
+            x[:h, :w] = np.concatenate([s.T, d.T], axis=0)
+        h, w = (h + 1) // 2, (w + 1) // 2
+    return x
+
+
+def inverse(params, c):
+    x = np.array(c, np.float64)
+    H, W = x.shape
+    dims = [(H, W)]
+    for _ in range(levels(params, H, W)):
+        dims.append(((dims[-1][0] + 1) // 2, (dims[-1][1] + 1) // 2))
+    for lv in range(len(dims) - 2, -1, -1):
+        h, w = dims[lv]
+        pr, pc = params["prog_of"][lv]
+        if h >= 2:
+            ns = (h + 1) // 2
+            s, d = _lift(params, pc, x[:ns, :w].T, x[ns:h, :w].T, h, True)
+            out = np.empty((h, w))
+            out[0::2], out[1::2] = s.T, d.T
+            x[:h, :w] = out
+        if w >= 2:
+            ns = (w + 1) // 2
+            s, d = _lift(params, pr, x[:h, :ns], x[:h, ns:w], w, True)
+            out = np.empty((h, w))
+            out[:, 0::2], out[:, 1::2] = s, d
+            x[:h, :w] = out
+    return x
+
+
+def bands(params, H, W):
+    """[(level, orient, y0, x0, h, w, parent, sib1, sib2)] in coding order."""
+    n = levels(params, H, W)
+    dims = [(H, W)]
+    for _ in range(n):
+        dims.append(((dims[-1][0] + 1) // 2, (dims[-1][1] + 1) // 2))
+    out = [(max(n, 1), 0, 0, 0, dims[n][0], dims[n][1], -1, -1, -1)]
+    prev = {1: -1, 2: -1, 3: -1}
+    for lv in range(n, 0, -1):
+        (h, w), (h0, w0) = dims[lv - 1], dims[lv]
+        here = {}
+        for o in (1, 2, 3):
+            y0, x0 = (h0 if o >= 2 else 0), (w0 if o & 1 else 0)
+            bh, bw = (h - h0 if o >= 2 else h0), (w - w0 if o & 1 else w0)
+            sib1 = here.get(1, -1) if o >= 2 else -1
+            sib2 = here.get(2, -1) if o == 3 else -1
+            here[o] = len(out)
+            out.append((lv, o, y0, x0, bh, bw, prev[o], sib1, sib2))
+        prev = here
+    return out
+
+
+# -- quantiser and symbols ------------------------------------------------------------------------
+def band_par(params, b, name):
+    return params[name][b[0] - 1][b[1]]
+
+
+def min_step(params, bl, c):
+    mx = 0.0
+    for b in bl:
+        bw = band_par(params, b, "band_w")
+        for y in range(b[4]):
+            for x in range(b[5]):
+                mx = max(mx, abs(c[b[2] + y, b[3] + x]) / bw)
+    if mx == 0:
+        return 0
+    lo, hi = 0, 65535
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if mx / step(mid) < 536870912.0:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def quantise(params, bl, c, k):
+    D = step(k)
+    q = np.zeros(c.shape, np.int64)
+    for b in bl:
+        Db = D * band_par(params, b, "band_w")
+        th = band_par(params, b, "theta")
+        for y in range(b[4]):
+            for x in range(b[5]):
+                v = c[b[2] + y, b[3] + x]
+                a = int(abs(v) / Db + th)
+                q[b[2] + y, b[3] + x] = -a if v < 0 else a
+    return q
+
+
+def dequantise(params, bl, q, k):
+    D = step(k)
+    c = np.zeros(q.shape, np.float64)
+    for b in bl:
+        Db = D * band_par(params, b, "band_w")
+        de = band_par(params, b, "delta")
+        for y in range(b[4]):
+            for x in range(b[5]):
+                v = int(q[b[2] + y, b[3] + x])
+                if v:
+                    r = (float(abs(v)) - de) * Db
+                    c[b[2] + y, b[3] + x] = -r if v < 0 else r
+    return c
+
+
+def ll_predict(mode, q, y, x):
+    if mode == 0 or (y == 0 and x == 0):
+        return 0
+    w_ = q[y, x - 1] if x > 0 else q[y - 1, x]
+    n_ = q[y - 1, x] if y > 0 else w_
+    if mode == 1 or x == 0 or y == 0:
+        return (int(w_) + int(n_)) >> 1
+    nw = int(q[y - 1, x - 1])
+    mx, mn = max(w_, n_), min(w_, n_)
+    if nw >= mx:
+        return int(mn)
+    if nw <= mn:
+        return int(mx)
+    return int(w_) + int(n_) - nw
+
+
+def _at(vals, b, y, x):
+    """value of band b at (y, x) clamped into it (0 for an empty band)"""
+    if b[4] <= 0 or b[5] <= 0:
+        return 0
+    return int(vals[b[2] + min(y, b[4] - 1), b[3] + min(x, b[5] - 1)])
+
+
+def context(params, bl, bi, q, llr, y, x):
+    b = bl[bi]
+    g = params["group_of"][b[0] - 1][b[1]]
+    w = params["ctx_w"][g]
+    cap = int(params["cap"][g])
+
+    def mag(v):
+        return min(abs(int(v)), cap)
+
+    if b[1] == 0:
+        def own(yy, xx):
+            return llr[yy, xx]
+    else:
+        def own(yy, xx):
+            return q[b[2] + yy, b[3] + xx]
+    a = 0
+    if x >= 1:
+        a += int(w[0]) * mag(own(y, x - 1))
+    if y >= 1:
+        a += int(w[1]) * mag(own(y - 1, x))
+        if x >= 1:
+            a += int(w[2]) * mag(own(y - 1, x - 1))
+        if x + 1 < b[5]:
+            a += int(w[3]) * mag(own(y - 1, x + 1))
+    if x >= 2:
+        a += int(w[4]) * mag(own(y, x - 2))
+    if y >= 2:
+        a += int(w[5]) * mag(own(y - 2, x))
+    for term, idx, yy, xx in ((6, b[6], y >> 1, x >> 1), (7, b[7], y, x), (8, b[8], y, x)):
+        if idx >= 0:
+            a += int(w[term]) * mag(_at(q, bl[idx], yy, xx))
+    a = min(a, int(params["amax"]))
+    thr = params["thresholds"][g]
+    return g, int(np.sum(thr <= a))
+
+
+def symbols(params, z, k):
+    """(q, llr, [(group, class, value)], step used) of one frame."""
+    H, W = z.shape
+    bl = bands(params, H, W)
+    c = forward(params, z)
+    k = max(k, min_step(params, bl, c))
+    q = quantise(params, bl, c, k)
+    b0 = bl[0]
+    llr = np.zeros((b0[4], b0[5]), np.int64)
+    for y in range(b0[4]):
+        for x in range(b0[5]):
+            llr[y, x] = q[y, x] - ll_predict(params["ll_pred"], q, y, x)
+    syms = []
+    for bi, b in enumerate(bl):
+        for y in range(b[4]):
+            for x in range(b[5]):
+                g, cl = context(params, bl, bi, q, llr, y, x)
+                v = int(llr[y, x]) if b[1] == 0 else int(q[b[2] + y, b[3] + x])
+                syms.append((g, cl, v))
+    return q, llr, syms, k
+
+
+def eg_ops(m, k):
+    """Decode-order bit operations [(value, nbits)] of the Exp-Golomb code of m >= 0, order k."""
+    u = (m >> k) + 1
+    e = u.bit_length() - 1
+    nb = e + k
+    r = ((u - (1 << e)) << k) | (m & ((1 << k) - 1))
+    ops = [(1, 1)] * e + [(0, 1)]
+    nchunks = (nb + 7) // 8
+    for c in range(nchunks):
+        ln = nb - 8 * (nchunks - 1) if c == 0 else 8
+        lo = 8 * (nchunks - 1 - c)
+        ops.append(((r >> lo) & ((1 << ln) - 1), ln))
+    return ops
+
+
+def value_ops(params, g, v):
+    """Decode-order operations of one value: ('tok', t) then ('bits', value, nbits)..."""
+    T = params["freq"].shape[-1]
+    esc = T - 1
+    a = abs(v)
+    ops = [("tok", min(a, esc))]
+    if a >= esc:
+        ops += [("bits", b, n) for b, n in eg_ops(a - esc, int(params["eg_k"][g]))]
+    if a:
+        ops.append(("bits", int(v < 0), 1))
+    return ops
+
+
+def present_groups(params, H, W):
+    return sorted({int(params["group_of"][b[0] - 1][b[1]]) for b in bands(params, H, W) if b[4] > 0 and b[5] > 0})
+
+
+def _cost_fix(f, prec):
+    """(prec << 16) - log2_fix(f): the C's integer code length (docs/wavelet.md)."""
+    e = f.bit_length() - 1
+    y = (f << 31) >> e
+    r = e << 16
+    for b in range(15, -1, -1):
+        y = (y * y) >> 31
+        if y >= (2 << 31):
+            y >>= 1
+            r |= 1 << b
+    return (prec << 16) - r
+
+
+def choose_sets(params, syms):
+    S, G = params["freq"].shape[:2]
+    T = params["freq"].shape[-1]
+    if S == 1:
+        return [0] * G
+    cost = np.zeros((S, G), object)
+    for g, cl, v in syms:
+        t = min(abs(v), T - 1)
+        for s in range(S):
+            cost[s, g] += _cost_fix(int(params["freq"][s, g, cl, t]), int(params["prec"]))
+    return [int(min(range(S), key=lambda s: (cost[s, g], s))) for g in range(G)]
+
+
+# -- rANS ---------------------------------------------------------------------------------------
+def rans_encode(ops_forward, prec):
+    """ops: decode-order list of (start, freq); returns the 16-bit words (state first)."""
+    x = RANS_L
+    out = []
+    for start, freq in reversed(ops_forward):
+        if x >= ((RANS_L >> prec) << 16) * freq:
+            out.append(x & 0xFFFF)
+            x >>= 16
+        x = ((x // freq) << prec) + (x % freq) + start
+    out += [x & 0xFFFF, x >> 16]
+    return out[::-1]
+
+
+def varint(v):
+    out = bytearray()
+    while True:
+        c = v & 0x7F
+        v >>= 7
+        out.append(c | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+class RangeEncoder:
+    """LZMA's range encoder (carry through a cached byte)."""
+
+    def __init__(self):
+        self.low, self.range, self.cache, self.csize, self.out = 0, 0xFFFFFFFF, 0, 1, bytearray()
+
+    def shift(self):
+        if (self.low & 0xFFFFFFFF) < 0xFF000000 or (self.low >> 32):
+            carry = self.low >> 32
+            t = self.cache
+            while True:
+                self.out.append((t + carry) & 0xFF)
+                t = 0xFF
+                self.csize -= 1
+                if not self.csize:
+                    break
+            self.cache = (self.low >> 24) & 0xFF
+        self.csize += 1
+        self.low = (self.low & 0x00FFFFFF) << 8
+
+    def put(self, start, freq, total):
+        r = self.range // total
+        self.low += r * start
+        self.range = r * freq
+        while self.range < (1 << 24):
+            self.range <<= 8
+            self.shift()
+
+    def finish(self):
+        for _ in range(5):
+            self.shift()
+        return bytes(self.out)
+
+
+def _adapt_init(params, sets):
+    f = params["freq"]
+    S, G, C, T = f.shape
+    cnt = np.maximum(1, np.stack([f[sets[g], g] for g in range(G)]).astype(np.int64) >> int(params["adapt_shift"]))
+    cnt = cnt.astype(np.int64)
+    lim = int(params["adapt_limit"])
+    for g in range(G):
+        for c in range(C):
+            while cnt[g, c].sum() > lim:
+                cnt[g, c] = (cnt[g, c] + 1) >> 1
+    return cnt
+
+
+def _adapt_update(params, cnt, g, c, t):
+    cnt[g, c, t] += int(params["adapt_inc"])
+    if cnt[g, c].sum() > int(params["adapt_limit"]):
+        cnt[g, c] = (cnt[g, c] + 1) >> 1
+
+
+def encode_frame(params, z, k):
+    """(bytes of the frame, z_hat, step used)."""
+    H, W = z.shape
+    q, llr, syms, k = symbols(params, z, k)
+    sets = choose_sets(params, syms)
+    S = params["freq"].shape[0]
+    sb = S.bit_length() - 1
+    prec = int(params["prec"])
+    groups = present_groups(params, H, W)
+    if not params["adapt"]:
+        ops = [((sets[g] << (prec - sb)), 1 << (prec - sb)) for g in groups] if sb else []
+        for g, cl, v in syms:
+            f = params["freq"][sets[g], g, cl]
+            cum = np.concatenate([[0], np.cumsum(f)])
+            for op in value_ops(params, g, v):
+                if op[0] == "tok":
+                    ops.append((int(cum[op[1]]), int(f[op[1]])))
+                else:
+                    ops.append((op[1] << (prec - op[2]), 1 << (prec - op[2])))
+        words = rans_encode(ops, prec)
+        data = varint(len(words)) + b"".join(int(w).to_bytes(2, "little") for w in words)
+    else:
+        enc = RangeEncoder()
+        cnt = _adapt_init(params, sets)
+        if sb:
+            for g in groups:
+                enc.put(sets[g], 1, 1 << sb)
+        for g, cl, v in syms:
+            for op in value_ops(params, g, v):
+                if op[0] == "tok":
+                    c = cnt[g, cl]
+                    enc.put(int(c[:op[1]].sum()), int(c[op[1]]), int(c.sum()))
+                    _adapt_update(params, cnt, g, cl, op[1])
+                else:
+                    enc.put(op[1], 1, 1 << op[2])
+        body = enc.finish()
+        data = varint(len(body)) + body
+    bl = bands(params, H, W)
+    zhat = inverse(params, dequantise(params, bl, q, k))
+    return data, zhat, k
+
+
+def encode(params, z, steps):
+    out, zh, used = b"", [], []
+    for f in range(len(z)):
+        d, y, k = encode_frame(params, z[f], int(steps[f]))
+        out += d
+        zh.append(y)
+        used.append(k)
+    return out, np.array(zh).reshape(z.shape), np.array(used)
