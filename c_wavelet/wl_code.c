@@ -571,12 +571,6 @@ static int grow(uint8_t **buf, size_t *cap, size_t need) {
     return 0;
 }
 
-static size_t put_varint(uint8_t *p, uint64_t v) {
-    size_t n = 0;
-    do { uint8_t c = v & 0x7f; v >>= 7; if (v) c |= 0x80; p[n++] = c; } while (v);
-    return n;
-}
-
 int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W, int32_t *steps,
                   double *zhat, uint8_t **out) {
     *out = NULL;
@@ -623,8 +617,7 @@ int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int6
             *--ptr = (uint16_t)x;
             *--ptr = (uint16_t)(x >> 16);
             const size_t nw = (size_t)(end - ptr);
-            if (grow(&buf, &cap, pos + 10 + 2 * nw)) { rc = WL_ERR_NOMEM; break; }
-            pos += put_varint(buf + pos, nw);
+            if (grow(&buf, &cap, pos + 2 * nw)) { rc = WL_ERR_NOMEM; break; }
             for (size_t i = 0; i < nw; i++) { buf[pos++] = (uint8_t)ptr[i]; buf[pos++] = (uint8_t)(ptr[i] >> 8); }
         } else {
             adapt_t a;
@@ -642,8 +635,7 @@ int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int6
             for (int i = 0; i < 5; i++) rc_shift(&e);
             free(a.cnt); free(a.tot);
             if (e.err) { free(tmp); rc = WL_ERR_NOMEM; wl_fail_line = __LINE__; break; }
-            if (grow(&buf, &cap, pos + 10 + e.pos)) { free(tmp); rc = WL_ERR_NOMEM; break; }
-            pos += put_varint(buf + pos, e.pos);
+            if (grow(&buf, &cap, pos + e.pos)) { free(tmp); rc = WL_ERR_NOMEM; break; }
             memcpy(buf + pos, tmp, e.pos);
             pos += e.pos;
             free(tmp);
@@ -795,17 +787,6 @@ static int decode_adaptive(const wl_model *m, const wl_band *b, int nb, int64_t 
     return decode_symbols(m, b, nb, W, s, w, d, 1);
 }
 
-static int rd_varint(const uint8_t *in, size_t n, size_t *pos, uint64_t *v) {
-    *v = 0;
-    for (int shift = 0; shift < 63; shift += 7) {
-        if (*pos >= n) return -1;
-        const uint8_t c = in[(*pos)++];
-        *v |= (uint64_t)(c & 0x7f) << shift;
-        if (!(c & 0x80)) return (shift && !c) ? -1 : 0; /* no redundant trailing zero byte */
-    }
-    return -1;
-}
-
 int64_t wl_decode(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int64_t H, int64_t W,
                   const int32_t *steps, double *zhat) {
     if (!check_dims(B, H, W)) WL_FAIL(WL_ERR_ARG);
@@ -820,35 +801,30 @@ int64_t wl_decode(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int
     size_t pos = 0;
     int rc = 0;
     for (int64_t f = 0; f < B && !rc; f++) {
-        uint64_t len;
-        if (rd_varint(in, n, &pos, &len)) { rc = WL_ERR_CORRUPT; wl_fail_line = __LINE__; break; }
+        /* a message ends where its decoder stops reading: no length is stored */
         dec_t d;
         memset(&d, 0, sizeof d);
         int set_of[WL_MAX_GROUPS] = {0};
         if (!p->adapt) {
-            if (len < 2 || len > (n - pos) / 2) { rc = WL_ERR_CORRUPT; wl_fail_line = __LINE__; break; }
             d.p = in + pos;
-            d.end = in + pos + 2 * len;
-            pos += 2 * len;
+            d.end = in + n;
             d.x = rd_word(&d) << 16;
             d.x |= rd_word(&d);
-            if (d.x < RANS_L) { rc = WL_ERR_CORRUPT; wl_fail_line = __LINE__; break; }
-            for (int i = 0; i < ng && sb; i++) {
-                set_of[groups[i]] = (int)rans_get_bits(&d, sb, p->prec);
-            }
+            if (d.err || d.x < RANS_L) { rc = WL_ERR_CORRUPT; wl_fail_line = __LINE__; break; }
+            for (int i = 0; i < ng && sb; i++) set_of[groups[i]] = (int)rans_get_bits(&d, sb, p->prec);
             rc = decode_static(m, bands, nb, W, set_of, &w, &d);
-            if (!rc && (d.err || d.x != RANS_L || d.p != d.end)) { rc = WL_ERR_CORRUPT; wl_fail_line = __LINE__; }
+            if (!rc && (d.err || d.x != RANS_L)) { rc = WL_ERR_CORRUPT; wl_fail_line = __LINE__; }
+            pos = (size_t)(d.p - in);
         } else {
-            if (len < 5 || len > n - pos) { rc = WL_ERR_CORRUPT; wl_fail_line = __LINE__; break; }
-            d.rc = (rc_dec){0, 0xFFFFFFFFu, in + pos, in + pos + len, 0};
-            pos += len;
+            d.rc = (rc_dec){0, 0xFFFFFFFFu, in + pos, in + n, 0};
             if (rc_byte(&d.rc) != 0) { rc = WL_ERR_CORRUPT; wl_fail_line = __LINE__; break; }
             for (int i = 0; i < 4; i++) d.rc.code = (d.rc.code << 8) | rc_byte(&d.rc);
             for (int i = 0; i < ng && sb; i++) set_of[groups[i]] = (int)rc_get_bits(&d.rc, sb);
             if (adapt_init(m, set_of, &d.a)) { rc = WL_ERR_NOMEM; break; }
             rc = decode_adaptive(m, bands, nb, W, set_of, &w, &d);
             free(d.a.cnt); free(d.a.tot);
-            if (!rc && (d.rc.err || d.rc.p != d.rc.end)) { rc = WL_ERR_CORRUPT; wl_fail_line = __LINE__; }
+            if (!rc && d.rc.err) { rc = WL_ERR_CORRUPT; wl_fail_line = __LINE__; }
+            pos = (size_t)(d.rc.p - in);
         }
         if (rc) break;
         double *zh = zhat + f * H * W;

@@ -74,7 +74,7 @@ def _encode(model, arr, options, mask, device, predictors, settings) -> bytes:
         c = c.astype(c.dtype.newbyteorder("="))
     tile = model.tile_for(c.shape)
     coder = latents.coder_for(model, quant.latent_code(opts.latent_dtype), level=opts.level,
-                              net=lambda: runtime.HyperNet(model, device))
+                              target_error=opts.target_error, net=lambda: runtime.HyperNet(model, device))
     head = dict(model_check=fmt.model_check(model.freeze()), dtype=c.dtype, latent_code=coder.value_code,
                 shape=tuple(c.shape), tile=tile, ext=ext)
     flags = coder.kind_code | (fmt.FLAG_FORTRAN if fortran else 0)
@@ -185,7 +185,7 @@ def _write_residual(out: bytearray, model: Model, c: np.ndarray, masked: np.ndar
     """The residual section against the decoder's reconstruction; whether it uses it."""
     planes = _plane_shape(c.shape)
     y, z = prediction
-    guard = model.transform.sensitivity(z, side, bound.NET_TOLERANCE).reshape((-1,) + tile)
+    guard = model.transform.sensitivity(z, side, bound.net_tolerance(model)).reshape((-1,) + tile)
     guard = tiling.join(guard, c.shape, tile).reshape(planes)
     return bound.write_network(out, c.reshape(planes), masked.reshape(planes), opts.bound_mode, opts.error_bound,
                                y.reshape(planes), guard, latent_bytes, predictors)

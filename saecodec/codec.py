@@ -80,6 +80,12 @@ class SAECodec(Codec):
         0 (fewest bytes) .. L - 1 (best quality; ``sas-conv-h``: 0 .. 5), continuous, kept
         in steps of 1/32. Default: the model's middle level ((L - 1) / 2, 2.5 for
         ``sas-conv-h``). A model without levels refuses it at its first chunk.
+    target_error : float, optional
+        Per frame, the largest quantiser step whose offset-free relative L2 in the model's
+        domain (``||u_dec - u|| / ||u - mean(u)||``) is at most this: a quality target
+        instead of a rate level (models with per-frame rate control: the wavelet family;
+        others refuse it at their first chunk). The quality gate (``max_error``) still
+        applies after it.
 
     The options are checked once into :attr:`options` (a frozen
     :class:`saecodec.options.CodecOptions`); ``codec.error_bound`` etc. read them.
@@ -91,14 +97,14 @@ class SAECodec(Codec):
                  error_bound: float | None = None, bound_mode: str | None = None, mask_value=None,
                  max_error: float | None = DEFAULT_MAX_ERROR, *, weight_dtype: str | None = None,
                  mask_values=None, mask_below=None, mask=None, predictor: str | None = None,
-                 level: float | None = None):
+                 level: float | None = None, target_error: float | None = None):
         runtime.check_device(device)
         identity, name = model_store.identify(model, model_name)
         self.options = CodecOptions.create(identity, model_name=name, latent_dtype=latent_dtype,
                                            weight_dtype=weight_dtype, error_bound=error_bound,
                                            bound_mode=bound_mode, mask_value=mask_value, max_error=max_error,
                                            mask_values=mask_values, mask_below=mask_below, mask=mask,
-                                           predictor=predictor, level=level)
+                                           predictor=predictor, level=level, target_error=target_error)
         self.device = device
         self._model: Model | None = model if isinstance(model, Model) else model_store.loaded(identity)
 

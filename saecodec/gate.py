@@ -114,7 +114,8 @@ def assess(model, frames: np.ndarray, valid: np.ndarray, z_in: np.ndarray, z: np
     umax = np.abs(u).max(axis=1, initial=0.0)
     one = np.sqrt(nv)
     own = 2.0 ** -23 * sd * (one + np.sqrt(_sq(z_in.astype(np.float64))))
-    slack = (bound.NET_TOLERANCE * sd * (one + np.sqrt(_sq(z.astype(np.float64)))) + own
+    tol = bound.net_tolerance(model)
+    slack = (tol * sd * (one + np.sqrt(_sq(z.astype(np.float64)))) + own
              + _ROUND * (one + np.sqrt(_sq(u))))
     if dtype.kind == "f" and umax.max(initial=0.0) < 300:
         # the decoder's cast moves a value by a float rounding (the reserve); clipping x to
@@ -130,7 +131,7 @@ def assess(model, frames: np.ndarray, valid: np.ndarray, z_in: np.ndarray, z: np
             if dtype.kind == "f":
                 slack = slack + _cast_reserve(tr, dtype, umax) * one
             else:
-                near = np.abs(y - np.floor(y) - 0.5) <= tr.sensitivity(z, side, bound.NET_TOLERANCE).reshape(y.shape)
+                near = np.abs(y - np.floor(y) - 0.5) <= tr.sensitivity(z, side, tol).reshape(y.shape)
                 d = decoded.astype(np.float64)
                 step = np.maximum(np.abs(tr.to_u(d + 1) - tr.to_u(d)), np.abs(tr.to_u(d) - tr.to_u(d - 1)))
                 slack = slack + np.sqrt(_sq(np.where(near, step, 0.0).reshape(b, -1) * vf))

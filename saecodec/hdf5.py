@@ -61,13 +61,13 @@ class SAE(FilterRefBase):
     def __init__(self, model, latent_dtype: str | None = None, error_bound: float | None = None,
                  bound_mode: str | None = None, mask_value=None, max_error: float | None = DEFAULT_MAX_ERROR, *,
                  weight_dtype: str | None = None, mask_values=None, mask_below=None, mask=None,
-                 predictor: str | None = None, level: float | None = None):
+                 predictor: str | None = None, level: float | None = None, target_error: float | None = None):
         identity, name = model_store.identify(model)
         self.options = CodecOptions.create(identity, model_name=name, latent_dtype=latent_dtype,
                                            weight_dtype=weight_dtype, error_bound=error_bound,
                                            bound_mode=bound_mode, mask_value=mask_value, max_error=max_error,
                                            mask_values=mask_values, mask_below=mask_below, mask=mask,
-                                           predictor=predictor, level=level)
+                                           predictor=predictor, level=level, target_error=target_error)
         self.filter_id = FILTER_ID
         self.filter_options = self.options.cd_values()
         if self.filter_options[10] > MAX_OPTION_WORDS:

@@ -53,7 +53,10 @@ class CodecOptions:
     hidden from the network and the bounded coder; ``max_error``: the pure mode's quality
     gate (``saecodec.gate``), None: off; ``predictor``: what the bounded modes code
     against, ``"classical"`` (the plane's own neighbours: fast) or ``"network"`` (the
-    model's reconstruction, per plane where it pays)."""
+    model's reconstruction, per plane where it pays); ``level``: the rate level of a model
+    with rate levels; ``target_error``: per frame the largest quantiser step whose
+    offset-free relative L2 in the model's domain is at most this (models with per-frame
+    rate control: the wavelet family), None: off (``level`` decides)."""
 
     model: str
     latent_dtype: str = "float16"
@@ -66,6 +69,7 @@ class CodecOptions:
     mask: FrameMask | None = None
     predictor: str = "classical"
     level: float | None = None
+    target_error: float | None = None
 
     def __post_init__(self):
         if not is_identity(self.model):
@@ -92,6 +96,7 @@ class CodecOptions:
         self._set("mask", FrameMask.of(self.mask))
         self._set("predictor", ob.predictor(self.predictor))
         self._set("level", ob.level(self.level))
+        self._set("target_error", _target_error(self.target_error))
 
     @property
     def mask_value(self):
@@ -216,6 +221,18 @@ def _max_error(value):
     return v
 
 
+def _target_error(value):
+    if value is None:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise SaecodecError(f"target_error must be a number, got {value!r}") from None
+    if not (math.isfinite(v) and 0 < v <= 10):
+        raise SaecodecError(f"target_error is a relative L2 error: > 0 and at most 10, got {value!r}")
+    return v
+
+
 def _identity_words(identity: str) -> tuple[int, ...]:
     raw = bytes.fromhex(identity)
     return tuple(int.from_bytes(raw[i:i + 4], "big") for i in range(0, 32, 4))
@@ -288,7 +305,17 @@ def _unpack_name(w) -> dict:
     return {"model_name": raw.decode("utf-8", errors="replace")} if raw else {}
 
 
+def _pack_target(o: CodecOptions):
+    return (0, 0, 0) if o.target_error is None else (1, *_f64_words(o.target_error))
+
+
+def _unpack_target(w) -> dict:
+    if w[0] not in (0, 1):
+        raise SaecodecError(f"saecodec cd_values: unknown target_error kind {w[0]}")
+    return {"target_error": _words_f64(w[1], w[2])} if w[0] else {}
+
+
 # The options block of cd_values layout 2: (words, pack, unpack), appended in this order;
 # words is a count, or a function of the remaining words for an entry that says its length.
 _CD_OPTIONS = [(3, _pack_bound, _unpack_bound), (3, _pack_mask, _unpack_mask), (3, _pack_gate, _unpack_gate),
-               (_name_words, _pack_name, _unpack_name), *ob.CD_ENTRIES]
+               (_name_words, _pack_name, _unpack_name), *ob.CD_ENTRIES, (3, _pack_target, _unpack_target)]

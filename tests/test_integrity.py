@@ -241,7 +241,7 @@ def test_empty_chunks(tiny_model, shape, eb):
     assert d.shape == shape and d.dtype == x.dtype
 
 
-@pytest.mark.skipif(runtime.torch.cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_without_cuda_is_refused_when_the_codec_is_made(tiny_model, on_model_path):
     for make in (lambda: SAECodec(tiny_model.identity, device="cuda"),
                  lambda: SAEZarrCodec(model=tiny_model.identity, device="cuda:0"),

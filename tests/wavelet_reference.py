@@ -351,16 +351,6 @@ def rans_encode(ops_forward, prec):
     return out[::-1]
 
 
-def varint(v):
-    out = bytearray()
-    while True:
-        c = v & 0x7F
-        v >>= 7
-        out.append(c | (0x80 if v else 0))
-        if not v:
-            return bytes(out)
-
-
 class RangeEncoder:
     """LZMA's range encoder (carry through a cached byte)."""
 
@@ -434,7 +424,7 @@ def encode_frame(params, z, k):
                 else:
                     ops.append((op[1] << (prec - op[2]), 1 << (prec - op[2])))
         words = rans_encode(ops, prec)
-        data = varint(len(words)) + b"".join(int(w).to_bytes(2, "little") for w in words)
+        data = b"".join(int(w).to_bytes(2, "little") for w in words)
     else:
         enc = RangeEncoder()
         cnt = _adapt_init(params, sets)
@@ -449,8 +439,7 @@ def encode_frame(params, z, k):
                     _adapt_update(params, cnt, g, cl, op[1])
                 else:
                     enc.put(op[1], 1, 1 << op[2])
-        body = enc.finish()
-        data = varint(len(body)) + body
+        data = enc.finish()
     bl = bands(params, H, W)
     zhat = inverse(params, dequantise(params, bl, q, k))
     return data, zhat, k

@@ -12,22 +12,46 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import importlib
+from collections.abc import Mapping
+
 import numpy as np
-import torch
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 
 from ..errors import SaecodecError
 from ..modelfile import FILE_FORMAT, FILE_FORMAT_VERSION, METADATA_KEY, canonical_json, identity_of_bytes, \
     metadata_of_bytes
-from .conv_hyper import ConvHyperprior
-from .l1 import SparseL1Autoencoder
-from .rrae import RankReductionAutoencoder
 from .transforms import Transform
 
+
+class _Families(Mapping):
+    """Family name -> class, each imported on first use: a family without torch (``uses_torch``
+    False, its parameters numpy arrays in a ``safetensors.numpy`` file) loads and decodes
+    without importing torch (docs/seams.md, section 2)."""
+
+    def __init__(self, where: dict[str, str]):
+        self._where, self._loaded = dict(where), {}
+
+    def __getitem__(self, name):
+        if name not in self._loaded:
+            module, cls = self._where[name].split(":")
+            self._loaded[name] = getattr(importlib.import_module(module, __package__), cls)
+        return self._loaded[name]
+
+    def __iter__(self):
+        return iter(self._where)
+
+    def __len__(self):
+        return len(self._where)
+
+
 # family name in the model file -> the network class (``from_architecture``, ``latent_kind``)
-FAMILIES: dict[str, type] = {"l1": SparseL1Autoencoder, "rrae": RankReductionAutoencoder,
-                             "conv-hyper": ConvHyperprior}
+FAMILIES = _Families({"l1": ".l1:SparseL1Autoencoder", "rrae": ".rrae:RankReductionAutoencoder",
+                      "conv-hyper": ".conv_hyper:ConvHyperprior", "wavelet": ".wavelet:WaveletModule"})
+
+
+def uses_torch(module) -> bool:
+    """A torch network (the default), or a family of numpy parameters (``uses_torch = False``)."""
+    return getattr(module, "uses_torch", True)
 
 
 def default_coding(module) -> dict:
@@ -50,7 +74,7 @@ class Model:
     ``identity`` is None until the model is saved, loaded or :meth:`freeze` d.
     """
 
-    module: torch.nn.Module
+    module: "torch.nn.Module"  # or a family without torch (``uses_torch`` False)
     frame_shape: tuple[int, int] | None
     transform: Transform
     name: str
@@ -126,6 +150,13 @@ class Model:
 
     def to_bytes(self) -> bytes:
         """The model file's bytes (weights cast to ``storage_dtype``); changes nothing."""
+        if not uses_torch(self.module):  # numpy parameters, stored exactly (integer tables stay integers)
+            from safetensors.numpy import save as np_save
+
+            state = {k: np.ascontiguousarray(v) for k, v in self.module.state_dict().items()}
+            return np_save(state, metadata={METADATA_KEY: canonical_json(self.metadata())})
+        from safetensors.torch import save as st_save
+
         dt = self._storage_torch_dtype()
         state = {k: v.detach().to("cpu", dt if v.is_floating_point() else v.dtype).contiguous()
                  for k, v in self.module.state_dict().items()}  # integer tables stay integers
@@ -144,12 +175,18 @@ class Model:
         self.path = path
         return self.identity
 
-    def _storage_torch_dtype(self) -> torch.dtype:
+    def _storage_torch_dtype(self):
+        import torch
+
         if self.storage_dtype not in ("float32", "float16"):
             raise SaecodecError(f"storage_dtype must be 'float32' or 'float16', got {self.storage_dtype!r}")
         return getattr(torch, self.storage_dtype)
 
     def _round_weights(self) -> None:
+        if not uses_torch(self.module):
+            return  # stored as they are
+        import torch
+
         dt = self._storage_torch_dtype()
         with torch.no_grad():
             for v in self.module.state_dict().values():
@@ -165,12 +202,17 @@ def model_from_bytes(data: bytes, path=None) -> Model:
             f"{path}: model family {family!r} is unknown to this saecodec (known: {sorted(FAMILIES)})"
         )
     module = FAMILIES[family].from_architecture(meta["architecture"])
+    if uses_torch(module):
+        from safetensors.torch import load as st_load
+    else:
+        from safetensors.numpy import load as st_load
     state = st_load(data)
     missing = set(module.state_dict()) ^ set(state)
     if missing:
         raise SaecodecError(f"{path}: weights do not match the architecture (differing: {sorted(missing)})")
     module.load_state_dict(state)
-    module.eval()
+    if uses_torch(module):
+        module.eval()
     frame_shape = meta.get("frame_shape")
     return Model(
         module=module,

@@ -13,7 +13,6 @@ from collections import OrderedDict
 from contextlib import contextmanager
 
 import numpy as np
-import torch
 
 from ..errors import SaecodecError
 
@@ -50,6 +49,8 @@ def is_reproducible() -> bool:
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """``device`` as given, else CUDA when available, else the CPU."""
+    import torch
+
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -59,6 +60,8 @@ def check_device(device: str | torch.device | None) -> None:
     """Refuse, when a codec is made, a device this machine cannot run (not at its first chunk)."""
     if device is None:
         return
+    import torch
+
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError) as e:
@@ -104,6 +107,8 @@ def batched(fn, x: np.ndarray, device: torch.device, rows: int = BATCH) -> np.nd
     mode reserves room for float32 rounding differences between devices, not for TF32's
     10-bit mantissa.
     """
+    import torch
+
     outs = []
     with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
         for i in range(0, len(x), rows):
@@ -118,6 +123,8 @@ def encode(model, z: np.ndarray, tile: tuple[int, int], device=None) -> np.ndarr
     A model with a frame shape takes flat vectors; one that takes whole frames
     (``frame_shape`` None) takes images (B, 1, th, tw).
     """
+    if not getattr(model.module, "uses_torch", True):  # numpy family: its own call, no torch
+        return model.module.encode(z, tile)
     if not len(z):
         return np.zeros((0, getattr(model.module, "latent_size", 0)), np.float32)
     dev = resolve_device(device)
@@ -129,6 +136,8 @@ def decode(model, latents: np.ndarray, tile: tuple[int, int], device=None) -> np
     """Latents (B, ...) -> network outputs (B, th*tw) float32; a whole-frame model's output
     image is cropped to the frame."""
     n = tile[0] * tile[1]
+    if not getattr(model.module, "uses_torch", True):  # numpy family: its own call, no torch
+        return model.module.decode(latents, tile).reshape(len(latents), n)
     if not len(latents):
         return np.zeros((0, n), np.float32)
     dev = resolve_device(device)
@@ -165,6 +174,8 @@ class HyperNet:
 
     def gain(self, level: float) -> np.ndarray:
         """The level's gain per latent channel (M,) float32."""
+        import torch
+
         with torch.inference_mode():
             return self.module.gain(torch.tensor([float(level)])).float().cpu().numpy()[0]
 
@@ -174,6 +185,8 @@ class HyperNet:
 
     def synthesis(self, z_hat: np.ndarray, tile) -> tuple[np.ndarray, np.ndarray]:
         """z_hat (B, Nh, hz, wz) -> mu, sigma (B, M, h, w) float32 each."""
+        import torch
+
         hw = self.latent_shapes(tile)[0][1:]
         out = batched(lambda z: torch.cat(self.module.hyper_synthesis(z, hw), 1), z_hat, self.device,
                       self._rows(tile))

@@ -57,6 +57,7 @@ class WaveletModule:
     family = "wavelet"
     latent_kind = "wavelet"
     uses_torch = False
+    deterministic = True  # every decoder reconstructs the encoder's z_hat bit for bit (no network guard)
 
     def __init__(self, levels: int = 4, min_len: int = 8, programs=None, prog_of=None, groups=None,
                  nclasses: int = 16, ntok: int = 18, amax: int = 4095, prec: int = 15, nsets: int = 1,
@@ -216,3 +217,16 @@ def normalise_counts(counts, prec: int) -> np.ndarray:
             diff += 1
         i += 1
     return f
+
+
+def wavelet_model(name: str, transform=None, *, provenance: str = "", metrics: dict | None = None, **arch):
+    """A :class:`Model` of this family (whole frames of any size). The default transform is
+    asinh with scale 1e-3 (log10 for intensities well above it, defined on all reals) and no
+    per-frame normalisation: the LL band codes each frame's mean in fewer bytes than a
+    stored float32 offset."""
+    from .model import Model
+    from .transforms import Transform
+
+    tr = transform if transform is not None else Transform("asinh", 1e-3, per_frame=False, normalise="mean")
+    return Model(module=WaveletModule(**arch), frame_shape=None, transform=tr, name=name, provenance=provenance,
+                 metrics=metrics or {})

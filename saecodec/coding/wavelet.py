@@ -1,0 +1,98 @@
+"""Wavelet latents (the wavelet family): the engine codes the frames themselves.
+
+The family's network is the identity on the transformed frames, so its "latents" are the
+frames z (B, H, W). This coder runs the lifting transform, the quantiser and the context
+coding in C (``wavelet_engine``, c_wavelet/) and returns the frames z_hat that every
+decoder reconstructs bit for bit (float64, fixed operation order), so the quality gate and
+the bounded modes measure exactly what a reader gets, on any machine and thread count.
+
+Rate: the codec's ``level`` picks a step from the model's rate levels (log-linear between
+them, one step for the chunk); ``target_error`` picks per frame the largest step whose
+offset-free relative L2 in the model's domain is at most the target (bisection in C).
+Section layout: docs/wavelet.md. The engine's parameters come from ``model.module``
+(``engine_params()``, ``step_of_level``, ``rate_levels``); this module imports no model code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import PayloadError, SaecodecError
+from . import wavelet_engine as we
+from .payload import Reader
+
+LATENT_WAVELET = 3  # payload header flag bits 0-1 (docs/format.md)
+PER_FRAME_STEPS, OFFSETS, SCALES = 1, 2, 4  # section flags
+_KNOWN = PER_FRAME_STEPS | OFFSETS | SCALES
+
+
+class WaveletCoder:
+    """Latent section: flags, step index(es), side info, the engine's stream."""
+
+    kind, kind_code = "wavelet", LATENT_WAVELET
+    value_code = 0  # no stored value type: symbols are integers
+    rate_control = True  # takes ``level`` and ``target_error``
+
+    def __init__(self, model, value_code: int = 0, *, level=None, target_error=None):
+        self.module = model.module
+        self.name = model.name
+        self.engine = we.engine_for(model.identity or id(model), self.module.engine_params)
+        levels = int(self.module.rate_levels)
+        if level is not None and not 0 <= float(level) <= levels - 1:
+            raise SaecodecError(f"level {level} is outside model {model.name!r}'s rate levels 0 .. {levels - 1}")
+        self.level = (levels - 1) / 2 if level is None else float(level)
+        self.target_error = None if target_error is None else float(target_error)
+
+    # -- encoder ----------------------------------------------------------------------------
+    def write(self, latents: np.ndarray, side: np.ndarray) -> tuple[bytes, np.ndarray, np.ndarray]:
+        """Frames z (B, H, W) -> (section, z_hat (B, H, W) float64 as every decoder reads it, side)."""
+        z = np.asarray(latents, np.float64)
+        if z.ndim != 3:
+            raise SaecodecError(f"the wavelet coder takes frames (B, H, W), got shape {z.shape}")
+        b = len(z)
+        if self.target_error is None:
+            steps = np.full(b, we.step_index(self.module.step_of_level(self.level)), np.int32)
+        else:
+            steps = self.engine.search(z, self.target_error, 0, we.STEP_MAX) if b else np.zeros(0, np.int32)
+        data, z_hat, steps = self.engine.encode(z, steps) if b else (b"", z.copy(), steps)
+        side = np.asarray(side, np.float32).reshape(b, 2)
+        out = bytearray()
+        flags = 0
+        per_frame = b > 1 and bool((steps != steps[0]).any())
+        if per_frame:
+            flags |= PER_FRAME_STEPS
+        if b and (side[:, 0] != 0).any():
+            flags |= OFFSETS
+        if b and (side[:, 1] != 1).any():
+            flags |= SCALES
+        out.append(flags)
+        out += (steps if per_frame else steps[:1]).astype("<u2").tobytes()
+        if flags & OFFSETS:
+            out += side[:, 0].astype("<f4").tobytes()
+        if flags & SCALES:
+            out += side[:, 1].astype("<f4").tobytes()
+        out += data
+        return bytes(out), z_hat, side
+
+    # -- decoder ----------------------------------------------------------------------------
+    def read(self, reader: Reader, frames: int, tile: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        flags = reader.u8()
+        if flags & ~_KNOWN:
+            raise PayloadError(f"corrupted payload: unknown wavelet section flags {flags:#x}")
+        if flags & PER_FRAME_STEPS and frames < 2:
+            raise PayloadError("corrupted payload: per-frame steps for a single frame")
+        steps = reader.array("<u2", frames if flags & PER_FRAME_STEPS else 1).astype(np.int32)
+        side = np.zeros((frames, 2), np.float32)
+        side[:, 1] = 1.0
+        if flags & OFFSETS:
+            side[:, 0] = reader.array("<f4", frames)
+        if flags & SCALES:
+            side[:, 1] = reader.array("<f4", frames)
+        if not np.isfinite(side).all():
+            raise PayloadError("corrupted payload: non-finite frame normalisation")
+        h, w = tile
+        if frames == 0:
+            return np.zeros((0, h, w)), side
+        z_hat, used = self.engine.decode(reader.buf[reader.pos:], (frames, h, w), steps)
+        reader.take(used)
+        return z_hat, side
