@@ -1,0 +1,335 @@
+"""Training the wavelet family: rate levels, context classes and frozen tables from frames.
+
+Nothing here runs a network: every stage is counting in the C engine (``Engine.stats``) over
+the training frames, in the model's domain exactly as the codec sees them
+(``Transform.forward``), then integer tables. Stages, each checkpointed:
+
+1. rate levels: per target error (coarse to fine), the median over sample frames of the
+   largest step meeting it (``Engine.search``);
+2. context classes (optional): symbol counts over 64 fine buckets of the context value,
+   then per group the contiguous partition into the model's classes with the least code
+   length (dynamic programming) gives the thresholds;
+3. tables: counts at every rate level; with several table sets, a k-means in code length
+   over frames (each frame and group goes to the set that codes it in the fewest bits, as
+   the encoder will choose), then frequencies summing to 2^prec with a prior;
+4. measurement: real bytes and errors through the engine on held-out frames.
+
+The learned lifting steps and any other trained piece enter as model parameters set
+before stage 1 (``model.module``); the recipe goes in the model's provenance.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..coding import wavelet_engine as we
+from ..errors import SaecodecError
+from ..models.wavelet import normalise_counts
+
+FINE = 64  # fine context buckets of stage 2
+
+
+@dataclass
+class WaveletTrainConfig:
+    targets: tuple = (0.10, 0.07, 0.05, 0.035, 0.025, 0.017)  # rate levels 0 (fewest bytes) .. L-1
+    calib_frames: int = 256
+    fit_classes: bool = True
+    set_iters: int = 6
+    prior: float = 2.0  # pseudo-counts of the group's distribution added to each table
+    batch: int = 256
+    val_frames: int = 256
+    seed: int = 0
+    checkpoint: str | None = None
+    resume: bool = False
+    progress: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+def model_domain(model, frames: np.ndarray, log10: np.ndarray | None = None) -> np.ndarray:
+    """Frames (B, H, W) -> what the engine codes (B, H, W): the model's ``Transform.forward``,
+    or log10(max(I, 1e-6)) for the frames flagged ``log10`` (research training sets)."""
+    b, h, w = frames.shape
+    z, side = model.transform.forward(frames)
+    z = z.reshape(b, h, w).astype(np.float64)
+    if log10 is not None and np.any(log10):
+        u = np.log10(np.maximum(frames[log10].astype(np.float64), 1e-6))
+        if model.transform.per_frame:
+            u = u - u.mean(axis=(1, 2), keepdims=True)
+        z[log10] = u
+    return z
+
+
+def _batches(n: int, size: int):
+    for i in range(0, n, size):
+        yield slice(i, min(n, i + size))
+
+
+class _Progress:
+    def __init__(self, total: int, desc: str, enabled: bool):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="frame", leave=False)
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _Checkpoint:
+    """Stage results in one .npz (atomic replace); ``resume`` reads what is there."""
+
+    def __init__(self, path: str | None, resume: bool, config: dict):
+        self.path = Path(path) if path else None
+        self.state: dict = {}
+        if self.path and resume and self.path.exists():
+            with np.load(self.path, allow_pickle=False) as f:
+                self.state = {k: f[k] for k in f.files}
+            saved = json.loads(str(self.state.pop("config", "{}")))
+            if saved and saved != json.loads(json.dumps(config)):
+                raise SaecodecError(f"checkpoint {self.path} was written with another configuration; "
+                                    "start without --resume or give the same options")
+        self.config = config
+
+    def save(self, **values) -> None:
+        self.state.update(values)
+        if not self.path:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp.npz")
+        np.savez(tmp, config=json.dumps(self.config), **self.state)
+        os.replace(tmp, self.path)
+
+
+def _levels(eng, z, targets, n, rng) -> np.ndarray:
+    idx = rng.choice(len(z), size=min(n, len(z)), replace=False)
+    out = []
+    for t in targets:
+        steps = eng.search(z[idx], t, 0, we.STEP_MAX)
+        out.append(int(np.round(np.median(steps))))
+    return np.array(out)
+
+
+def _code_length(counts: np.ndarray) -> float:
+    """Bits of coding the rows of ``counts`` (..., T) each with its own ideal table."""
+    c = counts.astype(np.float64)
+    tot = c.sum(-1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(-(c * np.where(c > 0, np.log2(c / tot), 0.0)).sum())
+
+
+def fit_thresholds(fine: np.ndarray, fine_edges: np.ndarray, nclasses: int, amax: int) -> np.ndarray:
+    """(G, FINE, T) counts over fine buckets -> (G, nclasses - 1) thresholds: per group the
+    contiguous partition of the buckets with the least total code length."""
+    G = fine.shape[0]
+    out = np.full((G, nclasses - 1), amax + 1, np.int32)
+    for g in range(G):
+        h = fine[g].astype(np.float64)
+        used = np.flatnonzero(h.sum(1) > 0)
+        if len(used) <= 1:
+            continue
+        lo, hi = used[0], used[-1] + 1
+        h = h[lo:hi]
+        n = len(h)
+        cum = np.concatenate([np.zeros((1, h.shape[1])), np.cumsum(h, 0)])
+
+        def cost(a, b):  # buckets [a, b) as one class
+            return _code_length(cum[b] - cum[a])
+
+        k_max = min(nclasses, n)
+        best = np.full((k_max + 1, n + 1), np.inf)
+        arg = np.zeros((k_max + 1, n + 1), np.int64)
+        best[0, 0] = 0.0
+        costs = {(a, b): cost(a, b) for a in range(n) for b in range(a + 1, n + 1)}
+        for k in range(1, k_max + 1):
+            for b in range(1, n + 1):
+                for a in range(k - 1, b):
+                    v = best[k - 1, a] + costs[(a, b)]
+                    if v < best[k, b]:
+                        best[k, b], arg[k, b] = v, a
+        k = int(np.argmin(best[1:, n])) + 1
+        cuts, b = [], n
+        while k > 0:
+            a = arg[k, b]
+            if a > 0:
+                cuts.append(a)
+            b, k = a, k - 1
+        # a class starts at fine bucket lo + cut: its lowest context value is that bucket's edge
+        thr = sorted(int(fine_edges[lo + c - 1]) for c in cuts)
+        out[g, :len(thr)] = thr
+    return out
+
+
+def _fine_engine(module):
+    """The model's engine with FINE classes over log-spaced context values (stage 2)."""
+    p = module.engine_params()
+    G, T = p["freq"].shape[1], p["freq"].shape[3]
+    edges = np.unique(np.round(np.geomspace(1, module.amax, 200)).astype(np.int32))
+    edges = edges[np.linspace(0, len(edges) - 1, FINE - 1).round().astype(int)]
+    edges = np.unique(edges)
+    thr = np.full((G, FINE - 1), module.amax + 1, np.int32)
+    thr[:, :len(edges)] = edges
+    p = {**p, "thresholds": thr, "freq": np.tile(normalise_counts(np.ones(T), module.prec), (1, G, FINE, 1))
+         .astype(np.uint32)}
+    return we.Engine(p), edges
+
+
+def _tables(counts: np.ndarray, prior: float, prec: int) -> np.ndarray:
+    """(S, G, C, T) counts -> frequencies: each table gets ``prior`` pseudo-counts spread as its
+    group's distribution (so rare contexts lean on their group), then normalised."""
+    group = counts.sum(axis=2, keepdims=True).astype(np.float64) + 1.0
+    group /= group.sum(-1, keepdims=True)
+    c = counts + prior * group
+    out = np.zeros(counts.shape, np.int64)
+    for idx in np.ndindex(counts.shape[:-1]):
+        out[idx] = normalise_counts(c[idx], prec)
+    return out
+
+
+def train_wavelet(model, frames, cfg: WaveletTrainConfig, log10=None, val=None, provenance: dict | None = None):
+    """Fit ``model`` (a wavelet-family Model, architecture fixed) on ``frames`` (N, H, W), or a
+    list of such stacks; returns (model, result). ``val``: held-out frames (else the last
+    ``cfg.val_frames`` of the first stack are held out)."""
+    mod = model.module
+    stacks = frames if isinstance(frames, (list, tuple)) else [frames]
+    flags = log10 if isinstance(log10, (list, tuple)) else [log10] * len(stacks)
+    zs = [model_domain(model, np.asarray(s), None if f is None else np.asarray(f, bool)) for s, f in zip(stacks, flags)]
+    if val is None:
+        nv = min(cfg.val_frames, len(zs[0]) // 5)
+        val, zs[0] = zs[0][len(zs[0]) - nv:], zs[0][:len(zs[0]) - nv]
+    else:
+        val = model_domain(model, np.asarray(val))
+    total = sum(len(z) for z in zs)
+    if not total:
+        raise SaecodecError("no training frames")
+    config = {"cfg": {k: v for k, v in asdict(cfg).items() if k not in ("checkpoint", "resume", "progress")},
+              "arch": mod.architecture, "frames": [list(z.shape) for z in zs]}
+    ck = _Checkpoint(cfg.checkpoint, cfg.resume, config)
+    rng = np.random.default_rng(cfg.seed)
+    t0 = time.perf_counter()
+    eng = we.Engine(mod.engine_params())
+
+    # 1. rate levels
+    if "level_steps" not in ck.state:
+        if len(cfg.targets) != mod.rate_levels:
+            raise SaecodecError(f"{len(cfg.targets)} target errors for {mod.rate_levels} rate levels")
+        per = [_levels(eng, z, sorted(cfg.targets, reverse=True), max(1, cfg.calib_frames * len(z) // total), rng)
+               for z in zs]
+        w = np.array([len(z) for z in zs], np.float64)
+        ck.save(level_steps=np.round(np.average(np.array(per), axis=0, weights=w)).astype(np.int64))
+    steps = np.asarray(ck.state["level_steps"], np.int64)
+    mod.level_steps = np.array([we.step(int(k)) for k in steps])
+
+    def count_pass(engine, shape, desc, per_frame_fn=None):
+        acc = np.zeros(shape, np.int64)
+        bar = _Progress(total * len(steps), desc, cfg.progress)
+        for z in zs:
+            for sl in _batches(len(z), cfg.batch):
+                for k in steps:
+                    if per_frame_fn is None:
+                        c, _ = engine.stats(z[sl], k)
+                        acc += c
+                    else:
+                        c, _ = engine.stats(z[sl], k, per_frame=True)
+                        per_frame_fn(acc, c)
+                    bar.update(sl.stop - sl.start)
+        bar.close()
+        return acc
+
+    # 2. context classes
+    if cfg.fit_classes and "thresholds" not in ck.state:
+        fe, edges = _fine_engine(mod)
+        fine = count_pass(fe, (mod.ngroups, FINE, mod.ntok), "contexts")
+        ck.save(thresholds=fit_thresholds(fine, edges, mod.nclasses, mod.amax))
+    if "thresholds" in ck.state:
+        mod.thresholds = np.asarray(ck.state["thresholds"], np.int32)
+    eng = we.Engine(mod.engine_params())
+
+    # 3. tables (and table sets)
+    S, G, C, T = mod.freq.shape
+    if "freq" not in ck.state:
+        if S == 1:
+            counts = count_pass(eng, (G, C, T), "tables")[None]
+        else:
+            counts = _table_sets(eng, count_pass, (S, G, C, T), cfg, mod.prec)
+        ck.save(freq=_tables(counts, cfg.prior, mod.prec), counts=counts)
+    mod.freq = np.asarray(ck.state["freq"], np.int32)
+    counts = np.asarray(ck.state["counts"])
+
+    # 4. measurement on held-out frames
+    eng = we.Engine(mod.engine_params())
+    levels = []
+    for lv, k in enumerate(steps):
+        data, zhat, _ = eng.encode(val, k) if len(val) else (b"", val, None)
+        d = val - val.mean(axis=(1, 2), keepdims=True)
+        e2 = ((zhat - val) ** 2).sum(axis=(1, 2))
+        d2 = (d ** 2).sum(axis=(1, 2))
+        levels.append({"level": lv, "step": float(we.step(int(k))), "bytes_per_frame": len(data) / max(1, len(val)),
+                       "agg_rel_l2": float(np.sqrt(e2.sum() / max(d2.sum(), 1e-300))),
+                       "median_rel_l2": float(np.median(np.sqrt(e2 / np.maximum(d2, 1e-300)))) if len(val) else 0.0})
+    result = {"levels": levels, "train_frames": int(total), "val_frames": int(len(val)),
+              "seconds": round(time.perf_counter() - t0, 1), "symbols": int(counts.sum())}
+    model.metrics = {"val": levels}
+    model.provenance = json.dumps({**(provenance or {}), "trainer": "saecodec.training.wavelet",
+                                   "config": config["cfg"], "train_frames": int(total)}, sort_keys=True)
+    model.identity = None
+    return model, result
+
+
+def _table_sets(eng, count_pass, shape, cfg, prec):
+    """k-means in code length: S tables per group, each frame (and rate level) coded by the set
+    that costs it least, as the encoder chooses."""
+    S, G, C, T = shape
+    # start: the group's frames split by their share of zero tokens (a rate/texture proxy)
+    zero_share = []
+
+    def collect_share(acc, c):
+        tot = c.sum(axis=(2, 3)).astype(np.float64)
+        zero_share.append(c[..., 0].sum(axis=2) / np.maximum(tot, 1))  # (B, G)
+
+    count_pass(eng, (1,), "table sets: start", collect_share)
+    share = np.concatenate(zero_share)  # (N * levels, G) in pass order
+    edges = np.quantile(share, np.linspace(0, 1, S + 1)[1:-1], axis=0)  # (S-1, G)
+
+    def assign_start(i0, c):
+        s = (share[i0:i0 + len(c)][:, None, :] > edges[None]).sum(1)  # (B, G)
+        return s
+
+    counts = np.zeros(shape, np.int64)
+    pos = [0]
+
+    def acc_start(acc, c):
+        s = assign_start(pos[0], c)
+        pos[0] += len(c)
+        for g in range(G):
+            np.add.at(counts[:, g], s[:, g], c[:, g])
+
+    count_pass(eng, (1,), "table sets: init", acc_start)
+    for it in range(cfg.set_iters):
+        tab = _tables(counts, cfg.prior, prec).astype(np.float64)
+        cost = -np.log2(tab / float(1 << prec))  # (S, G, C, T)
+        new = np.zeros(shape, np.int64)
+        moved = [0]
+
+        def acc(acc_, c):
+            bits = np.einsum("bgct,sgct->bgs", c.astype(np.float64), cost)
+            s = bits.argmin(-1)
+            for g in range(G):
+                np.add.at(new[:, g], s[:, g], c[:, g])
+
+        count_pass(eng, (1,), f"table sets: pass {it + 1}", acc)
+        if np.array_equal(new, counts):
+            break
+        counts = new
+    return counts

@@ -1,0 +1,76 @@
+"""Training the wavelet family: rate levels, context classes, tables, checkpoints, the CLI."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from saecodec.coding.wavelet_engine import Engine, step_index
+from saecodec.models import load_file
+from saecodec.models.wavelet import wavelet_model
+from saecodec.training.wavelet import WaveletTrainConfig, fit_thresholds, model_domain, train_wavelet
+from test_wavelet import frames
+
+ARCH = dict(levels=3, nclasses=6, ntok=10, rate_levels=3)
+TARGETS = (0.08, 0.04, 0.02)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return frames(160, (32, 32), seed=20), frames(40, (32, 32), seed=21)
+
+
+def test_training_beats_the_untrained_tables_and_meets_its_levels(data, tmp_path):
+    train, val = data
+    m, res = train_wavelet(wavelet_model("t", nsets=2, **ARCH), train,
+                           WaveletTrainConfig(targets=TARGETS, progress=False, calib_frames=64), val=val)
+    lv = res["levels"]
+    assert [round(v["agg_rel_l2"], 2) for v in lv] == pytest.approx(TARGETS, rel=0.35)
+    assert lv[0]["bytes_per_frame"] < lv[1]["bytes_per_frame"] < lv[2]["bytes_per_frame"]
+    z = model_domain(m, val)
+    untrained = Engine(wavelet_model("u", nsets=2, **ARCH).module.engine_params())
+    for v in lv:
+        k = step_index(v["step"])
+        assert len(untrained.encode(z, k)[0]) > 1.2 * v["bytes_per_frame"] * len(z)
+    assert (np.diff(m.module.thresholds, axis=1) >= 0).all()
+    m.save(tmp_path / "t.safetensors")
+    assert json.loads(load_file(tmp_path / "t.safetensors").provenance)["trainer"] == "saecodec.training.wavelet"
+
+
+def test_checkpoint_resume_gives_the_same_model(data, tmp_path):
+    train, val = data
+    ck = str(tmp_path / "ck.npz")
+    cfg = WaveletTrainConfig(targets=TARGETS, progress=False, calib_frames=64, checkpoint=ck)
+    a, _ = train_wavelet(wavelet_model("t", **ARCH), train, cfg, val=val)
+    with np.load(ck) as f:  # an interrupted run: the tables stage not done yet
+        keep = {k: f[k] for k in f.files if k not in ("freq", "counts")}
+    np.savez(ck, **keep)
+    cfg.resume = True
+    b, _ = train_wavelet(wavelet_model("t", **ARCH), train, cfg, val=val)
+    assert a.freeze() == b.freeze()
+    with pytest.raises(Exception, match="another configuration"):
+        train_wavelet(wavelet_model("t", **{**ARCH, "nclasses": 5}), train, cfg, val=val)
+
+
+def test_thresholds_split_where_the_statistics_change():
+    fine = np.zeros((1, 64, 4), np.int64)
+    fine[0, :10] = [1000, 10, 1, 1]  # quiet contexts
+    fine[0, 10:20] = [100, 300, 300, 100]  # busy ones
+    thr = fit_thresholds(fine, np.arange(1, 64), 3, 100)
+    assert thr[0, 0] == 10 and thr.shape == (1, 2)
+
+
+def test_cli_trains_a_wavelet_model(tmp_path, monkeypatch):
+    from saecodec.cli import main
+
+    monkeypatch.setenv("SAECODEC_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / "f.h5"
+    with h5py.File(path, "w") as f:
+        f["frames"] = frames(80, (32, 32), seed=22)
+    out = tmp_path / "w.safetensors"
+    assert main(["train", "--family", "wavelet", "--data", str(path), "--wavelet-levels", "3", "--classes", "4",
+                 "--tokens", "8", "--targets", "0.08,0.03", "-o", str(out), "--no-register", "-q",
+                 "--checkpoint", str(tmp_path / "ck.npz")]) == 0
+    m = load_file(out)
+    assert m.family == "wavelet" and m.module.rate_levels == 2 and len(m.metrics["val"]) == 2
