@@ -40,7 +40,7 @@ int wl_quantise(const wl_model *m, const double *z, int64_t H, int64_t W, int32_
 int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W,
                   int32_t *steps, double *zhat, uint8_t **out);
 int64_t wl_decode(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int64_t H, int64_t W,
-                  const int32_t *steps, double *zhat);
+                  int32_t *steps, double *zhat);
 int wl_stats(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W, const int32_t *steps,
              int per_frame, int64_t *counts, int64_t *raw_bits);
 int wl_search_steps(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W,

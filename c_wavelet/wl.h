@@ -102,10 +102,11 @@ int wl_quantise(const wl_model *m, const double *z, int64_t H, int64_t W, int32_
  * decoder's frames. *out is malloc'd (free with wl_free); returns its size or a negative error. */
 int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W,
                   int32_t *steps, double *zhat, uint8_t **out);
-/* Decode; returns the bytes consumed (the frames' blob is self-delimiting) or a negative error.
+/* Decode; returns the bytes consumed (the frames' messages are self-delimiting) or a negative
+ * error, and each frame's step index in steps[] (carried by its message).
  * Never reads outside in[0, n) nor writes outside zhat[0, B*H*W). */
 int64_t wl_decode(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int64_t H, int64_t W,
-                  const int32_t *steps, double *zhat);
+                  int32_t *steps, double *zhat);
 
 /* Symbol counts for table training: counts[(f)][G][nclasses][ntok] (f: per frame when per_frame),
  * added to what counts holds; raw_bits[0] += sign and Exp-Golomb bits. */

@@ -606,7 +606,7 @@ int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int6
                 if (!words) { rc = WL_ERR_NOMEM; break; }
             }
             uint16_t *end = words + wcap, *ptr = end;
-            uint32_t x = RANS_L;
+            uint32_t x = RANS_L + (uint32_t)steps[f]; /* the decoder's final state: the frame's step */
             const int T = p->ntok;
             for (int64_t i = s.n - 1; i >= 0; i--) {
                 const int tab = s.tab[i], g = tab / p->nclasses;
@@ -623,10 +623,12 @@ int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int6
             adapt_t a;
             if (adapt_init(m, set_of, &a)) { rc = WL_ERR_NOMEM; break; }
             /* each operation shifts out at most 2 bytes (range >= 2^24 before, total <= 2^16) */
-            const size_t need = (size_t)(2 * (s.ops + ng) + 16);
+            const size_t need = (size_t)(2 * (s.ops + ng + 2) + 16);
             uint8_t *tmp = malloc(need);
             if (!tmp) { free(a.cnt); free(a.tot); rc = WL_ERR_NOMEM; break; }
             rc_enc e = {0, 0xFFFFFFFFu, 0, 1, tmp, 0, need, 0};
+            rc_put(&e, (uint32_t)steps[f] >> 8, 1, 256);
+            rc_put(&e, (uint32_t)steps[f] & 255, 1, 256);
             for (int i = 0; i < ng && sb; i++) rc_put(&e, (uint32_t)set_of[groups[i]], 1, 1u << sb);
             for (int64_t i = 0; i < s.n; i++) {
                 const int tab = s.tab[i];
@@ -788,9 +790,8 @@ static int decode_adaptive(const wl_model *m, const wl_band *b, int nb, int64_t 
 }
 
 int64_t wl_decode(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int64_t H, int64_t W,
-                  const int32_t *steps, double *zhat) {
+                  int32_t *steps, double *zhat) {
     if (!check_dims(B, H, W)) WL_FAIL(WL_ERR_ARG);
-    for (int64_t f = 0; f < B; f++) if (steps[f] < 0 || steps[f] > 65535) WL_FAIL(WL_ERR_ARG);
     const wl_params *p = &m->p;
     wl_band bands[WL_MAX_BANDS];
     const int nb = wl_layout(m, H, W, bands);
@@ -813,12 +814,15 @@ int64_t wl_decode(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int
             if (d.err || d.x < RANS_L) { rc = WL_ERR_CORRUPT; wl_fail_line = __LINE__; break; }
             for (int i = 0; i < ng && sb; i++) set_of[groups[i]] = (int)rans_get_bits(&d, sb, p->prec);
             rc = decode_static(m, bands, nb, W, set_of, &w, &d);
-            if (!rc && (d.err || d.x != RANS_L)) { rc = WL_ERR_CORRUPT; wl_fail_line = __LINE__; }
+            if (!rc && (d.err || d.x < RANS_L || d.x - RANS_L > 65535)) { rc = WL_ERR_CORRUPT; wl_fail_line = __LINE__; }
+            steps[f] = (int32_t)(d.x - RANS_L);
             pos = (size_t)(d.p - in);
         } else {
             d.rc = (rc_dec){0, 0xFFFFFFFFu, in + pos, in + n, 0};
             if (rc_byte(&d.rc) != 0) { rc = WL_ERR_CORRUPT; wl_fail_line = __LINE__; break; }
             for (int i = 0; i < 4; i++) d.rc.code = (d.rc.code << 8) | rc_byte(&d.rc);
+            steps[f] = (int32_t)(rc_get_bits(&d.rc, 8) << 8);
+            steps[f] |= (int32_t)rc_get_bits(&d.rc, 8);
             for (int i = 0; i < ng && sb; i++) set_of[groups[i]] = (int)rc_get_bits(&d.rc, sb);
             if (adapt_init(m, set_of, &d.a)) { rc = WL_ERR_NOMEM; break; }
             rc = decode_adaptive(m, bands, nb, W, set_of, &w, &d);

@@ -338,9 +338,10 @@ def choose_sets(params, syms):
 
 
 # -- rANS ---------------------------------------------------------------------------------------
-def rans_encode(ops_forward, prec):
-    """ops: decode-order list of (start, freq); returns the 16-bit words (state first)."""
-    x = RANS_L
+def rans_encode(ops_forward, prec, x0=RANS_L):
+    """ops: decode-order list of (start, freq); returns the 16-bit words (state first); x0:
+    the initial state (the decoder's final one)."""
+    x = x0
     out = []
     for start, freq in reversed(ops_forward):
         if x >= ((RANS_L >> prec) << 16) * freq:
@@ -423,11 +424,13 @@ def encode_frame(params, z, k):
                     ops.append((int(cum[op[1]]), int(f[op[1]])))
                 else:
                     ops.append((op[1] << (prec - op[2]), 1 << (prec - op[2])))
-        words = rans_encode(ops, prec)
+        words = rans_encode(ops, prec, RANS_L + k)  # the final state carries the step
         data = b"".join(int(w).to_bytes(2, "little") for w in words)
     else:
         enc = RangeEncoder()
         cnt = _adapt_init(params, sets)
+        enc.put(k >> 8, 1, 256)
+        enc.put(k & 255, 1, 256)
         if sb:
             for g in groups:
                 enc.put(sets[g], 1, 1 << sb)

@@ -90,7 +90,9 @@ int main(int argc, char **argv) {
         int64_t len = wl_encode(m, z, B, H, W, steps, zh, &buf);
         if (len < 0) { fprintf(stderr, "encode failed %lld\n", (long long)len); return 1; }
         alarm(5);
-        if (wl_decode(m, buf, len, B, H, W, steps, zd) != len || memcmp(zd, zh, n * sizeof(double))) {
+        int32_t dsteps[3];
+        if (wl_decode(m, buf, len, B, H, W, dsteps, zd) != len || memcmp(zd, zh, n * sizeof(double)) ||
+            memcmp(dsteps, steps, B * sizeof(int32_t))) {
             fprintf(stderr, "round trip failed at case %ld\n", i); return 1;
         }
         /* mutate */
@@ -105,7 +107,7 @@ int main(int argc, char **argv) {
         case 3: if (len > 8) { int64_t a = rnd() % (len - 4), b2 = rnd() % (len - 4); memcpy(mb + a, buf + b2, 4); } break;
         default: for (int64_t j = 0; j < mlen; j++) mb[j] = (uint8_t)rnd(); break;
         }
-        int64_t r = wl_decode(m, mb, mlen, B, H, W, steps, zd);
+        int64_t r = wl_decode(m, mb, mlen, B, H, W, dsteps, zd);
         alarm(0);
         if (r >= 0) {
             if (r > mlen) { fprintf(stderr, "consumed beyond the input\n"); return 1; }

@@ -22,12 +22,11 @@ from . import wavelet_engine as we
 from .payload import Reader
 
 LATENT_WAVELET = 3  # payload header flag bits 0-1 (docs/format.md)
-PER_FRAME_STEPS, OFFSETS, SCALES = 1, 2, 4  # section flags
-_KNOWN = PER_FRAME_STEPS | OFFSETS | SCALES
 
 
 class WaveletCoder:
-    """Latent section: flags, step index(es), side info, the engine's stream."""
+    """Latent section: the side info the model's transform needs, then the engine's stream
+    (each frame's message carries its step index)."""
 
     kind, kind_code = "wavelet", LATENT_WAVELET
     value_code = 0  # no stored value type: symbols are integers
@@ -35,7 +34,10 @@ class WaveletCoder:
 
     def __init__(self, model, value_code: int = 0, *, level=None, target_error=None):
         self.module = model.module
-        self.name = model.name
+        tr = model.transform
+        # what Transform.forward's side info holds: per-frame offsets (and scales), or nothing
+        self.offsets = bool(tr.per_frame)
+        self.scales = bool(tr.per_frame) and tr.normalise == "std"
         self.engine = we.engine_for(model.identity or id(model), self.module.engine_params)
         levels = int(self.module.rate_levels)
         if level is not None and not 0 <= float(level) <= levels - 1:
@@ -50,49 +52,38 @@ class WaveletCoder:
         if z.ndim != 3:
             raise SaecodecError(f"the wavelet coder takes frames (B, H, W), got shape {z.shape}")
         b = len(z)
+        side = np.asarray(side, np.float32).reshape(b, 2).copy()
+        if not self.offsets:
+            side[:, 0] = 0.0
+        if not self.scales:
+            side[:, 1] = 1.0
+        out = bytearray()
+        if self.offsets:
+            out += side[:, 0].astype("<f4").tobytes()
+        if self.scales:
+            out += side[:, 1].astype("<f4").tobytes()
+        if not b:
+            return bytes(out), z.copy(), side
         if self.target_error is None:
             steps = np.full(b, we.step_index(self.module.step_of_level(self.level)), np.int32)
         else:
-            steps = self.engine.search(z, self.target_error, 0, we.STEP_MAX) if b else np.zeros(0, np.int32)
-        data, z_hat, steps = self.engine.encode(z, steps) if b else (b"", z.copy(), steps)
-        side = np.asarray(side, np.float32).reshape(b, 2)
-        out = bytearray()
-        flags = 0
-        per_frame = b > 1 and bool((steps != steps[0]).any())
-        if per_frame:
-            flags |= PER_FRAME_STEPS
-        if b and (side[:, 0] != 0).any():
-            flags |= OFFSETS
-        if b and (side[:, 1] != 1).any():
-            flags |= SCALES
-        out.append(flags)
-        out += (steps if per_frame else steps[:1]).astype("<u2").tobytes()
-        if flags & OFFSETS:
-            out += side[:, 0].astype("<f4").tobytes()
-        if flags & SCALES:
-            out += side[:, 1].astype("<f4").tobytes()
-        out += data
-        return bytes(out), z_hat, side
+            steps = self.engine.search(z, self.target_error, 0, we.STEP_MAX)
+        data, z_hat, _ = self.engine.encode(z, steps)
+        return bytes(out + data), z_hat, side
 
     # -- decoder ----------------------------------------------------------------------------
     def read(self, reader: Reader, frames: int, tile: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        flags = reader.u8()
-        if flags & ~_KNOWN:
-            raise PayloadError(f"corrupted payload: unknown wavelet section flags {flags:#x}")
-        if flags & PER_FRAME_STEPS and frames < 2:
-            raise PayloadError("corrupted payload: per-frame steps for a single frame")
-        steps = reader.array("<u2", frames if flags & PER_FRAME_STEPS else 1).astype(np.int32)
         side = np.zeros((frames, 2), np.float32)
         side[:, 1] = 1.0
-        if flags & OFFSETS:
+        if self.offsets:
             side[:, 0] = reader.array("<f4", frames)
-        if flags & SCALES:
+        if self.scales:
             side[:, 1] = reader.array("<f4", frames)
         if not np.isfinite(side).all():
             raise PayloadError("corrupted payload: non-finite frame normalisation")
         h, w = tile
         if frames == 0:
             return np.zeros((0, h, w)), side
-        z_hat, used = self.engine.decode(reader.buf[reader.pos:], (frames, h, w), steps)
+        z_hat, _, used = self.engine.decode(reader.buf[reader.pos:], (frames, h, w))
         reader.take(used)
         return z_hat, side

@@ -173,20 +173,21 @@ class Engine:
             lib.wl_free(out[0])
         return data, zhat, st
 
-    def decode(self, buf, shape: tuple[int, int, int], steps) -> tuple[np.ndarray, int]:
-        """(z_hat (B, H, W), bytes consumed) of the frames' blob at the start of ``buf``."""
+    def decode(self, buf, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, int]:
+        """(z_hat (B, H, W), the frames' step indices, bytes consumed) of the frames' messages at
+        the start of ``buf``."""
         B, H, W = shape
-        st = _steps(steps, B)
+        st = np.zeros(B, np.int32)
         zhat = np.empty((B, H, W), np.float64)
         mv = memoryview(buf).cast("B")
         src = ffi.from_buffer(mv) if len(mv) else ffi.new("uint8_t[1]")
         n = lib.wl_decode(self._m, ffi.cast("const uint8_t *", src), len(mv), B, H, W,
-                          ffi.cast("const int32_t *", ffi.from_buffer(st)), _dp(zhat))
+                          ffi.cast("int32_t *", ffi.from_buffer(st)), _dp(zhat))
         if n == _CORRUPT:
             raise PayloadError(f"corrupted payload: the wavelet section does not decode (c_wavelet line "
                                f"{lib.wl_last_line()})")
         self._check(n)
-        return zhat, int(n)
+        return zhat, st, int(n)
 
     def stats(self, z: np.ndarray, steps, per_frame: bool = False) -> tuple[np.ndarray, int]:
         """Symbol counts (S-independent: [B,] G, C, T) and the raw bits (signs, Exp-Golomb) of frames."""
