@@ -16,14 +16,16 @@ SOURCES = ("wl_lift.c", "wl_code.c")
 
 CDEF = """
 typedef struct {
-    int32_t levels; int32_t min_len; int32_t nprog;
+    int32_t levels; int32_t min_len; int32_t level_rule; int32_t nprog;
     const int32_t *prog_start; const int32_t *op_kind; const int32_t *op_off; const int32_t *op_ntaps;
     const int32_t *op_tap0; int32_t ntaps_total; const double *taps; const int32_t *prog_of;
     const double *band_w; const double *theta; const double *delta; const int32_t *group_of;
-    int32_t ll_pred;
-    int32_t ngroups, nclasses, ntok, amax;
-    const int32_t *ctx_w; const int32_t *cap; const uint8_t *class_lut; const int32_t *eg_k;
-    int32_t sign_ctx;
+    int32_t ll_pred; int32_t ll_ctx; int32_t ll_classes;
+    int32_t ngroups, nclasses, ntok, amax, fmax;
+    const int32_t *flut; const int32_t *ctx_w; const int32_t *bias; const int32_t *a_lo; const int32_t *a_shift;
+    const uint8_t *class_lut;
+    int32_t tok_mode; int32_t tok_direct; const int32_t *eg_k;
+    int32_t sign_ctx; const uint32_t *sign_freq;
     int32_t prec, nsets; const uint32_t *freq;
     int32_t adapt; int32_t adapt_shift; int32_t adapt_inc, adapt_limit;
 } wl_params;
@@ -42,7 +44,9 @@ int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int6
 int64_t wl_decode(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int64_t H, int64_t W,
                   int32_t *steps, double *zhat);
 int wl_stats(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W, const int32_t *steps,
-             int per_frame, int64_t *counts, int64_t *raw_bits);
+             int per_frame, int64_t *counts, int64_t *signs, int64_t *raw_bits);
+int64_t wl_features(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W, const int32_t *steps,
+                    int32_t *feat, int32_t *mag, int32_t *group, int64_t maxn);
 int wl_search_steps(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W,
                     const double *target, int32_t lo, int32_t hi, int32_t *steps);
 void wl_free(void *p);

@@ -20,9 +20,10 @@
 #define WL_MAX_LEVELS 16
 #define WL_MAX_GROUPS 64
 #define WL_MAX_CLASSES 64
-#define WL_MAX_TOK 64
+#define WL_MAX_TOK 128
 #define WL_MAX_SETS 16
-#define WL_NTERMS 9      /* context terms: W, N, NW, NE, WW, NN, parent, sibling 1, sibling 2 */
+#define WL_NFEAT 10      /* context features: W, N, NW, NE, WW, NN, P, PN, S, SN */
+#define WL_NSIGN 729     /* sign patterns: 3^6 of (W, N, NW, NE, parent, first sibling) */
 #define WL_MAX_TAPS 64
 #define WL_MAX_OPS 4096
 #define WL_MAX_Q (1 << 30) /* |q| < WL_MAX_Q for every quantised value (encoder and decoder) */
@@ -43,7 +44,9 @@ enum { WL_PREDICT = 0, /* d[i] += sum_k taps[k] s[i + off + k] */
 typedef struct {
     /* transform */
     int32_t levels;             /* at most this many levels */
-    int32_t min_len;            /* a level runs while the LL's longer side is >= min_len (>= 2) */
+    int32_t min_len;            /* with level_rule (>= 2) */
+    int32_t level_rule;         /* 0: a level runs while the LL's longer side is >= min_len;
+                                   1: levels while the coarsest LL keeps both sides >= min_len, at least one */
     int32_t nprog;              /* lifting programs */
     const int32_t *prog_start;  /* nprog + 1: the ops of program p are [prog_start[p], prog_start[p+1]) */
     const int32_t *op_kind;     /* per op: WL_PREDICT, WL_UPDATE, WL_SCALE_S, WL_SCALE_D */
@@ -59,13 +62,25 @@ typedef struct {
     const double *delta;        /* reconstruction offset: c = sign(q) (|q| - delta) D_b */
     const int32_t *group_of;    /* table group */
     int32_t ll_pred;            /* LL: 0 none, 1 (W + N) >> 1, 2 MED */
-    /* contexts, per group */
-    int32_t ngroups, nclasses, ntok, amax;
-    const int32_t *ctx_w;       /* [G][WL_NTERMS] weights */
-    const int32_t *cap;         /* [G] each term is min(|q|, cap) */
-    const uint8_t *class_lut;   /* [G][amax + 1]: class of min(a, amax) */
-    const int32_t *eg_k;        /* [G] Exp-Golomb order of |q| - (ntok - 1) */
-    int32_t sign_ctx;           /* 0: raw sign bits (the only mode so far) */
+    int32_t ll_ctx;             /* LL classes: 0 the context features of its residuals, 1 gradient activity */
+    int32_t ll_classes;         /* ll_ctx 1: class min(ilog2(1 + |W-NW| + |N-NW| + |NE-N|), ll_classes - 1) */
+    /* contexts, per group: a = bias + sum_i w[i] flut[min(x_i, fmax)],
+     * class = lut[min(max(a - a_lo, 0) >> a_shift, amax)] */
+    int32_t ngroups, nclasses, ntok, amax, fmax;
+    const int32_t *flut;        /* [fmax + 1] feature value of a magnitude (or sum of magnitudes) */
+    const int32_t *ctx_w;       /* [G][WL_NFEAT] */
+    const int32_t *bias;        /* [G] */
+    const int32_t *a_lo;        /* [G] */
+    const int32_t *a_shift;     /* [G] */
+    const uint8_t *class_lut;   /* [G][amax + 1] */
+    /* tokens */
+    int32_t tok_mode;           /* 0: min(|v|, ntok - 1), the last an escape to Exp-Golomb order eg_k;
+                                   1: hybrid: |v| < tok_direct itself, else (exponent, 1 mantissa bit) + raw bits */
+    int32_t tok_direct;         /* tok_mode 1: a power of two, 2..64 */
+    const int32_t *eg_k;        /* [G] tok_mode 0 */
+    /* signs */
+    int32_t sign_ctx;           /* 0: raw bits; 1: detail signs under tables of (group, sign pattern) */
+    const uint32_t *sign_freq;  /* [G][WL_NSIGN] frequency of '+' out of 2^prec (sign_ctx 1) */
     /* tables */
     int32_t prec, nsets;        /* frequencies sum to 2^prec (10..16); nsets table sets */
     const uint32_t *freq;       /* [nsets][G][nclasses][ntok], every entry >= 1 */
@@ -109,9 +124,16 @@ int64_t wl_decode(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int
                   int32_t *steps, double *zhat);
 
 /* Symbol counts for table training: counts[(f)][G][nclasses][ntok] (f: per frame when per_frame),
- * added to what counts holds; raw_bits[0] += sign and Exp-Golomb bits. */
+ * signs[G][WL_NSIGN][2] (detail signs by pattern), added to what the arrays hold; raw_bits[0] +=
+ * the raw bits (signs coded raw, escape and mantissa bits). */
 int wl_stats(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W, const int32_t *steps,
-             int per_frame, int64_t *counts, int64_t *raw_bits);
+             int per_frame, int64_t *counts, int64_t *signs, int64_t *raw_bits);
+
+/* Context features of the detail coefficients of B frames (for fitting the context weights):
+ * per coefficient, in coding order, the WL_NFEAT raw feature values x_i (before flut), |q| and
+ * the group. Returns the number written (at most maxn) or a negative error. */
+int64_t wl_features(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W, const int32_t *steps,
+                    int32_t *feat, int32_t *mag, int32_t *group, int64_t maxn);
 
 /* Rate control: per frame the largest step index in [lo, hi] whose reconstruction has
  * sum (zhat - z)^2 <= target[f]^2 sum (z - mean z)^2 (bisection; lo when none meets it). */

@@ -2,12 +2,14 @@
  *
  * Per frame: forward transform, per band q = sign(c) floor(|c| / D_b + theta_b), the LL band
  * coded as the residual to an integer predictor of q (none, (W + N) >> 1, MED), the detail
- * bands coarse to fine (HL, LH, HH per level). Each value v gets a context class from the
- * magnitudes of what the decoder already has (causal neighbours W N NW NE WW NN in its band,
- * the parent, the siblings at the same position), a token min(|v|, ESC) coded under the table
- * of (group, class) from the frame's table set, an Exp-Golomb remainder for tokens at ESC,
- * and a sign bit. Static tables: rANS (32-bit state, 16-bit words, one message per frame);
- * adaptive counts: a range coder (LZMA's carry scheme) with the counts updated per symbol.
+ * bands coarse to fine (HL, LH, HH per level). Each value v gets a context class from what
+ * the decoder already has: a = bias + sum of weighted features (a lookup of magnitudes or
+ * sums of magnitudes: W N NW NE WW NN in its band, the parent and its neighbourhood, the
+ * siblings at the same position and their neighbourhoods), or for the LL band the gradient
+ * activity of its neighbours; a token (escape + Exp-Golomb, or hybrid exponent/mantissa
+ * with raw bits) under the table of (group, class) from the frame's table set; a sign (a raw
+ * bit, or under a table of the signs around it). Static tables: rANS (32-bit state, 16-bit
+ * words, one message per frame); adaptive counts: a range coder (LZMA's carry scheme).
  * The encoder's z_hat is the decoder's inverse transform of the same dequantised values.
  */
 #include <math.h>
@@ -61,12 +63,21 @@ void wl_model_free(wl_model *m) {
 #define OWN(dst, src, n, type) do { (dst) = own(m, (src), (size_t)(n) * sizeof(type)); \
     if (!(dst)) { wl_model_free(m); WL_FAIL(WL_ERR_NOMEM); } } while (0)
 
+WL_INLINE int ilog2_64(uint64_t v) { return 63 - __builtin_clzll(v); }
+
+/* tokens needed by tok_mode 1 for every |v| < 2^31 */
+static int hybrid_tokens(int direct) {
+    const int ld = ilog2_64((uint64_t)direct);
+    return direct + 2 * (31 - ld);
+}
+
 int wl_model_new(const wl_params *p, wl_model **out) {
     *out = NULL;
     wl_model *m = calloc(1, sizeof *m);
     if (!m) WL_FAIL(WL_ERR_NOMEM);
     m->p = *p;
     CHECK(p->levels >= 0 && p->levels <= WL_MAX_LEVELS && p->min_len >= 2);
+    CHECK(p->level_rule == 0 || p->level_rule == 1);
     CHECK(p->nprog >= 1 && p->nprog <= 4 * WL_MAX_LEVELS && p->ntaps_total >= 0);
     CHECK(p->prog_start && p->op_kind && p->op_off && p->op_ntaps && p->op_tap0 && p->prog_of);
     CHECK(p->prog_start[0] == 0 && p->prog_start[p->nprog] <= WL_MAX_OPS);
@@ -85,17 +96,36 @@ int wl_model_new(const wl_params *p, wl_model **out) {
     for (int i = 0; i < 2 * p->levels; i++) CHECK(p->prog_of[i] >= 0 && p->prog_of[i] < p->nprog);
     CHECK(p->ngroups >= 1 && p->ngroups <= WL_MAX_GROUPS && p->nclasses >= 1 && p->nclasses <= WL_MAX_CLASSES);
     CHECK(p->ntok >= 2 && p->ntok <= WL_MAX_TOK && p->amax >= 0 && p->amax <= 65535);
-    CHECK(p->ll_pred >= 0 && p->ll_pred <= 2 && p->sign_ctx == 0);
+    CHECK(p->fmax >= 0 && p->fmax <= 65535);
+    CHECK(p->ll_pred >= 0 && p->ll_pred <= 2 && p->ll_ctx >= 0 && p->ll_ctx <= 1);
+    if (p->ll_ctx == 1) CHECK(p->ll_classes >= 1 && p->ll_classes <= p->nclasses);
+    CHECK(p->tok_mode == 0 || p->tok_mode == 1);
+    if (p->tok_mode == 1) CHECK(p->tok_direct >= 2 && p->tok_direct <= 64 && !(p->tok_direct & (p->tok_direct - 1)) &&
+                                p->ntok >= hybrid_tokens(p->tok_direct));
+    CHECK(p->sign_ctx == 0 || p->sign_ctx == 1);
     for (int i = 0; i < 4 * L; i++) {
         CHECK(p->group_of[i] >= 0 && p->group_of[i] < p->ngroups);
         CHECK(isfinite(p->band_w[i]) && p->band_w[i] > 0 && p->band_w[i] < 1e6);
         CHECK(p->theta[i] >= 0 && p->theta[i] <= 1 && p->delta[i] >= 0 && p->delta[i] < 1);
     }
     const int G = p->ngroups, C = p->nclasses, T = p->ntok;
+    int32_t fmaxv = 0;
+    for (int i = 0; i <= p->fmax; i++) { CHECK(p->flut[i] >= 0 && p->flut[i] <= 65535); if (p->flut[i] > fmaxv) fmaxv = p->flut[i]; }
     for (int g = 0; g < G; g++) {
-        CHECK(p->cap[g] >= 0 && p->cap[g] <= (1 << 20) && p->eg_k[g] >= 0 && p->eg_k[g] <= 20);
-        for (int t = 0; t < WL_NTERMS; t++) CHECK(p->ctx_w[g * WL_NTERMS + t] >= 0 && p->ctx_w[g * WL_NTERMS + t] <= 65536);
+        int64_t span = p->bias[g] < 0 ? -(int64_t)p->bias[g] : p->bias[g];
+        for (int t = 0; t < WL_NFEAT; t++) {
+            const int64_t wv = p->ctx_w[g * WL_NFEAT + t];
+            span += (wv < 0 ? -wv : wv) * fmaxv;
+        }
+        CHECK(span < (1 << 30) && p->a_lo[g] > -(1 << 30) && p->a_lo[g] < (1 << 30)); /* int32 sums */
+        CHECK(p->a_shift[g] >= 0 && p->a_shift[g] <= 24);
+        if (p->tok_mode == 0) CHECK(p->eg_k[g] >= 0 && p->eg_k[g] <= 20);
         for (int a = 0; a <= p->amax; a++) CHECK(p->class_lut[(int64_t)g * (p->amax + 1) + a] < C);
+        if (p->sign_ctx)
+            for (int k = 0; k < WL_NSIGN; k++) {
+                const uint32_t f = p->sign_freq[g * WL_NSIGN + k];
+                CHECK(f >= 1 && f < (1u << p->prec));
+            }
     }
     CHECK(p->prec >= 10 && p->prec <= 16 && p->nsets >= 1 && p->nsets <= WL_MAX_SETS);
     CHECK((p->nsets & (p->nsets - 1)) == 0);
@@ -118,8 +148,11 @@ int wl_model_new(const wl_params *p, wl_model **out) {
     OWN(i32, p->op_tap0, nops, int32_t); q->op_tap0 = i32;
     OWN(i32, p->prog_of, 2 * L, int32_t); q->prog_of = i32;
     OWN(i32, p->group_of, 4 * L, int32_t); q->group_of = i32;
-    OWN(i32, p->ctx_w, G * WL_NTERMS, int32_t); q->ctx_w = i32;
-    OWN(i32, p->cap, G, int32_t); q->cap = i32;
+    OWN(i32, p->ctx_w, G * WL_NFEAT, int32_t); q->ctx_w = i32;
+    OWN(i32, p->bias, G, int32_t); q->bias = i32;
+    OWN(i32, p->a_lo, G, int32_t); q->a_lo = i32;
+    OWN(i32, p->a_shift, G, int32_t); q->a_shift = i32;
+    OWN(i32, p->flut, p->fmax + 1, int32_t); q->flut = i32;
     OWN(i32, p->eg_k, G, int32_t); q->eg_k = i32;
     double *f64;
     OWN(f64, p->taps, p->ntaps_total, double); q->taps = f64;
@@ -130,6 +163,8 @@ int wl_model_new(const wl_params *p, wl_model **out) {
     OWN(u8, p->class_lut, (int64_t)G * (p->amax + 1), uint8_t); q->class_lut = u8;
     uint32_t *u32;
     OWN(u32, p->freq, ntab * T, uint32_t); q->freq = u32;
+    if (p->sign_ctx) { OWN(u32, p->sign_freq, (int64_t)G * WL_NSIGN, uint32_t); q->sign_freq = u32; }
+    else q->sign_freq = NULL;
     m->tab_stride = (int64_t)G * C;
     OWN(m->cum, NULL, ntab * (T + 1), uint32_t);
     OWN(m->slot, NULL, ntab << WL_SLOT_BITS, uint8_t);
@@ -190,69 +225,170 @@ static void dequantise_frame(const wl_band *bands, int nb, const int32_t *q, int
 }
 
 /* --- contexts ------------------------------------------------------------------------------- */
-WL_INLINE int64_t mag(int32_t v, int64_t cap) {
-    int64_t a = v < 0 ? -(int64_t)v : v;
-    return a < cap ? a : cap;
-}
-
-/* values of a band: base pointer and row stride */
-typedef struct { const int32_t *base; int64_t stride, h, w; } view_t;
-
-WL_INLINE int32_t at(const view_t *v, int64_t y, int64_t x) {
-    if (v->h <= 0 || v->w <= 0) return 0;
-    if (y >= v->h) y = v->h - 1;
-    if (x >= v->w) x = v->w - 1;
-    return v->base[y * v->stride + x];
-}
+/* Own-band values live in a padded buffer as (feature << 2) | sign code (0 zero, 1 +, 2 -): two
+ * rows on top, two columns on the left and one on the right hold the feature of 0, so W, WW,
+ * N, NN, NW and NE read "zero" outside the band without a test. Everything outside the band
+ * (bias, parent, parent neighbourhood, siblings) is summed once per band into opre. */
+WL_INLINE int32_t feat_of(const wl_params *p, int64_t x) { return p->flut[x < p->fmax ? x : p->fmax]; }
+WL_INLINE int32_t sign_code(int64_t v) { return v > 0 ? 1 : v < 0 ? 2 : 0; }
+WL_INLINE int32_t packed(const wl_params *p, int64_t v) { return (feat_of(p, v < 0 ? -v : v) << 2) | sign_code(v); }
 
 typedef struct {
-    const int32_t *w; int64_t cap; const uint8_t *lut; int64_t amax; int has_p, has_s1, has_s2;
-    view_t self, par, s1, s2;
+    int32_t *pad;                 /* (H + 2) x (W + 3) */
+    int32_t *opre;                /* band-sized: bias + outside features */
+    int32_t *nsum;                /* parent band's 4-neighbour sums (band-sized) */
+    int32_t *acc_s, *acc_sn;      /* sibling sums (band-sized) */
+    int32_t *pre;                 /* one row */
+} ctxbuf_t;
+
+typedef struct {
+    const wl_params *p;
+    int32_t w[WL_NFEAT];
+    int32_t a_lo, a_shift, amax;
+    const uint8_t *lut;
+    int32_t *pad, *opre;
+    int64_t ps, bw;
+    int grad;                     /* LL band with gradient classes */
+    /* signs: parent and first sibling in q (band origins, clamped parent offsets) */
+    const int32_t *par, *sib;
+    int64_t ph, pw, sh, sw, W;
 } ctx_t;
 
-WL_INLINE int ctx_class(const ctx_t *cx, int64_t y, int64_t x) {
-    const int32_t *w = cx->w;
-    const int32_t *r = cx->self.base + y * cx->self.stride;
-    const int64_t cap = cx->cap, bw = cx->self.w, st = cx->self.stride;
-    int64_t a = 0;
-    if (x >= 1) a += w[0] * mag(r[x - 1], cap);
-    if (y >= 1) {
-        const int32_t *n = r - st;
-        a += w[1] * mag(n[x], cap);
-        if (x >= 1) a += w[2] * mag(n[x - 1], cap);
-        if (x + 1 < bw) a += w[3] * mag(n[x + 1], cap);
-    }
-    if (x >= 2) a += w[4] * mag(r[x - 2], cap);
-    if (y >= 2) a += w[5] * mag(r[x - 2 * st], cap);
-    if (cx->has_p) a += w[6] * mag(at(&cx->par, y >> 1, x >> 1), cap);
-    if (cx->has_s1) a += w[7] * mag(at(&cx->s1, y, x), cap);
-    if (cx->has_s2) a += w[8] * mag(at(&cx->s2, y, x), cap);
-    return cx->lut[a < cx->amax ? a : cx->amax];
+WL_INLINE int64_t iabs(int64_t v) { return v < 0 ? -v : v; }
+
+/* 4-neighbour sum of |q| over a band (zero outside), into out (h x w) */
+static void neighbour_sums(const int32_t *b, int64_t W, int64_t h, int64_t w, int32_t *out) {
+    for (int64_t y = 0; y < h; y++)
+        for (int64_t x = 0; x < w; x++) {
+            int64_t s = 0;
+            if (x > 0) s += iabs(b[y * W + x - 1]);
+            if (x + 1 < w) s += iabs(b[y * W + x + 1]);
+            if (y > 0) s += iabs(b[(y - 1) * W + x]);
+            if (y + 1 < h) s += iabs(b[(y + 1) * W + x]);
+            out[y * w + x] = (int32_t)(s < INT32_MAX ? s : INT32_MAX);
+        }
 }
 
-static void ctx_setup(const wl_model *m, const wl_band *bands, int bi, const int32_t *q, int64_t W,
-                      const int32_t *llr, ctx_t *cx) {
+/* Set up band bi: weights, padding, and opre (bias + the parent and sibling features). */
+static void ctx_setup(const wl_model *m, const wl_band *bands, int bi, const int32_t *q, int64_t W, ctxbuf_t *cb,
+                      ctx_t *cx) {
     const wl_band *b = &bands[bi];
     const wl_params *p = &m->p;
     const int g = b->group;
-    cx->w = p->ctx_w + g * WL_NTERMS;
-    cx->cap = p->cap[g];
-    cx->lut = p->class_lut + (int64_t)g * (p->amax + 1);
+    cx->p = p;
+    for (int i = 0; i < WL_NFEAT; i++) cx->w[i] = p->ctx_w[g * WL_NFEAT + i];
+    cx->a_lo = p->a_lo[g];
+    cx->a_shift = p->a_shift[g];
     cx->amax = p->amax;
-    if (b->orient == 0) cx->self = (view_t){llr, b->w, b->h, b->w};
-    else cx->self = (view_t){q + b->y0 * W + b->x0, W, b->h, b->w};
-    const int32_t idx[3] = {b->parent, b->sib1, b->sib2};
-    view_t *vs[3] = {&cx->par, &cx->s1, &cx->s2};
-    int *has[3] = {&cx->has_p, &cx->has_s1, &cx->has_s2};
-    for (int k = 0; k < 3; k++) {
-        *has[k] = 0;
-        *vs[k] = (view_t){q, W, 0, 0};
-        if (idx[k] >= 0) {
-            const wl_band *o = &bands[idx[k]];
-            *vs[k] = (view_t){q + o->y0 * W + o->x0, W, o->h, o->w};
-            *has[k] = o->h > 0 && o->w > 0 && cx->w[6 + k] != 0;
-        }
+    cx->lut = p->class_lut + (int64_t)g * (p->amax + 1);
+    cx->ps = b->w + 3;
+    cx->bw = b->w;
+    cx->W = W;
+    cx->pad = cb->pad;
+    cx->opre = cb->opre;
+    cx->grad = b->orient == 0 && p->ll_ctx == 1;
+    const int32_t z = feat_of(p, 0) << 2;
+    for (int64_t i = 0; i < 2 * cx->ps; i++) cx->pad[i] = z;
+    for (int64_t y = 0; y < b->h; y++) {
+        int32_t *r = cx->pad + (y + 2) * cx->ps;
+        r[0] = r[1] = r[b->w + 2] = z;
     }
+    const int64_t n = b->h * b->w;
+    const int32_t f0 = feat_of(p, 0);
+    /* parent */
+    const wl_band *pb = b->parent >= 0 ? &bands[b->parent] : NULL;
+    const int has_p = pb && pb->h > 0 && pb->w > 0;
+    cx->par = has_p ? q + pb->y0 * W + pb->x0 : NULL;
+    cx->ph = has_p ? pb->h : 0;
+    cx->pw = has_p ? pb->w : 0;
+    const wl_band *s1 = b->sib1 >= 0 ? &bands[b->sib1] : NULL;
+    const int has_s = s1 && s1->h > 0 && s1->w > 0;
+    cx->sib = has_s ? q + s1->y0 * W + s1->x0 : NULL;
+    cx->sh = has_s ? s1->h : 0;
+    cx->sw = has_s ? s1->w : 0;
+    if (cx->grad) return;
+    int32_t base = p->bias[g];
+    if (!has_p) base += (cx->w[6] + cx->w[7]) * f0;
+    const int nsib = (b->sib1 >= 0) + (b->sib2 >= 0);
+    if (!nsib) base += (cx->w[8] + cx->w[9]) * f0;
+    for (int64_t i = 0; i < n; i++) cx->opre[i] = base;
+    if (has_p && (cx->w[6] || cx->w[7])) {
+        neighbour_sums(cx->par, W, pb->h, pb->w, cb->nsum);
+        for (int64_t y = 0; y < b->h; y++) {
+            const int64_t py = (y >> 1) < pb->h ? (y >> 1) : pb->h - 1;
+            int32_t *o = cx->opre + y * b->w;
+            for (int64_t x = 0; x < b->w; x++) {
+                const int64_t px = (x >> 1) < pb->w ? (x >> 1) : pb->w - 1;
+                o[x] += cx->w[6] * feat_of(p, iabs(cx->par[py * W + px])) + cx->w[7] * feat_of(p, cb->nsum[py * pb->w + px]);
+            }
+        }
+    } else if (has_p) {
+        for (int64_t i = 0; i < n; i++) cx->opre[i] += (cx->w[6] + cx->w[7]) * f0; /* weights 0: adds 0 */
+    }
+    if (nsib) {
+        memset(cb->acc_s, 0, (size_t)n * sizeof(int32_t));
+        memset(cb->acc_sn, 0, (size_t)n * sizeof(int32_t));
+        const int32_t idx[2] = {b->sib1, b->sib2};
+        for (int k = 0; k < 2; k++) {
+            if (idx[k] < 0) continue;
+            const wl_band *o = &bands[idx[k]];
+            const int32_t *ob = q + o->y0 * W + o->x0;
+            const int64_t hh = o->h < b->h ? o->h : b->h, ww = o->w < b->w ? o->w : b->w;
+            for (int64_t y = 0; y < hh; y++)
+                for (int64_t x = 0; x < ww; x++) {
+                    const int32_t a = (int32_t)iabs(ob[y * W + x]);
+                    cb->acc_s[y * b->w + x] += a;
+                    /* (y, x) is a 4-neighbour of these positions of b */
+                    if (x + 1 < b->w) cb->acc_sn[y * b->w + x + 1] += a;
+                    if (x > 0) cb->acc_sn[y * b->w + x - 1] += a;
+                    if (y + 1 < b->h) cb->acc_sn[(y + 1) * b->w + x] += a;
+                    if (y > 0) cb->acc_sn[(y - 1) * b->w + x] += a;
+                }
+        }
+        for (int64_t i = 0; i < n; i++)
+            cx->opre[i] += cx->w[8] * feat_of(p, cb->acc_s[i]) + cx->w[9] * feat_of(p, cb->acc_sn[i]);
+    }
+}
+
+/* the context sum of row y without its W and WW terms, into pre[0..w) */
+static void ctx_row(const ctx_t *cx, int64_t y, int32_t *pre) {
+    const int32_t *p = cx->pad + (y + 2) * cx->ps + 2;
+    const int32_t *n1 = p - cx->ps, *n2 = p - 2 * cx->ps, *o = cx->opre + y * cx->bw;
+    const int32_t w1 = cx->w[1], w2 = cx->w[2], w3 = cx->w[3], w5 = cx->w[5];
+    for (int64_t x = 0; x < cx->bw; x++)
+        pre[x] = o[x] + w1 * (n1[x] >> 2) + w2 * (n1[x - 1] >> 2) + w3 * (n1[x + 1] >> 2) + w5 * (n2[x] >> 2);
+}
+
+/* the class of (y, x) from its row's pre[x] and the W, WW features already in the pad */
+WL_INLINE int ctx_class(const ctx_t *cx, const int32_t *prow, int32_t pre) {
+    int32_t a = pre + cx->w[0] * (prow[-1] >> 2) + cx->w[4] * (prow[-2] >> 2) - cx->a_lo;
+    a = a < 0 ? 0 : a >> cx->a_shift;
+    return cx->lut[a > cx->amax ? cx->amax : a];
+}
+
+/* LL gradient class from q (zero outside the band) */
+WL_INLINE int ll_grad_class(const wl_params *p, const int32_t *q, int64_t W, int64_t bw, int64_t y, int64_t x) {
+    const int64_t w_ = x > 0 ? q[y * W + x - 1] : 0, n_ = y > 0 ? q[(y - 1) * W + x] : 0;
+    const int64_t nw = x > 0 && y > 0 ? q[(y - 1) * W + x - 1] : 0, ne = y > 0 && x + 1 < bw ? q[(y - 1) * W + x + 1] : 0;
+    const uint64_t gsum = (uint64_t)(iabs(w_ - nw) + iabs(n_ - nw) + iabs(ne - n_));
+    const int c = ilog2_64(1 + gsum);
+    return c < p->ll_classes - 1 ? c : p->ll_classes - 1;
+}
+
+/* sign table index of a detail value at (y, x): group * 729 + pattern of (W, N, NW, NE, P, S1) */
+WL_INLINE int sign_index(const ctx_t *cx, int g, const int32_t *prow, int64_t y, int64_t x) {
+    const int64_t ps = cx->ps;
+    int pat = (prow[-1] & 3);
+    pat = pat * 3 + (prow[-ps] & 3);
+    pat = pat * 3 + (prow[-ps - 1] & 3);
+    pat = pat * 3 + (prow[-ps + 1] & 3);
+    int sp = 0, ss = 0;
+    if (cx->par) {
+        const int64_t py = (y >> 1) < cx->ph ? (y >> 1) : cx->ph - 1, px = (x >> 1) < cx->pw ? (x >> 1) : cx->pw - 1;
+        sp = sign_code(cx->par[py * cx->W + px]);
+    }
+    if (cx->sib && y < cx->sh && x < cx->sw) ss = sign_code(cx->sib[y * cx->W + x]);
+    return g * WL_NSIGN + (pat * 3 + sp) * 3 + ss;
 }
 
 /* LL prediction from the already known q of the LL band */
@@ -268,15 +404,7 @@ WL_INLINE int64_t ll_predict(int mode, const int32_t *q, int64_t W, int64_t y, i
     return w_ + n_ - nw;
 }
 
-/* --- symbols of a frame (encoder side) --------------------------------------------------------- */
-typedef struct {
-    uint16_t *tab;   /* g * C + class */
-    int32_t *val;    /* the value coded (LL: residual) */
-    int64_t n, ops;  /* symbols, coder operations (upper bound of 16-bit words) */
-} syms_t;
-
-WL_INLINE int ilog2_64(uint64_t v) { return 63 - __builtin_clzll(v); }
-
+/* --- tokens ---------------------------------------------------------------------------------- */
 /* EG-k of m: unary e (e ones, one zero), then e + k bits r; u = (m >> k) + 1, e = ilog2(u) */
 WL_INLINE void eg_split(int64_t m, int k, int *e, int *nb, uint64_t *r) {
     const uint64_t u = ((uint64_t)m >> k) + 1;
@@ -285,16 +413,61 @@ WL_INLINE void eg_split(int64_t m, int k, int *e, int *nb, uint64_t *r) {
     *r = ((u - (1ull << *e)) << k) | ((uint64_t)m & ((1ull << k) - 1));
 }
 
-static int64_t value_ops(int64_t v, int esc, int k) {
-    const int64_t a = v < 0 ? -v : v;
-    int64_t ops = 1 + (a != 0);
-    if (a >= esc) {
-        int e, nb; uint64_t r;
-        eg_split(a - esc, k, &e, &nb, &r);
-        ops += e + 1 + (nb + 7) / 8;
+/* one coder operation: a symbol (start, freq) out of total (raw bits: total 2^n) */
+typedef struct { uint32_t start, freq, total; } op_t;
+#define MAX_VALUE_OPS 48
+
+/* The operations of one value in decode order: token, raw bits (escape / mantissa), sign.
+ * tok_cum: the token table's cumulative frequencies (NULL: adaptive, the token op's start/freq
+ * are filled by the caller); sidx: sign table index or -1 for a raw sign. Returns the count and
+ * the token in *tok. */
+static int value_ops(const wl_model *m, int64_t v, int k, const uint32_t *tok_cum, int sidx, op_t *ops, int *tok) {
+    const wl_params *p = &m->p;
+    const uint32_t P = 1u << p->prec;
+    const int64_t a = iabs(v);
+    int n = 0, t;
+    uint64_t raw = 0;
+    int nraw = 0, unary = -1;
+    if (p->tok_mode == 0) {
+        const int esc = p->ntok - 1;
+        t = (int)(a < esc ? a : esc);
+        if (a >= esc) { eg_split(a - esc, k, &unary, &nraw, &raw); }
+    } else {
+        const int D = p->tok_direct, ld = ilog2_64((uint64_t)D);
+        if (a < D) t = (int)a;
+        else {
+            const int e = ilog2_64((uint64_t)a);
+            t = D + 2 * (e - ld) + (int)((a >> (e - 1)) & 1);
+            nraw = e - 1;
+            raw = (uint64_t)a & ((1ull << (e - 1)) - 1);
+        }
     }
-    return ops;
+    *tok = t;
+    ops[n++] = tok_cum ? (op_t){tok_cum[t], tok_cum[t + 1] - tok_cum[t], P} : (op_t){0, 0, 0};
+    for (int i = 0; i < unary; i++) ops[n++] = (op_t){1, 1, 2};
+    if (unary >= 0) ops[n++] = (op_t){0, 1, 2};
+    const int nch = (nraw + 7) / 8;
+    for (int c = 0; c < nch; c++) {
+        const int len = c == 0 ? nraw - 8 * (nch - 1) : 8, lo = 8 * (nch - 1 - c);
+        ops[n++] = (op_t){(uint32_t)((raw >> lo) & ((1ull << len) - 1)), 1, 1u << len};
+    }
+    if (a) {
+        if (sidx < 0) ops[n++] = (op_t){v < 0, 1, 2};
+        else {
+            const uint32_t fp = p->sign_freq[sidx];
+            ops[n++] = v < 0 ? (op_t){fp, P - fp, P} : (op_t){0, fp, P};
+        }
+    }
+    return n;
 }
+
+/* --- symbols of a frame (encoder side) --------------------------------------------------------- */
+typedef struct {
+    uint16_t *tab;   /* g * C + class */
+    int32_t *val;    /* the value coded (LL: residual) */
+    int32_t *sgn;    /* sign table index, -1: raw */
+    int64_t n, ops;  /* symbols, coder operations (upper bound of 16-bit words) */
+} syms_t;
 
 /* LL residuals into llr (h x w of the LL band) from q */
 static void ll_residuals(const wl_model *m, const wl_band *b, const int32_t *q, int64_t W, int32_t *llr) {
@@ -303,29 +476,57 @@ static void ll_residuals(const wl_model *m, const wl_band *b, const int32_t *q, 
             llr[y * b->w + x] = (int32_t)(q[y * W + x] - ll_predict(m->p.ll_pred, q, W, y, x));
 }
 
+WL_INLINE int nops_of(const wl_model *m, int64_t v, int k) {
+    op_t ops[MAX_VALUE_OPS];
+    int t;
+    return value_ops(m, v, k, NULL, -1, ops, &t);
+}
+
 static void collect(const wl_model *m, const wl_band *bands, int nb, const int32_t *q, int64_t W,
-                    const int32_t *llr, syms_t *s) {
+                    const int32_t *llr, ctxbuf_t *cb, syms_t *s) {
     const wl_params *p = &m->p;
-    const int C = p->nclasses, esc = p->ntok - 1;
+    const int C = p->nclasses;
     int64_t n = 0, ops = 0;
     for (int bi = 0; bi < nb; bi++) {
         const wl_band *b = &bands[bi];
         ctx_t cx;
-        ctx_setup(m, bands, bi, q, W, llr, &cx);
-        const int k = p->eg_k[b->group];
-        for (int64_t y = 0; y < b->h; y++)
+        ctx_setup(m, bands, bi, q, W, cb, &cx);
+        const int g = b->group, k = p->eg_k[g];
+        const int32_t *src = b->orient == 0 ? llr : q + b->y0 * W + b->x0;
+        const int64_t st = b->orient == 0 ? b->w : W;
+        for (int64_t y = 0; y < b->h; y++) {
+            int32_t *r = cx.pad + (y + 2) * cx.ps + 2;
+            for (int64_t x = 0; x < b->w; x++) r[x] = packed(p, src[y * st + x]);
+        }
+        const uint16_t t0 = (uint16_t)(g * C);
+        const int signs = p->sign_ctx && b->orient != 0;
+        for (int64_t y = 0; y < b->h; y++) {
+            const int32_t *prow = cx.pad + (y + 2) * cx.ps + 2;
+            if (!cx.grad) ctx_row(&cx, y, cb->pre);
             for (int64_t x = 0; x < b->w; x++) {
-                const int32_t v = cx.self.base[y * cx.self.stride + x];
-                s->tab[n] = (uint16_t)(b->group * C + ctx_class(&cx, y, x));
+                const int32_t v = src[y * st + x];
+                const int cl = cx.grad ? ll_grad_class(p, q, W, b->w, y, x) : ctx_class(&cx, prow + x, cb->pre[x]);
+                s->tab[n] = (uint16_t)(t0 + cl);
+                s->sgn[n] = signs && v ? sign_index(&cx, g, prow + x, y, x) : -1;
                 s->val[n++] = v;
-                ops += value_ops(v, esc, k);
+                ops += v ? nops_of(m, v, k) : 1;
             }
+        }
     }
     s->n = n;
     s->ops = ops;
 }
 
-/* the groups present in a frame, ascending, and the bits of a set choice */
+/* the token of a magnitude */
+WL_INLINE int token_of(const wl_params *p, int64_t a) {
+    if (p->tok_mode == 0) return (int)(a < p->ntok - 1 ? a : p->ntok - 1);
+    const int D = p->tok_direct;
+    if (a < D) return (int)a;
+    const int e = ilog2_64((uint64_t)a), ld = ilog2_64((uint64_t)D);
+    return D + 2 * (e - ld) + (int)((a >> (e - 1)) & 1);
+}
+
+/* the groups present in a frame, ascending */
 static int frame_groups(const wl_model *m, const wl_band *bands, int nb, int *groups) {
     uint8_t seen[WL_MAX_GROUPS] = {0};
     for (int i = 0; i < nb; i++) if (bands[i].h > 0 && bands[i].w > 0) seen[bands[i].group] = 1;
@@ -336,19 +537,18 @@ static int frame_groups(const wl_model *m, const wl_band *bands, int nb, int *gr
 
 WL_INLINE int set_bits(const wl_model *m) { return m->p.nsets > 1 ? __builtin_ctz((unsigned)m->p.nsets) : 0; }
 
+/* per group the table set with the fewest (integer) code-length units; ties: the lower set */
 static void choose_sets(const wl_model *m, const syms_t *s, int *set_of) {
     const wl_params *p = &m->p;
     const int S = p->nsets, T = p->ntok, C = p->nclasses;
     for (int g = 0; g < p->ngroups; g++) set_of[g] = 0;
     if (S == 1) return;
-    static const int MAXG = WL_MAX_GROUPS;
+    enum { MAXG = WL_MAX_GROUPS };
     uint64_t cost[WL_MAX_SETS * WL_MAX_GROUPS];
     memset(cost, 0, sizeof cost);
     for (int64_t i = 0; i < s->n; i++) {
         const int tab = s->tab[i], g = tab / C;
-        const int32_t v = s->val[i];
-        const int64_t a = v < 0 ? -(int64_t)v : v;
-        const int t = a < T - 1 ? (int)a : T - 1;
+        const int t = token_of(p, iabs(s->val[i]));
         for (int k = 0; k < S; k++) cost[k * MAXG + g] += m->cost[((int64_t)k * m->tab_stride + tab) * T + t];
     }
     for (int g = 0; g < p->ngroups; g++) {
@@ -366,28 +566,6 @@ WL_INLINE void rans_put(uint32_t *x, uint16_t **pp, uint32_t start, uint32_t fre
 }
 WL_INLINE void rans_bits(uint32_t *x, uint16_t **pp, uint64_t v, int nb, int prec) {
     rans_put(x, pp, (uint32_t)v << (prec - nb), 1u << (prec - nb), prec);
-}
-
-/* one value, in reverse decode order: sign, EG bits (last chunk first), unary, token */
-static void rans_value(const wl_model *m, uint32_t *x, uint16_t **pp, const uint32_t *cum, int32_t v, int k) {
-    const int prec = m->p.prec, esc = m->p.ntok - 1;
-    const int64_t a = v < 0 ? -(int64_t)v : v;
-    if (a) rans_bits(x, pp, v < 0, 1, prec);
-    int t = (int)(a < esc ? a : esc);
-    if (a >= esc) {
-        int e, nb; uint64_t r;
-        eg_split(a - esc, k, &e, &nb, &r);
-        /* chunks from the most significant: first chunk nb - 8 * floor((nb - 1) / 8) bits */
-        int nchunks = (nb + 7) / 8;
-        for (int c = nchunks - 1; c >= 0; c--) {
-            const int lo = 8 * (nchunks - 1 - c);          /* low bit of chunk c (0 = first read) */
-            const int len = c == 0 ? nb - 8 * (nchunks - 1) : 8;
-            rans_bits(x, pp, (r >> lo) & ((1ull << len) - 1), len, prec);
-        }
-        rans_bits(x, pp, 0, 1, prec);
-        for (int i = 0; i < e; i++) rans_bits(x, pp, 1, 1, prec);
-    }
-    rans_put(x, pp, cum[t], cum[t + 1] - cum[t], prec);
 }
 
 /* --- range coder (adaptive counts) -------------------------------------------------------------- */
@@ -462,40 +640,18 @@ WL_INLINE void adapt_update(const wl_model *m, adapt_t *a, int64_t tab, int t) {
     }
 }
 
-static void rc_value(const wl_model *m, rc_enc *e, adapt_t *a, int64_t tab, int32_t v, int k) {
-    const int T = m->p.ntok, esc = T - 1;
-    const int64_t av = v < 0 ? -(int64_t)v : v;
-    const int t = (int)(av < esc ? av : esc);
-    const uint32_t *c = a->cnt + tab * T;
-    uint32_t start = 0;
-    for (int i = 0; i < t; i++) start += c[i];
-    rc_put(e, start, c[t], a->tot[tab]);
-    adapt_update(m, a, tab, t);
-    if (av >= esc) {
-        int ee, nb; uint64_t r;
-        eg_split(av - esc, k, &ee, &nb, &r);
-        for (int i = 0; i < ee; i++) rc_put(e, 1, 1, 2);
-        rc_put(e, 0, 1, 2);
-        const int nchunks = (nb + 7) / 8;
-        for (int c2 = 0; c2 < nchunks; c2++) {
-            const int len = c2 == 0 ? nb - 8 * (nchunks - 1) : 8;
-            const int lo = 8 * (nchunks - 1 - c2);
-            rc_put(e, (uint32_t)((r >> lo) & ((1ull << len) - 1)), 1, 1u << len);
-        }
-    }
-    if (av) rc_put(e, v < 0, 1, 2);
-}
-
 /* --- frame buffers ------------------------------------------------------------------------------ */
 typedef struct {
     double *c, *scratch;
     int32_t *q, *llr;
     uint16_t *tab;
-    int32_t *val;
+    int32_t *val, *sgn;
+    ctxbuf_t cb;
 } work_t;
 
 static void work_free(work_t *w) {
-    free(w->c); free(w->scratch); free(w->q); free(w->llr); free(w->tab); free(w->val);
+    free(w->c); free(w->scratch); free(w->q); free(w->llr); free(w->tab); free(w->val); free(w->sgn);
+    free(w->cb.pad); free(w->cb.opre); free(w->cb.nsum); free(w->cb.acc_s); free(w->cb.acc_sn); free(w->cb.pre);
     memset(w, 0, sizeof *w);
 }
 
@@ -506,8 +662,22 @@ static int work_alloc(work_t *w, int64_t H, int64_t W, int syms) {
     w->scratch = malloc((size_t)wl_scratch_size(H, W) * sizeof(double));
     w->q = malloc(n * sizeof(int32_t));
     w->llr = malloc(n * sizeof(int32_t));
-    if (syms) { w->tab = malloc(n * sizeof(uint16_t)); w->val = malloc(n * sizeof(int32_t)); }
-    if (!w->c || !w->scratch || !w->q || !w->llr || (syms && (!w->tab || !w->val))) { work_free(w); return -1; }
+    if (syms) {
+        w->tab = malloc(n * sizeof(uint16_t));
+        w->val = malloc(n * sizeof(int32_t));
+        w->sgn = malloc(n * sizeof(int32_t));
+    }
+    w->cb.pad = malloc((size_t)((H + 2) * (W + 3)) * sizeof(int32_t));
+    w->cb.opre = malloc(n * sizeof(int32_t));
+    w->cb.nsum = malloc(n * sizeof(int32_t));
+    w->cb.acc_s = malloc(n * sizeof(int32_t));
+    w->cb.acc_sn = malloc(n * sizeof(int32_t));
+    w->cb.pre = malloc((size_t)W * sizeof(int32_t));
+    if (!w->c || !w->scratch || !w->q || !w->llr || (syms && (!w->tab || !w->val || !w->sgn)) || !w->cb.pad ||
+        !w->cb.opre || !w->cb.nsum || !w->cb.acc_s || !w->cb.acc_sn || !w->cb.pre) {
+        work_free(w);
+        return -1;
+    }
     return 0;
 }
 
@@ -588,15 +758,18 @@ int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int6
     uint16_t *words = NULL;
     size_t wcap = 0;
     int rc = 0;
+    const int C = p->nclasses, T = p->ntok;
     for (int64_t f = 0; f < B && !rc; f++) {
         const double *zf = z + f * H * W;
         double *zh = zhat + f * H * W;
         rc = analyse(m, zf, H, W, &steps[f], bands, nb, &w, zh);
         if (rc) break;
-        syms_t s = {w.tab, w.val, 0, 0};
-        collect(m, bands, nb, w.q, W, w.llr, &s);
+        syms_t s = {w.tab, w.val, w.sgn, 0, 0};
+        collect(m, bands, nb, w.q, W, w.llr, &w.cb, &s);
         int set_of[WL_MAX_GROUPS];
         choose_sets(m, &s, set_of);
+        op_t ops[MAX_VALUE_OPS];
+        int tok;
         if (!p->adapt) {
             const size_t need = (size_t)(s.ops + ng + 4);
             if (need > wcap) {
@@ -607,11 +780,14 @@ int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int6
             }
             uint16_t *end = words + wcap, *ptr = end;
             uint32_t x = RANS_L + (uint32_t)steps[f]; /* the decoder's final state: the frame's step */
-            const int T = p->ntok;
             for (int64_t i = s.n - 1; i >= 0; i--) {
-                const int tab = s.tab[i], g = tab / p->nclasses;
+                const int tab = s.tab[i], g = tab / C;
                 const uint32_t *cum = m->cum + ((int64_t)set_of[g] * m->tab_stride + tab) * (T + 1);
-                rans_value(m, &x, &ptr, cum, s.val[i], p->eg_k[g]);
+                const int n = value_ops(m, s.val[i], p->eg_k[g], cum, s.sgn[i], ops, &tok);
+                for (int j = n - 1; j >= 0; j--) { /* raw bits (total 2^len) scaled to 2^prec */
+                    const int sh = p->prec - ilog2_64(ops[j].total);
+                    rans_put(&x, &ptr, ops[j].start << sh, ops[j].freq << sh, p->prec);
+                }
             }
             for (int i = ng - 1; i >= 0 && sb; i--) rans_bits(&x, &ptr, (uint64_t)set_of[groups[i]], sb, p->prec);
             *--ptr = (uint16_t)x;
@@ -631,8 +807,14 @@ int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int6
             rc_put(&e, (uint32_t)steps[f] & 255, 1, 256);
             for (int i = 0; i < ng && sb; i++) rc_put(&e, (uint32_t)set_of[groups[i]], 1, 1u << sb);
             for (int64_t i = 0; i < s.n; i++) {
-                const int tab = s.tab[i];
-                rc_value(m, &e, &a, tab, s.val[i], p->eg_k[tab / p->nclasses]);
+                const int tab = s.tab[i], g = tab / C;
+                const int n = value_ops(m, s.val[i], p->eg_k[g], NULL, s.sgn[i], ops, &tok);
+                const uint32_t *c = a.cnt + (int64_t)tab * T;
+                uint32_t start = 0;
+                for (int t = 0; t < tok; t++) start += c[t];
+                rc_put(&e, start, c[tok], a.tot[tab]);
+                adapt_update(m, &a, tab, tok);
+                for (int j = 1; j < n; j++) rc_put(&e, ops[j].start, ops[j].freq, ops[j].total);
             }
             for (int i = 0; i < 5; i++) rc_shift(&e);
             free(a.cnt); free(a.tot);
@@ -691,6 +873,15 @@ WL_INLINE int rans_get_tok(const wl_model *m, dec_t *d, int64_t tabi) {
     return t;
 }
 
+/* a binary symbol of frequencies (f0, 2^prec - f0) */
+WL_INLINE int rans_get_bin(dec_t *d, uint32_t f0, int prec) {
+    const uint32_t s = d->x & ((1u << prec) - 1);
+    const int bit = s >= f0;
+    d->x = bit ? ((1u << prec) - f0) * (d->x >> prec) + s - f0 : f0 * (d->x >> prec) + s;
+    rans_renorm(d);
+    return bit;
+}
+
 WL_INLINE void rc_norm(rc_dec *r) {
     while (r->range < (1u << 24)) { r->code = (r->code << 8) | rc_byte(r); r->range <<= 8; }
 }
@@ -710,6 +901,13 @@ WL_INLINE uint32_t rc_get_bits(rc_dec *r, int nb) {
     const uint32_t v = rc_get_freq(r, 1u << nb, &rr);
     rc_take(r, rr, v, 1);
     return v;
+}
+WL_INLINE int rc_get_bin(rc_dec *r, uint32_t f0, int prec) {
+    uint32_t rr;
+    const uint32_t v = rc_get_freq(r, 1u << prec, &rr);
+    const int bit = v >= f0;
+    rc_take(r, rr, bit ? f0 : 0, bit ? (1u << prec) - f0 : f0);
+    return bit;
 }
 
 WL_INLINE uint32_t get_bits(const wl_model *m, dec_t *d, int nb, int adaptive) {
@@ -731,50 +929,70 @@ WL_INLINE int get_tok(const wl_model *m, dec_t *d, int64_t tab, int set, int ada
     return t;
 }
 
-/* one value: token, EG remainder, sign; returns 0 or -1 (corrupt) */
-WL_INLINE int get_value(const wl_model *m, dec_t *d, int64_t tab, int set, int k, int adaptive, int64_t *out) {
-    const int esc = m->p.ntok - 1;
-    int64_t a = get_tok(m, d, tab, set, adaptive);
-    if (a == esc) {
+/* a value's magnitude from its token (and raw bits); -1: corrupt */
+WL_INLINE int64_t get_magnitude(const wl_model *m, dec_t *d, int t, int k, int adaptive) {
+    const wl_params *p = &m->p;
+    if (p->tok_mode == 0) {
+        const int esc = p->ntok - 1;
+        if (t < esc) return t;
         int e = 0;
         while (get_bits(m, d, 1, adaptive)) if (++e > 31) return -1;
-        const int nb = e + k;
+        const int nb = e + k, nch = (nb + 7) / 8;
         uint64_t r = 0;
-        const int nchunks = (nb + 7) / 8;
-        for (int c = 0; c < nchunks; c++) {
-            const int len = c == 0 ? nb - 8 * (nchunks - 1) : 8;
+        for (int c = 0; c < nch; c++) {
+            const int len = c == 0 ? nb - 8 * (nch - 1) : 8;
             r = (r << len) | get_bits(m, d, len, adaptive);
         }
         const uint64_t u = (1ull << e) + (r >> k);
-        a = (int64_t)((((u - 1) << k) | (r & ((1ull << k) - 1))) + (uint64_t)esc);
-        if (a >= 2 * (int64_t)WL_MAX_Q) return -1;
+        const int64_t a = (int64_t)((((u - 1) << k) | (r & ((1ull << k) - 1))) + (uint64_t)esc);
+        return a >= 2 * (int64_t)WL_MAX_Q ? -1 : a;
     }
-    if (a && get_bits(m, d, 1, adaptive)) a = -a;
-    *out = a;
-    return 0;
+    const int D = p->tok_direct;
+    if (t < D) return t;
+    const int e = (t - D) / 2 + ilog2_64((uint64_t)D);
+    if (e > 30) return -1;
+    const int nb = e - 1, nch = (nb + 7) / 8;
+    uint64_t r = 0;
+    for (int c = 0; c < nch; c++) {
+        const int len = c == 0 ? nb - 8 * (nch - 1) : 8;
+        r = (r << len) | get_bits(m, d, len, adaptive);
+    }
+    return (int64_t)((1ull << e) | ((uint64_t)((t - D) & 1) << (e - 1)) | r);
+}
+
+WL_INLINE int get_sign(const wl_model *m, dec_t *d, int sidx, int adaptive) {
+    if (sidx < 0) return (int)get_bits(m, d, 1, adaptive);
+    const uint32_t f0 = m->p.sign_freq[sidx];
+    return adaptive ? rc_get_bin(&d->rc, f0, m->p.prec) : rans_get_bin(d, f0, m->p.prec);
 }
 
 WL_INLINE int decode_symbols(const wl_model *m, const wl_band *bands, int nb, int64_t W, const int *set_of,
                              work_t *w, dec_t *d, int adaptive) {
     const wl_params *p = &m->p;
     const int C = p->nclasses;
+    int32_t *pre = w->cb.pre;
     for (int bi = 0; bi < nb; bi++) {
         const wl_band *b = &bands[bi];
         ctx_t cx;
-        ctx_setup(m, bands, bi, w->q, W, w->llr, &cx);
+        ctx_setup(m, bands, bi, w->q, W, &w->cb, &cx);
         const int g = b->group, k = p->eg_k[g], set = set_of[g];
         const int64_t tab0 = (int64_t)g * C;
+        int32_t *qb = w->q + b->y0 * W + b->x0;
+        const int signs = p->sign_ctx && b->orient != 0;
         for (int64_t y = 0; y < b->h; y++) {
+            int32_t *prow = cx.pad + (y + 2) * cx.ps + 2;
+            int32_t *qr = qb + y * W;
+            if (!cx.grad) ctx_row(&cx, y, pre);
             for (int64_t x = 0; x < b->w; x++) {
-                const int cl = ctx_class(&cx, y, x);
-                int64_t v;
-                if (get_value(m, d, tab0 + cl, set, k, adaptive, &v)) WL_FAIL(WL_ERR_CORRUPT);
-                if (b->orient == 0) {
-                    w->llr[y * b->w + x] = (int32_t)v;
-                    v += ll_predict(p->ll_pred, w->q, W, y, x);
-                }
+                const int cl = cx.grad ? ll_grad_class(p, w->q, W, b->w, y, x) : ctx_class(&cx, prow + x, pre[x]);
+                const int t = get_tok(m, d, tab0 + cl, set, adaptive);
+                int64_t v = get_magnitude(m, d, t, k, adaptive);
+                if (v < 0) WL_FAIL(WL_ERR_CORRUPT);
+                if (v && get_sign(m, d, signs ? sign_index(&cx, g, prow + x, y, x) : -1, adaptive)) v = -v;
+                prow[x] = packed(p, v);
+                if (b->orient == 0) v += ll_predict(p->ll_pred, w->q, W, y, x);
                 if (v >= WL_MAX_Q || v <= -(int64_t)WL_MAX_Q) WL_FAIL(WL_ERR_CORRUPT);
-                w->q[(b->y0 + y) * W + b->x0 + x] = (int32_t)v;
+                qr[x] = (int32_t)v;
             }
             if (d->err || d->rc.err) WL_FAIL(WL_ERR_CORRUPT);
         }
@@ -840,43 +1058,98 @@ int64_t wl_decode(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int
     return (int64_t)pos;
 }
 
-/* --- training counts, quantised values, rate control ---------------------------------------------- */
+/* --- training counts, features, quantised values, rate control ------------------------------------ */
 int wl_stats(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W, const int32_t *steps,
-             int per_frame, int64_t *counts, int64_t *raw_bits) {
+             int per_frame, int64_t *counts, int64_t *signs, int64_t *raw_bits) {
     if (!check_dims(B, H, W)) WL_FAIL(WL_ERR_ARG);
     const wl_params *p = &m->p;
     wl_band bands[WL_MAX_BANDS];
     const int nb = wl_layout(m, H, W, bands);
     work_t w;
     if (work_alloc(&w, H, W, 1)) WL_FAIL(WL_ERR_NOMEM);
-    const int T = p->ntok, esc = T - 1;
+    const int T = p->ntok, C = p->nclasses;
     const int64_t per = m->tab_stride * T;
     int rc = 0;
+    op_t ops[MAX_VALUE_OPS];
     for (int64_t f = 0; f < B; f++) {
         if (steps[f] < 0 || steps[f] > 65535) { rc = WL_ERR_ARG; break; }
         int32_t step = steps[f];
         rc = analyse(m, z + f * H * W, H, W, &step, bands, nb, &w, NULL);
         if (rc) break;
-        syms_t s = {w.tab, w.val, 0, 0};
-        collect(m, bands, nb, w.q, W, w.llr, &s);
+        syms_t s = {w.tab, w.val, w.sgn, 0, 0};
+        collect(m, bands, nb, w.q, W, w.llr, &w.cb, &s);
         int64_t *cf = counts + (per_frame ? f * per : 0);
         for (int64_t i = 0; i < s.n; i++) {
-            const int64_t a = s.val[i] < 0 ? -(int64_t)s.val[i] : s.val[i];
-            const int t = (int)(a < esc ? a : esc);
-            cf[(int64_t)s.tab[i] * T + t]++;
+            const int64_t v = s.val[i];
+            int tok;
+            const int nop = value_ops(m, v, p->eg_k[s.tab[i] / C], NULL, -1, ops, &tok);
+            cf[(int64_t)s.tab[i] * T + tok]++;
+            if (v && s.sgn[i] >= 0 && signs) signs[(int64_t)s.sgn[i] * 2 + (v < 0)]++;
             if (raw_bits) {
-                int64_t bits = a != 0;
-                if (a >= esc) {
-                    int e, nbits; uint64_t r;
-                    eg_split(a - esc, p->eg_k[s.tab[i] / p->nclasses], &e, &nbits, &r);
-                    bits += e + 1 + nbits;
-                }
+                int64_t bits = 0;
+                for (int j = 1; j < nop; j++) bits += ilog2_64(ops[j].total);
+                if (v && s.sgn[i] >= 0) bits -= 1; /* the sign goes to the sign tables */
                 raw_bits[0] += bits;
             }
         }
     }
     work_free(&w);
     return rc;
+}
+
+int64_t wl_features(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W, const int32_t *steps,
+                    int32_t *feat, int32_t *mag, int32_t *group, int64_t maxn) {
+    if (!check_dims(B, H, W)) WL_FAIL(WL_ERR_ARG);
+    wl_band bands[WL_MAX_BANDS];
+    const int nb = wl_layout(m, H, W, bands);
+    work_t w;
+    if (work_alloc(&w, H, W, 0)) WL_FAIL(WL_ERR_NOMEM);
+    int64_t n = 0;
+    int rc = 0;
+    for (int64_t f = 0; f < B && !rc; f++) {
+        int32_t step = steps[f];
+        if (step < 0 || step > 65535) { rc = WL_ERR_ARG; break; }
+        rc = analyse(m, z + f * H * W, H, W, &step, bands, nb, &w, NULL);
+        if (rc) break;
+        for (int bi = 1; bi < nb; bi++) {
+            const wl_band *b = &bands[bi];
+            const int32_t *qb = w.q + b->y0 * W + b->x0;
+            const wl_band *pb = b->parent >= 0 && bands[b->parent].h > 0 && bands[b->parent].w > 0 ? &bands[b->parent] : NULL;
+            if (pb) neighbour_sums(w.q + pb->y0 * W + pb->x0, W, pb->h, pb->w, w.cb.nsum);
+            for (int64_t y = 0; y < b->h && n < maxn; y++)
+                for (int64_t x = 0; x < b->w && n < maxn; x++, n++) {
+                    int64_t v[WL_NFEAT] = {0};
+                    v[0] = x >= 1 ? iabs(qb[y * W + x - 1]) : 0;
+                    v[1] = y >= 1 ? iabs(qb[(y - 1) * W + x]) : 0;
+                    v[2] = x >= 1 && y >= 1 ? iabs(qb[(y - 1) * W + x - 1]) : 0;
+                    v[3] = y >= 1 && x + 1 < b->w ? iabs(qb[(y - 1) * W + x + 1]) : 0;
+                    v[4] = x >= 2 ? iabs(qb[y * W + x - 2]) : 0;
+                    v[5] = y >= 2 ? iabs(qb[(y - 2) * W + x]) : 0;
+                    if (pb) {
+                        const int64_t py = (y >> 1) < pb->h ? (y >> 1) : pb->h - 1, px = (x >> 1) < pb->w ? (x >> 1) : pb->w - 1;
+                        v[6] = iabs(w.q[(pb->y0 + py) * W + pb->x0 + px]);
+                        v[7] = w.cb.nsum[py * pb->w + px];
+                    }
+                    const int32_t sib[2] = {b->sib1, b->sib2};
+                    for (int k = 0; k < 2; k++) {
+                        if (sib[k] < 0) continue;
+                        const wl_band *o = &bands[sib[k]];
+                        const int32_t *ob = w.q + o->y0 * W + o->x0;
+                        const int64_t dy[5] = {0, 0, 0, -1, 1}, dx[5] = {0, -1, 1, 0, 0};
+                        for (int j = 0; j < 5; j++) {
+                            const int64_t yy = y + dy[j], xx = x + dx[j];
+                            if (yy < 0 || xx < 0 || yy >= o->h || xx >= o->w || yy >= b->h || xx >= b->w) continue;
+                            v[j ? 9 : 8] += iabs(ob[yy * W + xx]);
+                        }
+                    }
+                    for (int i = 0; i < WL_NFEAT; i++) feat[n * WL_NFEAT + i] = (int32_t)(v[i] < INT32_MAX ? v[i] : INT32_MAX);
+                    mag[n] = (int32_t)iabs(qb[y * W + x]);
+                    group[n] = b->group;
+                }
+        }
+    }
+    work_free(&w);
+    return rc ? rc : n;
 }
 
 int wl_quantise(const wl_model *m, const double *z, int64_t H, int64_t W, int32_t step, int32_t *q) {

@@ -35,8 +35,8 @@ static void run_op_1d(const wl_model *m, int op, double *s, double *d, int64_t N
     if (kind == WL_SCALE_S || kind == WL_SCALE_D) {
         double *v = kind == WL_SCALE_S ? s : d;
         const int64_t n = kind == WL_SCALE_S ? ns : nd;
-        if (inverse) for (int64_t i = 0; i < n; i++) v[i] = v[i] / t[0];
-        else for (int64_t i = 0; i < n; i++) v[i] = v[i] * t[0];
+        const double f = inverse ? 1.0 / t[0] : t[0]; /* the inverse multiplies by the rounded reciprocal */
+        for (int64_t i = 0; i < n; i++) v[i] = v[i] * f;
         return;
     }
     const int nt = p->op_ntaps[op];
@@ -93,8 +93,8 @@ static void run_op_cols(const wl_model *m, int op, double *s, double *d, int64_t
     if (kind == WL_SCALE_S || kind == WL_SCALE_D) {
         double *v = kind == WL_SCALE_S ? s : d;
         const int64_t n = (kind == WL_SCALE_S ? ns : nd) * w;
-        if (inverse) for (int64_t i = 0; i < n; i++) v[i] = v[i] / t[0];
-        else for (int64_t i = 0; i < n; i++) v[i] = v[i] * t[0];
+        const double f = inverse ? 1.0 / t[0] : t[0];
+        for (int64_t i = 0; i < n; i++) v[i] = v[i] * f;
         return;
     }
     const int nt = p->op_ntaps[op];
@@ -137,6 +137,14 @@ static void lift_cols(const wl_model *m, int prog, double *s, double *d, int64_t
 int wl_levels(const wl_model *m, int64_t H, int64_t W) {
     int n = 0;
     int64_t h = H, w = W;
+    if (m->p.level_rule == 1) { /* both sides of the coarsest LL >= min_len, at least one level */
+        while (n < m->p.levels && ((h + 1) >> 1) >= m->p.min_len && ((w + 1) >> 1) >= m->p.min_len) {
+            h = (h + 1) >> 1;
+            w = (w + 1) >> 1;
+            n++;
+        }
+        return n > 0 || m->p.levels == 0 ? n : 1;
+    }
     while (n < m->p.levels && (h > w ? h : w) >= m->p.min_len && (h > 1 || w > 1)) {
         h = (h + 1) >> 1;
         w = (w + 1) >> 1;

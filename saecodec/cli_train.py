@@ -51,7 +51,7 @@ def _wavelet(args, frames, log10):
         shift, inc, limit = (int(v) for v in args.adapt.split(","))
         adapt = {"shift": shift, "inc": inc, "limit": limit}
     model = wavelet_model(args.name or "wavelet", Transform("asinh", args.transform_scale, False, "mean"),
-                          levels=args.wavelet_levels, min_len=args.min_len, nclasses=args.classes, ntok=args.tokens,
+                          levels=args.wavelet_levels, min_len=args.min_len, nclasses=args.classes, ll_classes=min(12, args.classes),
                           nsets=args.sets, ll_pred=args.ll_pred, adapt=adapt, rate_levels=len(targets))
     cfg = WaveletTrainConfig(targets=targets, seed=args.seed, checkpoint=args.checkpoint, resume=args.resume,
                              progress=not args.quiet)
@@ -178,12 +178,10 @@ def register(sub) -> None:
     t.add_argument("--crop", type=int, default=64, help="conv-hyper: training crop size (default 64)")
     t.add_argument("--checkpoint-every", type=int, default=500, help="conv-hyper: steps between checkpoints")
     w = t.add_argument_group("wavelet family")
-    w.add_argument("--wavelet-levels", type=int, default=4, help="wavelet: decomposition levels (default 4)")
-    w.add_argument("--min-len", type=int, default=8, help="wavelet: a level runs while the low band's longer "
-                   "side is at least this (default 8)")
-    w.add_argument("--classes", type=int, default=16, help="wavelet: context classes per table group (default 16)")
-    w.add_argument("--tokens", type=int, default=18, help="wavelet: magnitude tokens, the last one escapes to "
-                   "Exp-Golomb (default 18)")
+    w.add_argument("--wavelet-levels", type=int, default=6, help="wavelet: at most this many levels (default 6)")
+    w.add_argument("--min-len", type=int, default=8, help="wavelet: levels while both sides of the coarsest low "
+                   "band stay at least this (default 8)")
+    w.add_argument("--classes", type=int, default=32, help="wavelet: context classes per table group (default 32)")
     w.add_argument("--sets", type=int, default=1, help="wavelet: table sets the encoder chooses from per frame "
                    "and group (power of two, default 1)")
     w.add_argument("--adapt", default=None, help="wavelet: adaptive counts 'shift,inc,limit' (default: static)")

@@ -57,7 +57,7 @@ def offset_free_u(model, x, y):
 def wl(tmp_path_factory):
     """A small untrained wavelet model (CDF 9/7, 3 levels, geometric tables), saved on its own path."""
     d = tmp_path_factory.mktemp("wavelet")
-    m = wavelet_model("wl-tiny", levels=3, min_len=8, nclasses=8, ntok=12, nsets=2, rate_levels=4)
+    m = wavelet_model("wl-tiny", levels=3, min_len=8, nclasses=8, ll_classes=6, nsets=2, rate_levels=4)
     m.module.level_steps = np.geomspace(0.3, 0.02, 4)
     m.save(d / "wl-tiny.safetensors")
     return m, d
@@ -74,7 +74,7 @@ def test_model_file_is_numpy_exact_and_reproducible(wl, tmp_path):
     m, d = wl
     path = d / "wl-tiny.safetensors"
     assert path.stat().st_size < 4 << 20
-    again = wavelet_model("wl-tiny", levels=3, min_len=8, nclasses=8, ntok=12, nsets=2, rate_levels=4)
+    again = wavelet_model("wl-tiny", levels=3, min_len=8, nclasses=8, ll_classes=6, nsets=2, rate_levels=4)
     again.module.level_steps = np.geomspace(0.3, 0.02, 4)
     assert again.save(tmp_path / "again.safetensors") == m.identity
     back = load_file(path)
@@ -254,7 +254,7 @@ def test_corrupted_wavelet_payloads_are_errors(wl, wl_path):
 def test_transform_choice_is_model_data(wl, tmp_path):
     """A wavelet model may keep per-frame offsets (normalise mean): they travel in the section."""
     m = wavelet_model("wl-offsets", transform=Transform("asinh", 1e-3, per_frame=True, normalise="mean"),
-                      levels=3, nclasses=4, ntok=8)
+                      levels=3, nclasses=4, ll_classes=4, tokens="escape", ntok=8)
     m.save(tmp_path / "wl-offsets.safetensors")
     x = frames(3, seed=6)
     c = SAECodec(m, max_error=None)

@@ -21,7 +21,13 @@ def engine(**kw):
     p = mod.engine_params()
     for s in range(mod.nsets):  # distinct table sets, so that the choice matters
         p["freq"][s] = geometric_table(mod.ntok, mod.prec, 0.15 + 0.2 * s)
+    if mod.signs == "context":  # signs that depend on their pattern
+        p["sign_freq"] = (np.arange(p["sign_freq"].size).reshape(p["sign_freq"].shape) * 37 % 30000 + 1000).astype(
+            np.uint32)
     return Engine(p), p
+
+
+OLD = dict(tokens="escape", ntok=18, signs="raw", ll_ctx="features", level_rule=0, levels=4, nclasses=16)
 
 
 def smooth(rng, shape, scale=0.1):
@@ -30,7 +36,7 @@ def smooth(rng, shape, scale=0.1):
 
 @pytest.fixture(scope="module")
 def cdf():
-    return engine()[0]
+    return engine(**OLD)[0]
 
 
 # -- transform -------------------------------------------------------------------------------
@@ -62,20 +68,20 @@ def _sym_periodic(x, axis):
 
 @pytest.mark.parametrize("n", [2, 3, 8, 9, 16, 31])
 def test_one_level_is_pywt_bior44_on_the_symmetric_extension(n):
-    e, _ = engine(levels=1, min_len=2)
+    e, _ = engine(levels=1, min_len=2, level_rule=0)
     x = np.random.default_rng(n).normal(size=n)
     c = e.forward(x[None])[0]
     ns = (n + 1) // 2
     ca, cd = pywt.dwt(_sym_periodic(x, 0), "bior4.4", mode="periodization")
     assert np.abs(c[:ns] - ca[:ns]).max() < 1e-11
-    assert np.abs(c[ns:] - cd[:n - ns]).max() < 1e-11
+    assert np.abs(c[ns:] + cd[:n - ns]).max() < 1e-11  # pywt's high band is -d
 
 
 @pytest.mark.parametrize("hw", [(33, 33), (17, 65)])
 def test_three_levels_are_pywt_wavedec2(hw):
     """Sizes 2^3 k + 1 keep every level's low band whole-sample symmetric, so pywt's periodic
-    transform of the symmetric extension is this transform (HL: pywt's cV, LH: cH, HH: cD)."""
-    e, _ = engine(levels=3, min_len=2)
+    transform of the symmetric extension is this transform (HL: -pywt's cV, LH: -cH, HH: cD)."""
+    e, _ = engine(levels=3, min_len=2, level_rule=0)
     x = np.random.default_rng(5).normal(size=hw)
     c = e.forward(x)
     y = _sym_periodic(_sym_periodic(x, 0), 1)
@@ -86,12 +92,12 @@ def test_three_levels_are_pywt_wavedec2(hw):
     assert np.abs(c[:h, :w] - coeffs[0][:h, :w]).max() < 1e-10
     for lv, o, y0, x0, h, w in bands[1:]:
         ch, cv, cdd = coeffs[4 - lv]
-        theirs = {1: cv, 2: ch, 3: cdd}[o]
+        theirs = {1: -cv, 2: -ch, 3: cdd}[o]
         assert np.abs(c[y0:y0 + h, x0:x0 + w] - theirs[:h, :w]).max() < 1e-10, (lv, o)
 
 
 def test_transform_is_the_reference_bit_for_bit():
-    e, p = engine(levels=4, min_len=4)
+    e, p = engine(levels=4, min_len=4, level_rule=0)
     rng = np.random.default_rng(7)
     for shape in [(16, 16), (9, 13), (1, 30), (30, 1), (37, 70)]:
         x = smooth(rng, shape)
@@ -106,7 +112,8 @@ def test_learned_lifting_steps_are_parameters():
 
     extra = [("predict", -1, [0.01, -0.02, 0.03]), ("update", -2, [0.005, 0.0, 0.0, -0.004]), ("predict", 0, [0.1])]
     ops, taps = cdf97_program(extra)
-    mod = WaveletModule(levels=3, min_len=4, programs=[cdf97_program()[0], ops], prog_of=[[1, 0], [0, 1], [1, 1]])
+    mod = WaveletModule(levels=3, min_len=4, level_rule=0, programs=[cdf97_program()[0], ops],
+                        prog_of=[[1, 0], [0, 1], [1, 1]])
     mod.taps = np.concatenate([cdf97_program()[1], taps])
     p = mod.engine_params()
     e = Engine(p)
@@ -114,26 +121,34 @@ def test_learned_lifting_steps_are_parameters():
     c = e.forward(x)
     assert np.array_equal(c, ref.forward(p, x))
     assert np.abs(e.inverse(c) - x).max() < 1e-12
-    assert not np.array_equal(c, engine(levels=3, min_len=4)[0].forward(x))
+    assert not np.array_equal(c, engine(levels=3, min_len=4, level_rule=0)[0].forward(x))
 
 
-def test_levels_follow_the_longer_side():
-    e, _ = engine(levels=4, min_len=8)
+def test_level_rules():
+    e, _ = engine(levels=4, min_len=8, level_rule=0)  # while the longer side >= min_len
     assert [e.levels(*s) for s in [(64, 64), (8, 8), (7, 7), (1, 64), (1024, 3), (4, 4)]] == [4, 1, 0, 4, 4, 0]
     b = e.bands(1, 64)  # rows only: the bands of the columns are empty
     assert (b[b[:, 1] >= 2][:, 4] == 0).all() and (b[b[:, 1] == 1][:, 4] == 1).all()
+    e, _ = engine(levels=6, min_len=8, level_rule=1)  # the coarsest LL keeps both sides >= min_len, >= 1 level
+    assert [e.levels(*s) for s in [(64, 64), (128, 128), (1024, 1024), (8, 8), (1, 64), (17, 16)]] == [3, 4, 6, 1, 1, 1]
 
 
 # -- coder -----------------------------------------------------------------------------------
-CODERS = [dict(), dict(nsets=4), dict(adapt={"shift": 4, "inc": 24, "limit": 4096}),
-          dict(nsets=2, ll_pred="avg", ntok=6, nclasses=5, levels=3, min_len=4),
-          dict(ll_pred="none", ntok=3, nclasses=1, levels=2, min_len=2, adapt={"shift": 0, "inc": 1, "limit": 64})]
+CODERS = [dict(), dict(nsets=4), dict(adapt={"shift": 4, "inc": 24, "limit": 4096}), OLD,
+          dict(OLD, nsets=2, ll_pred="avg", ntok=6, nclasses=5, levels=3, min_len=4),
+          dict(OLD, ll_pred="none", ntok=3, nclasses=1, levels=2, min_len=2, adapt={"shift": 0, "inc": 1, "limit": 64}),
+          dict(tok_direct=4, ntok=64, ll_classes=3, nclasses=7, level_rule=1, min_len=3)]
 
 
 @pytest.mark.parametrize("kw", CODERS)
 def test_c_coder_is_the_reference_bit_for_bit(kw):
     e, p = engine(**kw)
     p["eg_k"][:] = np.arange(len(p["eg_k"])) % 3
+    rng = np.random.default_rng(10)
+    p["ctx_w"] = rng.integers(-3, 6, p["ctx_w"].shape).astype(np.int32)  # negative weights, a bias, shifts
+    p["bias"] = rng.integers(-50, 50, p["bias"].shape).astype(np.int32)
+    p["a_lo"] = rng.integers(-40, 10, p["a_lo"].shape).astype(np.int32)
+    p["a_shift"] = rng.integers(0, 3, p["a_shift"].shape).astype(np.int32)
     e = Engine(p)
     rng = np.random.default_rng(11)
     for B, H, W in [(2, 16, 16), (1, 9, 13), (1, 1, 7), (1, 20, 3), (1, 1, 1)]:
@@ -199,12 +214,19 @@ def test_too_fine_steps_are_raised_and_nonfinite_values_refused(cdf):
 def test_stats_count_every_coefficient():
     e, p = engine(nsets=2)
     z = smooth(np.random.default_rng(14), (3, 20, 31))
-    counts, raw = e.stats(z, step_index(0.05))
+    counts, signs, raw = e.stats(z, step_index(0.05))
     assert counts.sum() == z.size and counts.shape == (e.ngroups, e.nclasses, e.ntok)
-    per, raw2 = e.stats(z, step_index(0.05), per_frame=True)
+    per, signs2, raw2 = e.stats(z, step_index(0.05), per_frame=True)
     assert per.shape == (3,) + counts.shape and np.array_equal(per.sum(0), counts) and raw2 == raw
     syms = [s for f in z for s in ref.symbols(p, f, step_index(0.05))[2]]
-    assert sum(1 for g, cl, v in syms if v) <= raw
+    assert signs.sum() == sum(1 for g, cl, v, si in syms if si >= 0) > 0
+    assert np.array_equal(signs2, signs)
+    for g, cl, v, si in syms[:200]:
+        if si >= 0:
+            assert signs[si // 729, si % 729, int(v < 0)] > 0
+    feat, mag, grp = e.features(z, step_index(0.05))
+    b0 = e.bands(20, 31)[0]
+    assert len(mag) == z.size - 3 * b0[4] * b0[5] and (feat >= 0).all() and grp.min() >= 1
 
 
 def test_search_finds_the_largest_step_meeting_the_target():
@@ -230,16 +252,17 @@ def test_steps_are_the_exact_powers_of_two(cdf):
 
 
 def test_bad_parameters_are_refused():
+    for change in (lambda p: p["freq"].__setitem__((0, 0, 0, 0), p["freq"][0, 0, 0, 0] + 1),  # sum != 2^prec
+                   lambda p: p["taps"].__setitem__(8, 0.0),  # a zero scale (scale_s) is not invertible
+                   lambda p: p["sign_freq"].__setitem__((0, 0), 0),  # a sign that cannot be coded
+                   lambda p: p["ctx_w"].__setitem__((0, 0), 1 << 24),  # context sums beyond int32
+                   lambda p: p.__setitem__("tok_direct", 12)):  # not a power of two
+        p = WaveletModule().engine_params()
+        change(p)
+        with pytest.raises(SaecodecError, match="rejected"):
+            Engine(p)
     p = WaveletModule().engine_params()
-    p["freq"][0, 0, 0, 0] += 1  # no longer sums to 2^prec
-    with pytest.raises(SaecodecError, match="rejected"):
-        Engine(p)
-    p = WaveletModule().engine_params()
-    p["taps"][8] = 0.0  # a zero scale (scale_s) is not invertible
-    with pytest.raises(SaecodecError, match="rejected"):
-        Engine(p)
-    p = WaveletModule().engine_params()
-    del p["cap"]
+    del p["flut"]
     with pytest.raises(SaecodecError, match="missing"):
         Engine(p)
 

@@ -12,7 +12,7 @@ from saecodec.models.wavelet import wavelet_model
 from saecodec.training.wavelet import WaveletTrainConfig, fit_thresholds, model_domain, train_wavelet
 from test_wavelet import frames
 
-ARCH = dict(levels=3, nclasses=6, ntok=10, rate_levels=3)
+ARCH = dict(levels=3, nclasses=6, ll_classes=5, rate_levels=3)
 TARGETS = (0.08, 0.04, 0.02)
 
 
@@ -70,7 +70,7 @@ def test_cli_trains_a_wavelet_model(tmp_path, monkeypatch):
         f["frames"] = frames(80, (32, 32), seed=22)
     out = tmp_path / "w.safetensors"
     assert main(["train", "--family", "wavelet", "--data", str(path), "--wavelet-levels", "3", "--classes", "4",
-                 "--tokens", "8", "--targets", "0.08,0.03", "-o", str(out), "--no-register", "-q",
+                 "--targets", "0.08,0.03", "-o", str(out), "--no-register", "-q",
                  "--checkpoint", str(tmp_path / "ck.npz")]) == 0
     m = load_file(out)
     assert m.family == "wavelet" and m.module.rate_levels == 2 and len(m.metrics["val"]) == 2

@@ -53,10 +53,11 @@ def _lift(params, prog, s, d, n, inverse):
     ns, nd = (n + 1) // 2, n // 2
     for kind, off, taps in ops:
         if kind >= 2:
+            f = 1.0 / taps[0] if inverse else taps[0]  # the inverse multiplies by the rounded reciprocal
             if kind == 2:
-                s = s / taps[0] if inverse else s * taps[0]
+                s = s * f
             else:
-                d = d / taps[0] if inverse else d * taps[0]
+                d = d * f
             continue
         tgt_n = nd if kind == 0 else ns
         src = s if kind == 0 else d
@@ -76,6 +77,10 @@ def _lift(params, prog, s, d, n, inverse):
 
 def levels(params, H, W):
     n, h, w = 0, H, W
+    if params["level_rule"] == 1:
+        while n < params["levels"] and (h + 1) // 2 >= params["min_len"] and (w + 1) // 2 >= params["min_len"]:
+            h, w, n = (h + 1) // 2, (w + 1) // 2, n + 1
+        return n if n > 0 or params["levels"] == 0 else 1
     while n < params["levels"] and max(h, w) >= params["min_len"] and (h > 1 or w > 1):
         h, w, n = (h + 1) // 2, (w + 1) // 2, n + 1
     return n
@@ -214,51 +219,81 @@ def ll_predict(mode, q, y, x):
     return int(w_) + int(n_) - nw
 
 
-def _at(vals, b, y, x):
-    """value of band b at (y, x) clamped into it (0 for an empty band)"""
-    if b[4] <= 0 or b[5] <= 0:
-        return 0
-    return int(vals[b[2] + min(y, b[4] - 1), b[3] + min(x, b[5] - 1)])
+def _feat(params, x):
+    return int(params["flut"][min(int(x), len(params["flut"]) - 1)])
+
+
+def _inside(b, y, x):
+    return 0 <= y < b[4] and 0 <= x < b[5]
+
+
+def _val(vals, b, y, x):
+    """value of band b at (y, x) of that band, 0 outside it"""
+    return int(vals[b[2] + y, b[3] + x]) if _inside(b, y, x) else 0
+
+
+def features(params, bl, bi, q, llr, y, x):
+    """The 10 raw features (W, N, NW, NE, WW, NN, P, PN, S, SN) of (y, x) in band bi."""
+    b = bl[bi]
+    if b[1] == 0:
+        def own(yy, xx):
+            return abs(int(llr[yy, xx])) if 0 <= yy < b[4] and 0 <= xx < b[5] else 0
+    else:
+        def own(yy, xx):
+            return abs(_val(q, b, yy, xx))
+    f = [own(y, x - 1), own(y - 1, x), own(y - 1, x - 1), own(y - 1, x + 1), own(y, x - 2), own(y - 2, x), 0, 0, 0, 0]
+    if b[6] >= 0 and bl[b[6]][4] > 0 and bl[b[6]][5] > 0:
+        p = bl[b[6]]
+        py, px = min(y >> 1, p[4] - 1), min(x >> 1, p[5] - 1)
+        f[6] = abs(_val(q, p, py, px))
+        f[7] = sum(abs(_val(q, p, py + dy, px + dx)) for dy, dx in ((0, -1), (0, 1), (-1, 0), (1, 0)))
+    for si in (b[7], b[8]):
+        if si < 0:
+            continue
+        s = bl[si]
+        f[8] += abs(_val(q, s, y, x))
+        for dy, dx in ((0, -1), (0, 1), (-1, 0), (1, 0)):
+            if _inside(b, y + dy, x + dx):
+                f[9] += abs(_val(q, s, y + dy, x + dx))
+    return f
 
 
 def context(params, bl, bi, q, llr, y, x):
     b = bl[bi]
-    g = params["group_of"][b[0] - 1][b[1]]
-    w = params["ctx_w"][g]
-    cap = int(params["cap"][g])
+    g = int(params["group_of"][b[0] - 1][b[1]])
+    if b[1] == 0 and params["ll_ctx"] == 1:
+        def v(yy, xx):
+            return int(q[yy, xx]) if 0 <= yy < b[4] and 0 <= xx < b[5] else 0
+        grad = abs(v(y, x - 1) - v(y - 1, x - 1)) + abs(v(y - 1, x) - v(y - 1, x - 1)) + abs(v(y - 1, x + 1) - v(y - 1, x))
+        return g, min((1 + grad).bit_length() - 1, int(params["ll_classes"]) - 1)
+    f = features(params, bl, bi, q, llr, y, x)
+    a = int(params["bias"][g]) + sum(int(params["ctx_w"][g][i]) * _feat(params, f[i]) for i in range(10))
+    d = max(a - int(params["a_lo"][g]), 0) >> int(params["a_shift"][g])
+    d = min(d, int(params["amax"]))
+    amin = int(params["a_lo"][g]) + (d << int(params["a_shift"][g]))
+    return g, int(np.sum(np.asarray(params["thresholds"][g], np.int64) <= amin))
 
-    def mag(v):
-        return min(abs(int(v)), cap)
 
-    if b[1] == 0:
-        def own(yy, xx):
-            return llr[yy, xx]
-    else:
-        def own(yy, xx):
-            return q[b[2] + yy, b[3] + xx]
-    a = 0
-    if x >= 1:
-        a += int(w[0]) * mag(own(y, x - 1))
-    if y >= 1:
-        a += int(w[1]) * mag(own(y - 1, x))
-        if x >= 1:
-            a += int(w[2]) * mag(own(y - 1, x - 1))
-        if x + 1 < b[5]:
-            a += int(w[3]) * mag(own(y - 1, x + 1))
-    if x >= 2:
-        a += int(w[4]) * mag(own(y, x - 2))
-    if y >= 2:
-        a += int(w[5]) * mag(own(y - 2, x))
-    for term, idx, yy, xx in ((6, b[6], y >> 1, x >> 1), (7, b[7], y, x), (8, b[8], y, x)):
-        if idx >= 0:
-            a += int(w[term]) * mag(_at(q, bl[idx], yy, xx))
-    a = min(a, int(params["amax"]))
-    thr = params["thresholds"][g]
-    return g, int(np.sum(thr <= a))
+def _sc(v):
+    return 1 if v > 0 else 2 if v < 0 else 0
+
+
+def sign_index(params, bl, bi, q, y, x):
+    b = bl[bi]
+    g = int(params["group_of"][b[0] - 1][b[1]])
+    pat = 0
+    for yy, xx in ((y, x - 1), (y - 1, x), (y - 1, x - 1), (y - 1, x + 1)):
+        pat = pat * 3 + _sc(_val(q, b, yy, xx))
+    sp = 0
+    if b[6] >= 0 and bl[b[6]][4] > 0 and bl[b[6]][5] > 0:
+        p = bl[b[6]]
+        sp = _sc(_val(q, p, min(y >> 1, p[4] - 1), min(x >> 1, p[5] - 1)))
+    ss = _sc(_val(q, bl[b[7]], y, x)) if b[7] >= 0 else 0
+    return g * 729 + (pat * 3 + sp) * 3 + ss
 
 
 def symbols(params, z, k):
-    """(q, llr, [(group, class, value)], step used) of one frame."""
+    """(q, llr, [(group, class, value, sign index or -1)], step used) of one frame."""
     H, W = z.shape
     bl = bands(params, H, W)
     c = forward(params, z)
@@ -275,7 +310,8 @@ def symbols(params, z, k):
             for x in range(b[5]):
                 g, cl = context(params, bl, bi, q, llr, y, x)
                 v = int(llr[y, x]) if b[1] == 0 else int(q[b[2] + y, b[3] + x])
-                syms.append((g, cl, v))
+                si = sign_index(params, bl, bi, q, y, x) if params["sign_ctx"] and b[1] and v else -1
+                syms.append((g, cl, v, si))
     return q, llr, syms, k
 
 
@@ -285,25 +321,44 @@ def eg_ops(m, k):
     e = u.bit_length() - 1
     nb = e + k
     r = ((u - (1 << e)) << k) | (m & ((1 << k) - 1))
-    ops = [(1, 1)] * e + [(0, 1)]
+    return [(1, 1)] * e + [(0, 1)] + _chunks(r, nb)
+
+
+def _chunks(r, nb):
+    out = []
     nchunks = (nb + 7) // 8
     for c in range(nchunks):
         ln = nb - 8 * (nchunks - 1) if c == 0 else 8
         lo = 8 * (nchunks - 1 - c)
-        ops.append(((r >> lo) & ((1 << ln) - 1), ln))
-    return ops
+        out.append(((r >> lo) & ((1 << ln) - 1), ln))
+    return out
 
 
-def value_ops(params, g, v):
-    """Decode-order operations of one value: ('tok', t) then ('bits', value, nbits)..."""
+def token(params, a):
     T = params["freq"].shape[-1]
-    esc = T - 1
+    if params["tok_mode"] == 0:
+        return min(a, T - 1)
+    D = int(params["tok_direct"])
+    if a < D:
+        return a
+    e = a.bit_length() - 1
+    return D + 2 * (e - (D.bit_length() - 1)) + ((a >> (e - 1)) & 1)
+
+
+def value_ops(params, g, v, si):
+    """Decode-order operations of one value: ('tok', t), ('bits', value, nbits)..., ('sign', neg, index)."""
     a = abs(v)
-    ops = [("tok", min(a, esc))]
-    if a >= esc:
-        ops += [("bits", b, n) for b, n in eg_ops(a - esc, int(params["eg_k"][g]))]
+    t = token(params, a)
+    ops = [("tok", t)]
+    if params["tok_mode"] == 0:
+        esc = params["freq"].shape[-1] - 1
+        if a >= esc:
+            ops += [("bits", b, n) for b, n in eg_ops(a - esc, int(params["eg_k"][g]))]
+    elif a >= int(params["tok_direct"]):
+        e = a.bit_length() - 1
+        ops += [("bits", b, n) for b, n in _chunks(a & ((1 << (e - 1)) - 1), e - 1)]
     if a:
-        ops.append(("bits", int(v < 0), 1))
+        ops.append(("sign", int(v < 0), si) if si >= 0 else ("bits", int(v < 0), 1))
     return ops
 
 
@@ -326,12 +381,11 @@ def _cost_fix(f, prec):
 
 def choose_sets(params, syms):
     S, G = params["freq"].shape[:2]
-    T = params["freq"].shape[-1]
     if S == 1:
         return [0] * G
     cost = np.zeros((S, G), object)
-    for g, cl, v in syms:
-        t = min(abs(v), T - 1)
+    for g, cl, v, _ in syms:
+        t = token(params, abs(v))
         for s in range(S):
             cost[s, g] += _cost_fix(int(params["freq"][s, g, cl, t]), int(params["prec"]))
     return [int(min(range(S), key=lambda s: (cost[s, g], s))) for g in range(G)]
@@ -414,16 +468,20 @@ def encode_frame(params, z, k):
     sb = S.bit_length() - 1
     prec = int(params["prec"])
     groups = present_groups(params, H, W)
+    P = 1 << prec
     if not params["adapt"]:
         ops = [((sets[g] << (prec - sb)), 1 << (prec - sb)) for g in groups] if sb else []
-        for g, cl, v in syms:
+        for g, cl, v, si in syms:
             f = params["freq"][sets[g], g, cl]
             cum = np.concatenate([[0], np.cumsum(f)])
-            for op in value_ops(params, g, v):
+            for op in value_ops(params, g, v, si):
                 if op[0] == "tok":
                     ops.append((int(cum[op[1]]), int(f[op[1]])))
-                else:
+                elif op[0] == "bits":
                     ops.append((op[1] << (prec - op[2]), 1 << (prec - op[2])))
+                else:
+                    fp = int(params["sign_freq"][op[2] // 729, op[2] % 729])
+                    ops.append((fp, P - fp) if op[1] else (0, fp))
         words = rans_encode(ops, prec, RANS_L + k)  # the final state carries the step
         data = b"".join(int(w).to_bytes(2, "little") for w in words)
     else:
@@ -434,14 +492,17 @@ def encode_frame(params, z, k):
         if sb:
             for g in groups:
                 enc.put(sets[g], 1, 1 << sb)
-        for g, cl, v in syms:
-            for op in value_ops(params, g, v):
+        for g, cl, v, si in syms:
+            for op in value_ops(params, g, v, si):
                 if op[0] == "tok":
                     c = cnt[g, cl]
                     enc.put(int(c[:op[1]].sum()), int(c[op[1]]), int(c.sum()))
                     _adapt_update(params, cnt, g, cl, op[1])
-                else:
+                elif op[0] == "bits":
                     enc.put(op[1], 1, 1 << op[2])
+                else:
+                    fp = int(params["sign_freq"][op[2] // 729, op[2] % 729])
+                    enc.put(*((fp, P - fp, P) if op[1] else (0, fp, P)))
         data = enc.finish()
     bl = bands(params, H, W)
     zhat = inverse(params, dequantise(params, bl, q, k))

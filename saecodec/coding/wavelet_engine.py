@@ -31,20 +31,24 @@ except ImportError as e:  # a failed C build: other families still work
 STEP_ONE = 32768  # the step index of the step 1.0: step(k) = 2^((k - STEP_ONE) / 256)
 STEP_MAX = 65535
 STEPS_PER_OCTAVE = 256
-NTERMS = 9  # context terms: W, N, NW, NE, WW, NN, parent, sibling 1, sibling 2
+NFEAT = 10  # context features: W, N, NW, NE, WW, NN, P (parent), PN (its neighbours), S (siblings), SN
+NSIGN = 729  # sign patterns: 3^6 of (W, N, NW, NE, parent, first sibling)
 OPS = {"predict": 0, "update": 1, "scale_s": 2, "scale_d": 3}
 _CORRUPT, _NOMEM, _ARG, _RANGE = -1, -2, -3, -4
 MAX_BANDS = 1 + 3 * 16
 
 # name -> (dtype, ndim or None for a scalar)
 PARAMS = {
-    "levels": (np.int32, None), "min_len": (np.int32, None),
+    "levels": (np.int32, None), "min_len": (np.int32, None), "level_rule": (np.int32, None),
     "prog_start": (np.int32, 1), "op_kind": (np.int32, 1), "op_off": (np.int32, 1), "op_ntaps": (np.int32, 1),
     "op_tap0": (np.int32, 1), "taps": (np.float64, 1), "prog_of": (np.int32, 2),
     "band_w": (np.float64, 2), "theta": (np.float64, 2), "delta": (np.float64, 2), "group_of": (np.int32, 2),
-    "ll_pred": (np.int32, None),
-    "ctx_w": (np.int32, 2), "cap": (np.int32, 1), "thresholds": (np.int32, 2), "amax": (np.int32, None),
-    "eg_k": (np.int32, 1), "prec": (np.int32, None), "freq": (np.uint32, 4),
+    "ll_pred": (np.int32, None), "ll_ctx": (np.int32, None), "ll_classes": (np.int32, None),
+    "flut": (np.int32, 1), "ctx_w": (np.int32, 2), "bias": (np.int32, 1), "a_lo": (np.int32, 1),
+    "a_shift": (np.int32, 1), "thresholds": (np.int32, 2), "amax": (np.int32, None),
+    "tok_mode": (np.int32, None), "tok_direct": (np.int32, None), "eg_k": (np.int32, 1),
+    "sign_ctx": (np.int32, None), "sign_freq": (np.uint32, 2),
+    "prec": (np.int32, None), "freq": (np.uint32, 4),
     "adapt": (np.int32, None), "adapt_shift": (np.int32, None), "adapt_inc": (np.int32, None),
     "adapt_limit": (np.int32, None),
 }
@@ -62,10 +66,16 @@ def step_index(d: float) -> int:
     return int(np.clip(np.rint(STEP_ONE + STEPS_PER_OCTAVE * np.log2(d)), 0, STEP_MAX))
 
 
-def class_lut(thresholds: np.ndarray, amax: int) -> np.ndarray:
-    """(G, amax + 1) uint8: the class of a context value a = the number of thresholds <= a."""
-    a = np.arange(amax + 1)
-    return np.stack([np.searchsorted(np.sort(t), a, side="right") for t in thresholds]).astype(np.uint8)
+def class_lut(thresholds: np.ndarray, a_lo: np.ndarray, a_shift: np.ndarray, amax: int) -> np.ndarray:
+    """(G, amax + 1) uint8: entry i holds the class of context values a with
+    max(a - a_lo, 0) >> a_shift = i: the number of the group's thresholds <= a (a threshold
+    t counts for the entry when t <= a_lo + (i << a_shift), the entry's smallest a)."""
+    i = np.arange(amax + 1, dtype=np.int64)
+    out = []
+    for t, lo, sh in zip(thresholds, a_lo, a_shift):
+        a = int(lo) + (i << int(sh))
+        out.append(np.searchsorted(np.sort(np.asarray(t, np.int64)), a, side="right"))
+    return np.stack(out).astype(np.uint8)
 
 
 def check_params(params: dict) -> dict:
@@ -88,8 +98,9 @@ def check_params(params: dict) -> dict:
         if out[name].shape != (L, cols):
             raise SaecodecError(f"wavelet engine parameter {name!r} must have shape {(L, cols)}, got {out[name].shape}")
     S, G, C, T = out["freq"].shape
-    if out["ctx_w"].shape != (G, NTERMS) or out["cap"].shape != (G,) or out["eg_k"].shape != (G,) \
-            or out["thresholds"].shape[0] != G or out["thresholds"].shape[1] > 255:
+    if out["ctx_w"].shape != (G, NFEAT) or any(out[k].shape != (G,) for k in ("bias", "a_lo", "a_shift", "eg_k")) \
+            or out["thresholds"].shape[0] != G or out["thresholds"].shape[1] > 255 \
+            or (out["sign_ctx"] and out["sign_freq"].shape != (G, NSIGN)):
         raise SaecodecError("wavelet engine parameters: context arrays do not match the tables' groups")
     return out
 
@@ -102,25 +113,28 @@ class Engine:
         self.params = p
         S, G, C, T = p["freq"].shape
         self.nsets, self.ngroups, self.nclasses, self.ntok = S, G, C, T
-        lut = class_lut(p["thresholds"], p["amax"])
+        lut = class_lut(p["thresholds"], p["a_lo"], p["a_shift"], p["amax"])
         keep = {k: v for k, v in p.items() if isinstance(v, np.ndarray)}
         keep["class_lut"] = lut
         self._arrays = keep  # alive while the C call copies them
         c = ffi.new("wl_params *")
-        c.levels, c.min_len = p["levels"], p["min_len"]
+        for name in ("levels", "min_len", "level_rule", "ll_pred", "ll_ctx", "ll_classes", "amax", "tok_mode",
+                     "tok_direct", "sign_ctx", "prec", "adapt", "adapt_shift", "adapt_inc", "adapt_limit"):
+            setattr(c, name, p[name])
         c.nprog = len(p["prog_start"]) - 1
         for name in ("prog_start", "op_kind", "op_off", "op_ntaps", "op_tap0", "prog_of", "group_of", "ctx_w",
-                     "cap", "eg_k"):
+                     "bias", "a_lo", "a_shift", "flut", "eg_k"):
             setattr(c, name, ffi.cast("const int32_t *", ffi.from_buffer(keep[name])))
         for name in ("taps", "band_w", "theta", "delta"):
             setattr(c, name, ffi.cast("const double *", ffi.from_buffer(keep[name])))
         c.ntaps_total = len(p["taps"])
+        c.fmax = len(p["flut"]) - 1
         c.class_lut = ffi.cast("const uint8_t *", ffi.from_buffer(lut))
         c.freq = ffi.cast("const uint32_t *", ffi.from_buffer(keep["freq"]))
-        c.ll_pred, c.ngroups, c.nclasses, c.ntok, c.amax = p["ll_pred"], G, C, T, p["amax"]
-        c.sign_ctx, c.prec, c.nsets = 0, p["prec"], S
-        c.adapt, c.adapt_shift, c.adapt_inc, c.adapt_limit = (p["adapt"], p["adapt_shift"], p["adapt_inc"],
-                                                              p["adapt_limit"])
+        sf = np.ascontiguousarray(keep["sign_freq"] if p["sign_ctx"] else np.zeros((G, NSIGN), np.uint32))
+        keep["sign_freq"] = sf
+        c.sign_freq = ffi.cast("const uint32_t *", ffi.from_buffer(sf))
+        c.ngroups, c.nclasses, c.ntok, c.nsets = G, C, T, S
         handle = ffi.new("wl_model **")
         rc = lib.wl_model_new(c, handle)
         if rc:
@@ -189,18 +203,37 @@ class Engine:
         self._check(n)
         return zhat, st, int(n)
 
-    def stats(self, z: np.ndarray, steps, per_frame: bool = False) -> tuple[np.ndarray, int]:
-        """Symbol counts (S-independent: [B,] G, C, T) and the raw bits (signs, Exp-Golomb) of frames."""
+    def stats(self, z: np.ndarray, steps, per_frame: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
+        """Token counts ([B,] G, C, T: the tables are S-independent), detail sign counts by
+        pattern (G, NSIGN, 2: +, -) and the raw bits (escape / mantissa bits, raw signs) of frames."""
         z = np.ascontiguousarray(z, dtype=np.float64)
         B, H, W = z.shape
         st = _steps(steps, B)
         shape = ((B,) if per_frame else ()) + (self.ngroups, self.nclasses, self.ntok)
         counts = np.zeros(shape, np.int64)
+        signs = np.zeros((self.ngroups, NSIGN, 2), np.int64)
         raw = np.zeros(1, np.int64)
         self._check(lib.wl_stats(self._m, _dp(z), B, H, W, ffi.cast("const int32_t *", ffi.from_buffer(st)),
                                  int(per_frame), ffi.cast("int64_t *", ffi.from_buffer(counts)),
+                                 ffi.cast("int64_t *", ffi.from_buffer(signs)),
                                  ffi.cast("int64_t *", ffi.from_buffer(raw))))
-        return counts, int(raw[0])
+        return counts, signs, int(raw[0])
+
+    def features(self, z: np.ndarray, steps, maxn: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per detail coefficient (coding order): the NFEAT raw context features (before the
+        feature table), |q| and the group; for fitting the context weights."""
+        z = np.ascontiguousarray(z, dtype=np.float64)
+        B, H, W = z.shape
+        st = _steps(steps, B)
+        n = B * H * W if maxn is None else int(maxn)
+        feat = np.zeros((n, NFEAT), np.int32)
+        mag = np.zeros(n, np.int32)
+        grp = np.zeros(n, np.int32)
+        got = lib.wl_features(self._m, _dp(z), B, H, W, ffi.cast("const int32_t *", ffi.from_buffer(st)),
+                              ffi.cast("int32_t *", ffi.from_buffer(feat)), ffi.cast("int32_t *", ffi.from_buffer(mag)),
+                              ffi.cast("int32_t *", ffi.from_buffer(grp)), n)
+        self._check(got)
+        return feat[:got], mag[:got], grp[:got]
 
     def search(self, z: np.ndarray, target, lo: int, hi: int) -> np.ndarray:
         """Per frame the largest step index in [lo, hi] whose rel L2 ||z_hat - z|| / ||z - mean z|| <= target."""

@@ -24,8 +24,9 @@ import numpy as np
 from ..errors import SaecodecError
 
 # JPEG 2000's irreversible CDF 9/7 lifting factors; the scales make the subbands those of
-# PyWavelets' bior4.4 (near-orthonormal: the low band's DC gain is sqrt(2) per level, the
-# high band's sign is pywt's), so one step D costs about the same pixel MSE in every band.
+# PyWavelets' bior4.4 up to the high band's sign (near-orthonormal: the low band's DC gain
+# and the high band's Nyquist gain are sqrt(2)), so one step D costs about the same pixel MSE
+# in every band; the sign is the research prototypes' (benchmarks/wavelet_research).
 CDF97 = {"alpha": -1.586134342059924, "beta": -0.052980118572961, "gamma": 0.882911075530934,
          "delta": 0.443506852043971, "K": 1.230174104914001}
 OP_NAMES = ("predict", "update", "scale_s", "scale_d")
@@ -40,15 +41,30 @@ def cdf97_program(extra=()) -> tuple[list, list]:
     a = CDF97
     k = a["K"]
     ops = [("predict", 0, [a["alpha"]] * 2), ("update", -1, [a["beta"]] * 2), ("predict", 0, [a["gamma"]] * 2),
-           ("update", -1, [a["delta"]] * 2), ("scale_s", 0, [math.sqrt(2.0) / k]), ("scale_d", 0, [-k / math.sqrt(2.0)])]
+           ("update", -1, [a["delta"]] * 2), ("scale_s", 0, [math.sqrt(2.0) / k]), ("scale_d", 0, [k / math.sqrt(2.0)])]
     ops += [(n, int(o), [float(t) for t in taps]) for n, o, taps in extra]
     return [[n, o, len(t)] for n, o, t in ops], [t for _, _, taps in ops for t in taps]
 
 
 def _default_groups(levels: int) -> list:
-    """One table group for the LL band and one per detail band (level, orientation)."""
+    """Group 0 for the LL band; one group per (level from the finest, capped at 5; orientation)."""
     L = max(levels, 1)
-    return [[0, 1 + 3 * lv, 2 + 3 * lv, 3 + 3 * lv] for lv in range(L)]
+    return [[0] + [1 + 3 * (min(lv, 4)) + o for o in range(3)] for lv in range(L)]
+
+
+def log_features(fmax: int = 4095) -> np.ndarray:
+    """The default feature table: round(16 log2(1 + x)), x = 0 .. fmax."""
+    return np.round(16 * np.log2(1 + np.arange(fmax + 1))).astype(np.int32)
+
+
+TOKENS = ("escape", "hybrid")
+SIGNS = ("raw", "context")
+LL_CONTEXTS = ("features", "grad")
+
+
+def hybrid_tokens(direct: int) -> int:
+    """Tokens the hybrid scheme needs for every |v| < 2^31."""
+    return direct + 2 * (31 - int(np.log2(direct)))
 
 
 class WaveletModule:
@@ -59,12 +75,19 @@ class WaveletModule:
     uses_torch = False
     deterministic = True  # every decoder reconstructs the encoder's z_hat bit for bit (no network guard)
 
-    def __init__(self, levels: int = 4, min_len: int = 8, programs=None, prog_of=None, groups=None,
-                 nclasses: int = 16, ntok: int = 18, amax: int = 4095, prec: int = 15, nsets: int = 1,
-                 ll_pred: str = "med", adapt: dict | None = None, rate_levels: int = 6):
-        if not 0 <= int(levels) <= 16 or int(min_len) < 2:
-            raise SaecodecError(f"wavelet: levels must be 0..16 and min_len >= 2, got {levels}, {min_len}")
-        self.levels, self.min_len = int(levels), int(min_len)
+    ARCH_KEYS = ("levels", "min_len", "level_rule", "programs", "prog_of", "groups", "nclasses", "ntok", "amax",
+                 "fmax", "prec", "nsets", "ll_pred", "ll_ctx", "ll_classes", "tokens", "tok_direct", "signs", "adapt",
+                 "rate_levels")
+
+    def __init__(self, levels: int = 6, min_len: int = 8, level_rule: int = 1, programs=None, prog_of=None,
+                 groups=None, nclasses: int = 32, ntok: int = 72, amax: int = 4095, fmax: int = 4095, prec: int = 15,
+                 nsets: int = 1, ll_pred: str = "med", ll_ctx: str = "grad", ll_classes: int = 12,
+                 tokens: str = "hybrid", tok_direct: int = 16, signs: str = "context", adapt: dict | None = None,
+                 rate_levels: int = 6):
+        if not 0 <= int(levels) <= 16 or int(min_len) < 2 or int(level_rule) not in (0, 1):
+            raise SaecodecError(f"wavelet: levels must be 0..16, min_len >= 2, level_rule 0 or 1; got {levels}, "
+                                f"{min_len}, {level_rule}")
+        self.levels, self.min_len, self.level_rule = int(levels), int(min_len), int(level_rule)
         L = max(self.levels, 1)
         if programs is None:
             programs = [cdf97_program()[0]]
@@ -78,11 +101,20 @@ class WaveletModule:
         if len(self.prog_of) != L or len(self.groups) != L or any(len(r) != 4 for r in self.groups):
             raise SaecodecError(f"wavelet: prog_of and groups need {L} rows (groups: 4 columns)")
         self.ngroups = 1 + max(g for row in self.groups for g in row)
-        self.nclasses, self.ntok, self.amax, self.prec = int(nclasses), int(ntok), int(amax), int(prec)
+        self.nclasses, self.ntok, self.amax, self.fmax, self.prec = (int(nclasses), int(ntok), int(amax), int(fmax),
+                                                                     int(prec))
         self.nsets, self.rate_levels = int(nsets), int(rate_levels)
-        if ll_pred not in LL_PREDICTORS:
-            raise SaecodecError(f"wavelet: ll_pred must be one of {LL_PREDICTORS}, got {ll_pred!r}")
-        self.ll_pred = ll_pred
+        for name, value, allowed in (("ll_pred", ll_pred, LL_PREDICTORS), ("ll_ctx", ll_ctx, LL_CONTEXTS),
+                                     ("tokens", tokens, TOKENS), ("signs", signs, SIGNS)):
+            if value not in allowed:
+                raise SaecodecError(f"wavelet: {name} must be one of {allowed}, got {value!r}")
+        self.ll_pred, self.ll_ctx, self.ll_classes = ll_pred, ll_ctx, int(ll_classes)
+        if ll_ctx == "grad" and not 1 <= self.ll_classes <= self.nclasses:
+            raise SaecodecError(f"wavelet: ll_classes must be 1 .. nclasses ({self.nclasses}), got {ll_classes}")
+        self.tokens, self.tok_direct, self.signs = tokens, int(tok_direct), signs
+        if tokens == "hybrid" and self.ntok < hybrid_tokens(self.tok_direct):
+            raise SaecodecError(f"wavelet: hybrid tokens with direct {tok_direct} need ntok >= "
+                                f"{hybrid_tokens(self.tok_direct)}")
         self.adapt = None if adapt is None else {k: int(adapt[k]) for k in ("shift", "inc", "limit")}
         if self.rate_levels < 1:
             raise SaecodecError("wavelet: at least one rate level")
@@ -90,8 +122,8 @@ class WaveletModule:
 
     # -- parameters ------------------------------------------------------------------------------
     def _defaults(self) -> None:
-        """Plain CDF 9/7 taps, unit band weights, rounding quantiser, generic contexts and
-        geometric tables: a working (untrained) model of this architecture."""
+        """Plain CDF 9/7 taps, unit band weights, a deadzone quantiser, generic contexts on log
+        features and geometric tables: a working (untrained) model of this architecture."""
         L, G, C, T = max(self.levels, 1), self.ngroups, self.nclasses, self.ntok
         ntaps = sum(t for prog in self.programs for _, _, t in prog)
         taps = []
@@ -104,24 +136,29 @@ class WaveletModule:
         self.taps = np.asarray(taps, np.float64)
         assert len(self.taps) == ntaps
         self.band_w = np.ones((L, 4), np.float64)
-        self.theta = np.full((L, 4), 0.5, np.float64)
+        self.theta = np.full((L, 4), 0.4, np.float64)
+        self.theta[:, 0] = 0.5
         self.delta = np.zeros((L, 4), np.float64)
-        self.ctx_w = np.tile(np.array([4, 4, 2, 2, 1, 1, 4, 2, 2], np.int32), (G, 1))
-        self.cap = np.full(G, 32, np.int32)
-        edges = np.unique(np.round(np.geomspace(1, self.amax, C)).astype(np.int32))[:C - 1]
-        self.thresholds = np.full((G, C - 1), self.amax + 1, np.int32)
+        self.flut = log_features(self.fmax)
+        self.ctx_w = np.tile(np.array([2, 2, 1, 1, 1, 1, 2, 1, 1, 1], np.int32), (G, 1))
+        self.bias = np.zeros(G, np.int32)
+        self.a_lo = np.zeros(G, np.int32)
+        self.a_shift = np.zeros(G, np.int32)
+        edges = np.unique(np.round(np.geomspace(4, 2500, C)).astype(np.int32))[:C - 1]
+        self.thresholds = np.full((G, C - 1), 1 << 30, np.int32)
         self.thresholds[:, :len(edges)] = edges
         self.eg_k = np.zeros(G, np.int32)
         self.freq = np.tile(geometric_table(T, self.prec, 0.5), (self.nsets, G, C, 1)).astype(np.int32)
+        self.sign_freq = np.full((G, 729), 1 << (self.prec - 1), np.int32)
         self.level_steps = np.geomspace(0.25, 0.01, self.rate_levels)
 
-    TENSORS = ("lift.taps", "band.w", "band.theta", "band.delta", "ctx.w", "ctx.cap", "ctx.thresholds",
-               "ctx.eg_k", "tables.freq", "rate.steps")
+    TENSORS = ("lift.taps", "band.w", "band.theta", "band.delta", "ctx.flut", "ctx.w", "ctx.bias", "ctx.a_lo",
+               "ctx.a_shift", "ctx.thresholds", "ctx.eg_k", "tables.freq", "tables.sign", "rate.steps")
 
     def state_dict(self) -> dict:
-        return {"lift.taps": self.taps, "band.w": self.band_w, "band.theta": self.theta, "band.delta": self.delta,
-                "ctx.w": self.ctx_w, "ctx.cap": self.cap, "ctx.thresholds": self.thresholds,
-                "ctx.eg_k": self.eg_k, "tables.freq": self.freq, "rate.steps": self.level_steps}
+        return dict(zip(self.TENSORS, (self.taps, self.band_w, self.theta, self.delta, self.flut, self.ctx_w, self.bias,
+                                       self.a_lo, self.a_shift, self.thresholds, self.eg_k, self.freq, self.sign_freq,
+                                       self.level_steps)))
 
     def load_state_dict(self, state: dict) -> None:
         mine = self.state_dict()
@@ -134,22 +171,18 @@ class WaveletModule:
                 raise SaecodecError(f"wavelet: tensor {k} is {v.dtype}{list(v.shape)}, the architecture needs "
                                     f"{mine[k].dtype}{list(mine[k].shape)}")
             new[k] = np.array(v, dtype=mine[k].dtype)
-        (self.taps, self.band_w, self.theta, self.delta, self.ctx_w, self.cap, self.thresholds, self.eg_k,
-         self.freq, self.level_steps) = (new[k] for k in self.TENSORS)
+        (self.taps, self.band_w, self.theta, self.delta, self.flut, self.ctx_w, self.bias, self.a_lo, self.a_shift,
+         self.thresholds, self.eg_k, self.freq, self.sign_freq, self.level_steps) = (new[k] for k in self.TENSORS)
 
     @property
     def architecture(self) -> dict:
-        return {"levels": self.levels, "min_len": self.min_len, "programs": self.programs, "prog_of": self.prog_of,
-                "groups": self.groups, "nclasses": self.nclasses, "ntok": self.ntok, "amax": self.amax,
-                "prec": self.prec, "nsets": self.nsets, "ll_pred": self.ll_pred, "adapt": self.adapt,
-                "rate_levels": self.rate_levels}
+        return {k: getattr(self, k) for k in self.ARCH_KEYS}
 
     @classmethod
     def from_architecture(cls, arch: dict) -> "WaveletModule":
-        known = {"levels", "min_len", "programs", "prog_of", "groups", "nclasses", "ntok", "amax", "prec", "nsets",
-                 "ll_pred", "adapt", "rate_levels"}
-        if set(arch) - known:
-            raise SaecodecError(f"wavelet: unknown architecture keys {sorted(set(arch) - known)} (a newer saecodec?)")
+        if set(arch) - set(cls.ARCH_KEYS):
+            raise SaecodecError(f"wavelet: unknown architecture keys {sorted(set(arch) - set(cls.ARCH_KEYS))} "
+                                "(a newer saecodec?)")
         return cls(**arch)
 
     def engine_params(self) -> dict:
@@ -160,14 +193,17 @@ class WaveletModule:
         ntaps = np.array([t for _, _, t in ops], np.int32)
         adapt = self.adapt or {"shift": 0, "inc": 1, "limit": 1 << 16}
         return {
-            "levels": self.levels, "min_len": self.min_len, "prog_start": starts,
+            "levels": self.levels, "min_len": self.min_len, "level_rule": self.level_rule, "prog_start": starts,
             "op_kind": np.array([kinds[n] for n, _, _ in ops], np.int32),
             "op_off": np.array([o for _, o, _ in ops], np.int32), "op_ntaps": ntaps,
             "op_tap0": np.concatenate([[0], np.cumsum(ntaps)[:-1]]).astype(np.int32), "taps": self.taps,
             "prog_of": np.array(self.prog_of, np.int32), "band_w": self.band_w, "theta": self.theta,
             "delta": self.delta, "group_of": np.array(self.groups, np.int32),
-            "ll_pred": LL_PREDICTORS.index(self.ll_pred), "ctx_w": self.ctx_w, "cap": self.cap,
-            "thresholds": self.thresholds, "amax": self.amax, "eg_k": self.eg_k, "prec": self.prec,
+            "ll_pred": LL_PREDICTORS.index(self.ll_pred), "ll_ctx": LL_CONTEXTS.index(self.ll_ctx),
+            "ll_classes": self.ll_classes, "flut": self.flut, "ctx_w": self.ctx_w, "bias": self.bias,
+            "a_lo": self.a_lo, "a_shift": self.a_shift, "thresholds": self.thresholds, "amax": self.amax,
+            "tok_mode": TOKENS.index(self.tokens), "tok_direct": self.tok_direct, "eg_k": self.eg_k,
+            "sign_ctx": SIGNS.index(self.signs), "sign_freq": self.sign_freq.astype(np.uint32), "prec": self.prec,
             "freq": self.freq.astype(np.uint32), "adapt": int(self.adapt is not None), "adapt_shift": adapt["shift"],
             "adapt_inc": adapt["inc"], "adapt_limit": adapt["limit"]}
 

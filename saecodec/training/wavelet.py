@@ -6,12 +6,15 @@ the training frames, in the model's domain exactly as the codec sees them
 
 1. rate levels: per target error (coarse to fine), the median over sample frames of the
    largest step meeting it (``Engine.search``);
-2. context classes (optional): symbol counts over 64 fine buckets of the context value,
-   then per group the contiguous partition into the model's classes with the least code
-   length (dynamic programming) gives the thresholds;
+2. contexts: the weights and bias of each group's context value, fitted by least squares
+   of log2(1 + |q|) on the features (``fit_weights``), its range (the 0.5 and 99.9
+   percentiles) in equal bins, then (``fit_classes``) symbol counts over 64 fine bins of
+   that range and per group the contiguous partition into the model's classes with the
+   least code length (dynamic programming) gives the thresholds;
 3. tables: counts at every rate level; with several table sets, a k-means in code length
    over frames (each frame and group goes to the set that codes it in the fewest bits, as
-   the encoder will choose), then frequencies summing to 2^prec with a prior;
+   the encoder will choose), then frequencies summing to 2^prec with a prior; the sign
+   tables from the signs counted by pattern;
 4. measurement: real bytes and errors through the engine on held-out frames.
 
 The learned lifting steps and any other trained piece enter as model parameters set
@@ -39,6 +42,8 @@ FINE = 64  # fine context buckets of stage 2
 class WaveletTrainConfig:
     targets: tuple = (0.10, 0.07, 0.05, 0.035, 0.025, 0.017)  # rate levels 0 (fewest bytes) .. L-1
     calib_frames: int = 256
+    fit_weights: bool = True
+    fit_samples: int = 400_000  # coefficients for the least-squares fit of the context weights
     fit_classes: bool = True
     set_iters: int = 6
     prior: float = 2.0  # pseudo-counts of the group's distribution added to each table
@@ -129,12 +134,16 @@ def _code_length(counts: np.ndarray) -> float:
         return float(-(c * np.where(c > 0, np.log2(c / tot), 0.0)).sum())
 
 
-def fit_thresholds(fine: np.ndarray, fine_edges: np.ndarray, nclasses: int, amax: int) -> np.ndarray:
+def fit_thresholds(fine: np.ndarray, fine_edges, nclasses: int, amax: int, skip=()) -> np.ndarray:
     """(G, FINE, T) counts over fine buckets -> (G, nclasses - 1) thresholds: per group the
-    contiguous partition of the buckets with the least total code length."""
+    contiguous partition of the buckets with the least total code length (fine_edges: one
+    array for every group, or a dict of each group's)."""
     G = fine.shape[0]
-    out = np.full((G, nclasses - 1), amax + 1, np.int32)
+    out = np.full((G, nclasses - 1), 1 << 30, np.int32)
     for g in range(G):
+        if g in skip:
+            continue
+        edges = fine_edges[g] if isinstance(fine_edges, dict) else fine_edges
         h = fine[g].astype(np.float64)
         used = np.flatnonzero(h.sum(1) > 0)
         if len(used) <= 1:
@@ -166,23 +175,87 @@ def fit_thresholds(fine: np.ndarray, fine_edges: np.ndarray, nclasses: int, amax
                 cuts.append(a)
             b, k = a, k - 1
         # a class starts at fine bucket lo + cut: its lowest context value is that bucket's edge
-        thr = sorted(int(fine_edges[lo + c - 1]) for c in cuts)
+        thr = sorted(int(edges[lo + c - 1]) for c in cuts)
         out[g, :len(thr)] = thr
     return out
 
 
-def _fine_engine(module):
-    """The model's engine with FINE classes over log-spaced context values (stage 2)."""
-    p = module.engine_params()
-    G, T = p["freq"].shape[1], p["freq"].shape[3]
-    edges = np.unique(np.round(np.geomspace(1, module.amax, 200)).astype(np.int32))
-    edges = edges[np.linspace(0, len(edges) - 1, FINE - 1).round().astype(int)]
-    edges = np.unique(edges)
-    thr = np.full((G, FINE - 1), module.amax + 1, np.int32)
-    thr[:, :len(edges)] = edges
-    p = {**p, "thresholds": thr, "freq": np.tile(normalise_counts(np.ones(T), module.prec), (1, G, FINE, 1))
-         .astype(np.uint32)}
-    return we.Engine(p), edges
+def _bins(lo: int, hi: int, n: int, amax: int) -> tuple[np.ndarray, int]:
+    """n equal bins of [lo, hi): the n - 1 inner edges, and the shift that fits the range in amax + 1 entries."""
+    hi = max(hi, lo + n)
+    edges = lo + -(-np.arange(1, n) * (hi - lo) // n)
+    shift = 0
+    while (hi - lo) >> shift > amax:
+        shift += 1
+    return edges.astype(np.int64), shift
+
+
+def fit_weights(eng, module, zs, steps, cfg, rng) -> dict:
+    """Per detail group: integer weights (1/16 log2 per feature unit) and bias (1/256 log2) of the
+    least-squares fit of log2(1 + |q|) on the features, and the 0.5 / 99.9 percentiles of a."""
+    feats, mags, grps = [], [], []
+    for z in zs:  # enough frames of each stack for fit_samples coefficients over all rate levels
+        n = min(len(z), -(-cfg.fit_samples // (z[0].size * len(steps))) + 1)
+        idx = np.sort(rng.choice(len(z), size=n, replace=False))
+        for k in steps:
+            f, m, g = eng.features(z[idx], k)
+            feats.append(f), mags.append(m), grps.append(g)
+    f, m, g = np.concatenate(feats), np.concatenate(mags), np.concatenate(grps)
+    if len(m) > cfg.fit_samples:
+        sel = rng.choice(len(m), cfg.fit_samples, replace=False)
+        f, m, g = f[sel], m[sel], g[sel]
+    F = module.flut[np.minimum(f, module.fmax)].astype(np.float64)
+    y = np.log2(1.0 + m)
+    out = {"ctx_w": module.ctx_w.copy(), "bias": module.bias.copy(), "range": {}}
+    for grp in np.unique(g):
+        sel = g == grp
+        A = np.c_[F[sel] / 16.0, np.ones(sel.sum())]
+        coef = np.linalg.lstsq(A, y[sel], rcond=None)[0]
+        w = np.round(coef[:-1] * 16).astype(np.int64)
+        bias = int(round(coef[-1] * 256))
+        out["ctx_w"][grp] = np.clip(w, -4096, 4096)
+        out["bias"][grp] = bias
+        a = F[sel].astype(np.int64) @ out["ctx_w"][grp].astype(np.int64) + bias
+        out["range"][int(grp)] = (int(np.floor(np.percentile(a, 0.5))), int(np.ceil(np.percentile(a, 99.9))) + 1)
+    return out
+
+
+def set_bins(module, ranges: dict, n: int) -> None:
+    """Equal bins of each fitted group's range as its classes (a_lo, a_shift, thresholds)."""
+    for grp, (lo, hi) in ranges.items():
+        edges, shift = _bins(lo, hi, n, module.amax)
+        module.a_lo[grp], module.a_shift[grp] = lo, shift
+        module.thresholds[grp] = 1 << 30  # none
+        module.thresholds[grp, :len(edges)] = edges[:module.nclasses - 1]
+
+
+def _fine_engine(module, ranges: dict):
+    """The model's engine with FINE classes: equal bins of each group's fitted range (stage 2),
+    or log-spaced context values where no range was fitted."""
+    import copy
+
+    fine = copy.deepcopy(module)
+    fine.nclasses = FINE
+    G, T = module.ngroups, module.ntok
+    fine.thresholds = np.full((G, FINE - 1), 1 << 30, np.int32)
+    edges = {}
+    for g in range(G):
+        if g in ranges:
+            e, shift = _bins(*ranges[g], FINE, module.amax)
+            fine.a_lo[g], fine.a_shift[g] = ranges[g][0], shift
+        else:
+            e = np.unique(np.round(np.geomspace(1, max(2, int(module.thresholds[g].max(initial=2)) if
+                                                           module.thresholds[g].max(initial=0) < 1 << 29 else 4096),
+                                                200)).astype(np.int64))
+            e = np.unique(e[np.linspace(0, len(e) - 1, FINE - 1).round().astype(int)])
+            fine.a_lo[g], fine.a_shift[g] = 0, 0
+            while int(e.max()) >> fine.a_shift[g] > module.amax:
+                fine.a_shift[g] += 1
+        fine.thresholds[g, :len(e)] = e
+        edges[g] = e
+    fine.freq = np.tile(normalise_counts(np.ones(T), module.prec), (1, G, FINE, 1)).astype(np.int32)
+    fine.nsets = 1
+    return we.Engine(fine.engine_params()), edges
 
 
 def _tables(counts: np.ndarray, prior: float, prec: int) -> np.ndarray:
@@ -195,6 +268,16 @@ def _tables(counts: np.ndarray, prior: float, prec: int) -> np.ndarray:
     for idx in np.ndindex(counts.shape[:-1]):
         out[idx] = normalise_counts(c[idx], prec)
     return out
+
+
+def _sign_tables(signs: np.ndarray, prior: float, prec: int) -> np.ndarray:
+    """(G, NSIGN, 2) counts of +/- -> the frequency of '+' out of 2^prec, each pattern leaning
+    on its group's share with ``prior`` pseudo-counts; within [1, 2^prec - 1]."""
+    P = 1 << prec
+    group = (signs.sum(axis=1, keepdims=True) + 1.0)
+    share = group[..., 0] / group.sum(-1)
+    plus = (signs[..., 0] + prior * share) / (signs.sum(-1) + prior)
+    return np.clip(np.round(plus * P), 1, P - 1).astype(np.int32)
 
 
 def train_wavelet(model, frames, cfg: WaveletTrainConfig, log10=None, val=None, provenance: dict | None = None):
@@ -238,20 +321,34 @@ def train_wavelet(model, frames, cfg: WaveletTrainConfig, log10=None, val=None, 
             for sl in _batches(len(z), cfg.batch):
                 for k in steps:
                     if per_frame_fn is None:
-                        c, _ = engine.stats(z[sl], k)
+                        c, _, _ = engine.stats(z[sl], k)
                         acc += c
                     else:
-                        c, _ = engine.stats(z[sl], k, per_frame=True)
+                        c, _, _ = engine.stats(z[sl], k, per_frame=True)
                         per_frame_fn(acc, c)
                     bar.update(sl.stop - sl.start)
         bar.close()
         return acc
 
-    # 2. context classes
+    # 2. contexts
+    ll_group = {int(mod.groups[lv][0]) for lv in range(len(mod.groups))} if mod.ll_ctx == "grad" else set()
+    if cfg.fit_weights and "ctx_w" not in ck.state:
+        fit = fit_weights(eng, mod, zs, steps, cfg, rng)
+        ranges = np.array([[g, *fit["range"][g]] for g in sorted(fit["range"])], np.int64).reshape(-1, 3)
+        ck.save(ctx_w=fit["ctx_w"], bias=fit["bias"], ranges=ranges)
+    ranges = {}
+    if "ctx_w" in ck.state:
+        mod.ctx_w = np.asarray(ck.state["ctx_w"], np.int32)
+        mod.bias = np.asarray(ck.state["bias"], np.int32)
+        ranges = {int(g): (int(lo), int(hi)) for g, lo, hi in ck.state["ranges"]}
+        set_bins(mod, ranges, mod.nclasses)
     if cfg.fit_classes and "thresholds" not in ck.state:
-        fe, edges = _fine_engine(mod)
+        fe, edges = _fine_engine(mod, ranges)
         fine = count_pass(fe, (mod.ngroups, FINE, mod.ntok), "contexts")
-        ck.save(thresholds=fit_thresholds(fine, edges, mod.nclasses, mod.amax))
+        thr = fit_thresholds(fine, edges, mod.nclasses, mod.amax, skip=ll_group)
+        for g in ll_group:
+            thr[g] = mod.thresholds[g]
+        ck.save(thresholds=thr)
     if "thresholds" in ck.state:
         mod.thresholds = np.asarray(ck.state["thresholds"], np.int32)
     eng = we.Engine(mod.engine_params())
@@ -263,8 +360,16 @@ def train_wavelet(model, frames, cfg: WaveletTrainConfig, log10=None, val=None, 
             counts = count_pass(eng, (G, C, T), "tables")[None]
         else:
             counts = _table_sets(eng, count_pass, (S, G, C, T), cfg, mod.prec)
-        ck.save(freq=_tables(counts, cfg.prior, mod.prec), counts=counts)
+        signs = np.zeros((G, we.NSIGN, 2), np.int64)
+        if mod.signs == "context":
+            for z in zs:
+                for sl in _batches(len(z), cfg.batch):
+                    for k in steps:
+                        signs += eng.stats(z[sl], k)[1]
+        ck.save(freq=_tables(counts, cfg.prior, mod.prec), counts=counts, sign_freq=_sign_tables(signs, cfg.prior,
+                                                                                                 mod.prec))
     mod.freq = np.asarray(ck.state["freq"], np.int32)
+    mod.sign_freq = np.asarray(ck.state["sign_freq"], np.int32)
     counts = np.asarray(ck.state["counts"])
 
     # 4. measurement on held-out frames
