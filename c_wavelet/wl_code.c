@@ -207,7 +207,7 @@ static int quantise_frame(const wl_band *bands, int nb, const double *c, int64_t
     return 0;
 }
 
-static void dequantise_frame(const wl_band *bands, int nb, const int32_t *q, int64_t W, double D, double *c) {
+WL_CLONES static void dequantise_frame(const wl_band *bands, int nb, const int32_t *q, int64_t W, double D, double *c) {
     for (int bi = 0; bi < nb; bi++) {
         const wl_band *b = &bands[bi];
         const double Db = band_step(b, D), de = b->delta;
@@ -256,17 +256,18 @@ typedef struct {
 
 WL_INLINE int64_t iabs(int64_t v) { return v < 0 ? -v : v; }
 
-/* 4-neighbour sum of |q| over a band (zero outside), into out (h x w) */
+/* 4-neighbour sum of |b| over an h x w array (row stride W; zero outside), into out (h x w) */
 static void neighbour_sums(const int32_t *b, int64_t W, int64_t h, int64_t w, int32_t *out) {
-    for (int64_t y = 0; y < h; y++)
+    for (int64_t y = 0; y < h; y++) {
+        const int32_t *r = b + y * W, *up = y > 0 ? r - W : NULL, *dn = y + 1 < h ? r + W : NULL;
+        int32_t *o = out + y * w;
         for (int64_t x = 0; x < w; x++) {
-            int64_t s = 0;
-            if (x > 0) s += iabs(b[y * W + x - 1]);
-            if (x + 1 < w) s += iabs(b[y * W + x + 1]);
-            if (y > 0) s += iabs(b[(y - 1) * W + x]);
-            if (y + 1 < h) s += iabs(b[(y + 1) * W + x]);
-            out[y * w + x] = (int32_t)(s < INT32_MAX ? s : INT32_MAX);
+            int64_t s = (x > 0 ? iabs(r[x - 1]) : 0) + (x + 1 < w ? iabs(r[x + 1]) : 0);
+            if (up) s += iabs(up[x]);
+            if (dn) s += iabs(dn[x]);
+            o[x] = (int32_t)(s < INT32_MAX ? s : INT32_MAX);
         }
+    }
 }
 
 /* Set up band bi: weights, padding, and opre (bias + the parent and sibling features). */
@@ -293,9 +294,8 @@ static void ctx_setup(const wl_model *m, const wl_band *bands, int bi, const int
         int32_t *r = cx->pad + (y + 2) * cx->ps;
         r[0] = r[1] = r[b->w + 2] = z;
     }
-    const int64_t n = b->h * b->w;
+    const int64_t n = b->h * b->w, bw = b->w;
     const int32_t f0 = feat_of(p, 0);
-    /* parent */
     const wl_band *pb = b->parent >= 0 ? &bands[b->parent] : NULL;
     const int has_p = pb && pb->h > 0 && pb->w > 0;
     cx->par = has_p ? q + pb->y0 * W + pb->x0 : NULL;
@@ -311,42 +311,39 @@ static void ctx_setup(const wl_model *m, const wl_band *bands, int bi, const int
     if (!has_p) base += (cx->w[6] + cx->w[7]) * f0;
     const int nsib = (b->sib1 >= 0) + (b->sib2 >= 0);
     if (!nsib) base += (cx->w[8] + cx->w[9]) * f0;
-    for (int64_t i = 0; i < n; i++) cx->opre[i] = base;
-    if (has_p && (cx->w[6] || cx->w[7])) {
+    if (has_p) {
+        /* the parent's two terms once per parent value, then spread over its 2 x 2 children */
+        int32_t *pf = cb->acc_s;
         neighbour_sums(cx->par, W, pb->h, pb->w, cb->nsum);
+        for (int64_t py = 0; py < pb->h; py++)
+            for (int64_t px = 0; px < pb->w; px++)
+                pf[py * pb->w + px] = base + cx->w[6] * feat_of(p, iabs(cx->par[py * W + px])) +
+                                      cx->w[7] * feat_of(p, cb->nsum[py * pb->w + px]);
         for (int64_t y = 0; y < b->h; y++) {
-            const int64_t py = (y >> 1) < pb->h ? (y >> 1) : pb->h - 1;
-            int32_t *o = cx->opre + y * b->w;
-            for (int64_t x = 0; x < b->w; x++) {
-                const int64_t px = (x >> 1) < pb->w ? (x >> 1) : pb->w - 1;
-                o[x] += cx->w[6] * feat_of(p, iabs(cx->par[py * W + px])) + cx->w[7] * feat_of(p, cb->nsum[py * pb->w + px]);
-            }
+            const int32_t *pr = pf + ((y >> 1) < pb->h ? (y >> 1) : pb->h - 1) * pb->w;
+            int32_t *o = cx->opre + y * bw;
+            const int64_t xe = 2 * pb->w < bw ? 2 * pb->w : bw;
+            for (int64_t x = 0; x < xe; x++) o[x] = pr[x >> 1];
+            for (int64_t x = xe; x < bw; x++) o[x] = pr[pb->w - 1];
         }
-    } else if (has_p) {
-        for (int64_t i = 0; i < n; i++) cx->opre[i] += (cx->w[6] + cx->w[7]) * f0; /* weights 0: adds 0 */
+    } else {
+        for (int64_t i = 0; i < n; i++) cx->opre[i] = base;
     }
     if (nsib) {
-        memset(cb->acc_s, 0, (size_t)n * sizeof(int32_t));
-        memset(cb->acc_sn, 0, (size_t)n * sizeof(int32_t));
+        /* S: the siblings' magnitudes on this band's grid (zero outside them); SN: its 4-neighbour sums */
+        int32_t *S = cb->acc_s, *SN = cb->acc_sn;
+        memset(S, 0, (size_t)n * sizeof(int32_t));
         const int32_t idx[2] = {b->sib1, b->sib2};
         for (int k = 0; k < 2; k++) {
             if (idx[k] < 0) continue;
             const wl_band *o = &bands[idx[k]];
             const int32_t *ob = q + o->y0 * W + o->x0;
-            const int64_t hh = o->h < b->h ? o->h : b->h, ww = o->w < b->w ? o->w : b->w;
+            const int64_t hh = o->h < b->h ? o->h : b->h, ww = o->w < bw ? o->w : bw;
             for (int64_t y = 0; y < hh; y++)
-                for (int64_t x = 0; x < ww; x++) {
-                    const int32_t a = (int32_t)iabs(ob[y * W + x]);
-                    cb->acc_s[y * b->w + x] += a;
-                    /* (y, x) is a 4-neighbour of these positions of b */
-                    if (x + 1 < b->w) cb->acc_sn[y * b->w + x + 1] += a;
-                    if (x > 0) cb->acc_sn[y * b->w + x - 1] += a;
-                    if (y + 1 < b->h) cb->acc_sn[(y + 1) * b->w + x] += a;
-                    if (y > 0) cb->acc_sn[(y - 1) * b->w + x] += a;
-                }
+                for (int64_t x = 0; x < ww; x++) S[y * bw + x] += (int32_t)iabs(ob[y * W + x]);
         }
-        for (int64_t i = 0; i < n; i++)
-            cx->opre[i] += cx->w[8] * feat_of(p, cb->acc_s[i]) + cx->w[9] * feat_of(p, cb->acc_sn[i]);
+        neighbour_sums(S, bw, b->h, bw, SN);
+        for (int64_t i = 0; i < n; i++) cx->opre[i] += cx->w[8] * feat_of(p, S[i]) + cx->w[9] * feat_of(p, SN[i]);
     }
 }
 
@@ -866,8 +863,19 @@ WL_INLINE int rans_get_tok(const wl_model *m, dec_t *d, int64_t tabi) {
     const int prec = m->p.prec;
     const uint32_t s = d->x & ((1u << prec) - 1);
     const uint32_t *cum = m->cum + tabi * (m->p.ntok + 1);
-    int t = m->slot[(tabi << WL_SLOT_BITS) + (s >> (prec - WL_SLOT_BITS))];
-    while (cum[t + 1] <= s) t++;
+    int t;
+    if (m->p.ntok >= 5) {
+        /* the small tokens, the common ones, without a branch to mispredict */
+        t = (cum[1] <= s) + (cum[2] <= s) + (cum[3] <= s) + (cum[4] <= s);
+        if (WL_UNLIKELY(t == 4)) {
+            t = m->slot[(tabi << WL_SLOT_BITS) + (s >> (prec - WL_SLOT_BITS))];
+            if (t < 4) t = 4;
+            while (cum[t + 1] <= s) t++;
+        }
+    } else {
+        t = m->slot[(tabi << WL_SLOT_BITS) + (s >> (prec - WL_SLOT_BITS))];
+        while (cum[t + 1] <= s) t++;
+    }
     d->x = (cum[t + 1] - cum[t]) * (d->x >> prec) + s - cum[t];
     rans_renorm(d);
     return t;

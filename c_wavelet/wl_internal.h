@@ -18,6 +18,15 @@
 #define WL_UNLIKELY(x) (x)
 #endif
 
+/* Hot float loops are compiled twice, for AVX2 and for the baseline, and picked at load time:
+ * the same IEEE operations per element either way (no FMA: -ffp-contract=off), so every
+ * machine decodes the same bits. */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(WL_NO_CLONES)
+#define WL_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define WL_CLONES
+#endif
+
 #define WL_SLOT_BITS 6 /* coarse decode lookup: the first symbol of each of 2^6 slots */
 #define RANS_L (1u << 16)
 

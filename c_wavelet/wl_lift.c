@@ -27,7 +27,7 @@ WL_INLINE int64_t ext_s(int64_t e, int64_t N) { return wss(2 * e, N) >> 1; }
 WL_INLINE int64_t ext_d(int64_t e, int64_t N) { return (wss(2 * e + 1, N) - 1) >> 1; }
 
 /* --- one row: s[0..ns) and d[0..nd) contiguous ------------------------------------------ */
-static void run_op_1d(const wl_model *m, int op, double *s, double *d, int64_t N, int inverse) {
+WL_CLONES static void run_op_1d(const wl_model *m, int op, double *s, double *d, int64_t N, int inverse) {
     const wl_params *p = &m->p;
     const int kind = p->op_kind[op];
     const double *t = p->taps + p->op_tap0[op];
@@ -84,7 +84,7 @@ static void lift_1d(const wl_model *m, int prog, double *s, double *d, int64_t N
 }
 
 /* --- columns: rows of s (ns x w) and rows of d (nd x w), row stride w -------------------- */
-static void run_op_cols(const wl_model *m, int op, double *s, double *d, int64_t N, int64_t w, double *acc,
+WL_CLONES static void run_op_cols(const wl_model *m, int op, double *s, double *d, int64_t N, int64_t w, double *acc,
                         int inverse) {
     const wl_params *p = &m->p;
     const int kind = p->op_kind[op];
@@ -158,7 +158,7 @@ int64_t wl_scratch_size(int64_t H, int64_t W) {
     return H * 64 + 64 + 2 * (H > W ? H : W) + 8;
 }
 
-static void rows_level(const wl_model *m, int prog, double *x, int64_t W, int64_t h, int64_t w, double *tmp,
+WL_CLONES static void rows_level(const wl_model *m, int prog, double *x, int64_t W, int64_t h, int64_t w, double *tmp,
                        int inverse) {
     if (w < 2) return;
     const int64_t ns = (w + 1) >> 1, nd = w >> 1;
@@ -181,7 +181,7 @@ static void rows_level(const wl_model *m, int prog, double *x, int64_t W, int64_
 
 /* columns in strips of COL_STRIP columns, so that a strip's rows stay in cache */
 #define COL_STRIP 64
-static void cols_level(const wl_model *m, int prog, double *x, int64_t W, int64_t h, int64_t w, double *tmp,
+WL_CLONES static void cols_level(const wl_model *m, int prog, double *x, int64_t W, int64_t h, int64_t w, double *tmp,
                        int inverse) {
     if (h < 2) return;
     const int64_t ns = (h + 1) >> 1;

@@ -74,3 +74,19 @@ def test_cli_trains_a_wavelet_model(tmp_path, monkeypatch):
                  "--checkpoint", str(tmp_path / "ck.npz")]) == 0
     m = load_file(out)
     assert m.family == "wavelet" and m.module.rate_levels == 2 and len(m.metrics["val"]) == 2
+
+
+def test_groups_deeper_than_the_training_frames_borrow_the_nearest_level(data):
+    train, val = data  # 32x32 frames: 2 levels with min_len 8; a 256x256 frame has 5
+    m, res = train_wavelet(wavelet_model("t", levels=5, nclasses=6, ll_classes=5, rate_levels=2), train,
+                           WaveletTrainConfig(targets=(0.06, 0.03), progress=False, calib_frames=32), val=val)
+    g = m.module.groups
+    assert res["borrowed"] == {g[2][o]: g[1][o] for o in (1, 2, 3)} | {g[3][o]: g[1][o] for o in (1, 2, 3)} | \
+        {g[4][o]: g[1][o] for o in (1, 2, 3)}
+    assert np.array_equal(m.module.freq[:, g[4][2]], m.module.freq[:, g[1][2]])
+    big = frames(1, (256, 256), seed=23)
+    untrained = wavelet_model("u", levels=5, nclasses=6, ll_classes=5, rate_levels=2)
+    k = step_index(res["levels"][1]["step"])
+    a = Engine(m.module.engine_params()).encode(model_domain(m, big), k)[0]
+    b = Engine(untrained.module.engine_params()).encode(model_domain(m, big), k)[0]
+    assert len(a) < 0.8 * len(b)

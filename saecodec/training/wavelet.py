@@ -270,6 +270,28 @@ def _tables(counts: np.ndarray, prior: float, prec: int) -> np.ndarray:
     return out
 
 
+def borrow_untrained(module, seen: np.ndarray) -> dict:
+    """Groups no training frame reached (levels deeper than the training frames have: 1024x1024
+    frames from 64x64 training data) take every parameter of the nearest trained level's group
+    of the same orientation. Returns {group: donor}."""
+    out = {}
+    rows = module.groups
+    for lv, row in enumerate(rows):
+        for o in range(4):
+            g = row[o]
+            if seen[g] > 0 or g in out:
+                continue
+            donors = sorted((abs(lv2 - lv), lv2) for lv2, r in enumerate(rows) if seen[r[o]] > 0)
+            if not donors:
+                continue
+            d = rows[donors[0][1]][o]
+            out[g] = d
+            for name in ("ctx_w", "bias", "a_lo", "a_shift", "thresholds", "eg_k", "sign_freq"):
+                getattr(module, name)[g] = getattr(module, name)[d]
+            module.freq[:, g] = module.freq[:, d]
+    return {int(k): int(v) for k, v in out.items()}
+
+
 def _sign_tables(signs: np.ndarray, prior: float, prec: int) -> np.ndarray:
     """(G, NSIGN, 2) counts of +/- -> the frequency of '+' out of 2^prec, each pattern leaning
     on its group's share with ``prior`` pseudo-counts; within [1, 2^prec - 1]."""
@@ -371,6 +393,7 @@ def train_wavelet(model, frames, cfg: WaveletTrainConfig, log10=None, val=None, 
     mod.freq = np.asarray(ck.state["freq"], np.int32)
     mod.sign_freq = np.asarray(ck.state["sign_freq"], np.int32)
     counts = np.asarray(ck.state["counts"])
+    borrowed = borrow_untrained(mod, counts.sum(axis=(0, 2, 3)))
 
     # 4. measurement on held-out frames
     eng = we.Engine(mod.engine_params())
@@ -383,7 +406,7 @@ def train_wavelet(model, frames, cfg: WaveletTrainConfig, log10=None, val=None, 
         levels.append({"level": lv, "step": float(we.step(int(k))), "bytes_per_frame": len(data) / max(1, len(val)),
                        "agg_rel_l2": float(np.sqrt(e2.sum() / max(d2.sum(), 1e-300))),
                        "median_rel_l2": float(np.median(np.sqrt(e2 / np.maximum(d2, 1e-300)))) if len(val) else 0.0})
-    result = {"levels": levels, "train_frames": int(total), "val_frames": int(len(val)),
+    result = {"levels": levels, "train_frames": int(total), "val_frames": int(len(val)), "borrowed": borrowed,
               "seconds": round(time.perf_counter() - t0, 1), "symbols": int(counts.sum())}
     model.metrics = {"val": levels}
     model.provenance = json.dumps({**(provenance or {}), "trainer": "saecodec.training.wavelet",
