@@ -26,6 +26,7 @@ typedef struct {
     const uint8_t *class_lut;
     int32_t tok_mode; int32_t tok_direct; const int32_t *eg_k;
     int32_t sign_ctx; const uint32_t *sign_freq;
+    int32_t zero_run; const uint32_t *zr_freq;
     int32_t prec, nsets; const uint32_t *freq;
     int32_t adapt; int32_t adapt_shift; int32_t adapt_inc, adapt_limit;
 } wl_params;
@@ -44,7 +45,7 @@ int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int6
 int64_t wl_decode(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int64_t H, int64_t W,
                   int32_t *steps, double *zhat);
 int wl_stats(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W, const int32_t *steps,
-             int per_frame, int64_t *counts, int64_t *signs, int64_t *raw_bits);
+             int per_frame, int64_t *counts, int64_t *signs, int64_t *zruns, int64_t *raw_bits);
 int64_t wl_features(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W, const int32_t *steps,
                     int32_t *feat, int32_t *mag, int32_t *group, int64_t maxn);
 int wl_search_steps(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W,

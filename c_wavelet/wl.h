@@ -81,6 +81,10 @@ typedef struct {
     /* signs */
     int32_t sign_ctx;           /* 0: raw bits; 1: detail signs under tables of (group, sign pattern) */
     const uint32_t *sign_freq;  /* [G][WL_NSIGN] frequency of '+' out of 2^prec (sign_ctx 1) */
+    /* zero segments */
+    int32_t zero_run;           /* 0 off; else detail rows go in segments of this many values (2..64), each
+                                   led by a binary flag "all zero" under zr_freq[g][class of the segment] */
+    const uint32_t *zr_freq;    /* [G][nclasses] frequency of "all zero" out of 2^prec */
     /* tables */
     int32_t prec, nsets;        /* frequencies sum to 2^prec (10..16); nsets table sets */
     const uint32_t *freq;       /* [nsets][G][nclasses][ntok], every entry >= 1 */
@@ -124,10 +128,11 @@ int64_t wl_decode(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int
                   int32_t *steps, double *zhat);
 
 /* Symbol counts for table training: counts[(f)][G][nclasses][ntok] (f: per frame when per_frame),
- * signs[G][WL_NSIGN][2] (detail signs by pattern), added to what the arrays hold; raw_bits[0] +=
+ * signs[G][WL_NSIGN][2] (detail signs by pattern), zruns[G][nclasses][2] (segment flags: all
+ * zero, not) when zero_run, added to what the arrays hold; raw_bits[0] +=
  * the raw bits (signs coded raw, escape and mantissa bits). */
 int wl_stats(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W, const int32_t *steps,
-             int per_frame, int64_t *counts, int64_t *signs, int64_t *raw_bits);
+             int per_frame, int64_t *counts, int64_t *signs, int64_t *zruns, int64_t *raw_bits);
 
 /* Context features of the detail coefficients of B frames (for fitting the context weights):
  * per coefficient, in coding order, the WL_NFEAT raw feature values x_i (before flut), |q| and

@@ -127,6 +127,9 @@ int wl_model_new(const wl_params *p, wl_model **out) {
                 CHECK(f >= 1 && f < (1u << p->prec));
             }
     }
+    CHECK(p->zero_run == 0 || (p->zero_run >= 2 && p->zero_run <= 64));
+    if (p->zero_run)
+        for (int64_t i = 0; i < (int64_t)G * C; i++) CHECK(p->zr_freq[i] >= 1 && p->zr_freq[i] < (1u << p->prec));
     CHECK(p->prec >= 10 && p->prec <= 16 && p->nsets >= 1 && p->nsets <= WL_MAX_SETS);
     CHECK((p->nsets & (p->nsets - 1)) == 0);
     CHECK(p->adapt == 0 || p->adapt == 1);
@@ -165,6 +168,8 @@ int wl_model_new(const wl_params *p, wl_model **out) {
     OWN(u32, p->freq, ntab * T, uint32_t); q->freq = u32;
     if (p->sign_ctx) { OWN(u32, p->sign_freq, (int64_t)G * WL_NSIGN, uint32_t); q->sign_freq = u32; }
     else q->sign_freq = NULL;
+    if (p->zero_run) { OWN(u32, p->zr_freq, (int64_t)G * C, uint32_t); q->zr_freq = u32; }
+    else q->zr_freq = NULL;
     m->tab_stride = (int64_t)G * C;
     OWN(m->cum, NULL, ntab * (T + 1), uint32_t);
     OWN(m->slot, NULL, ntab << WL_SLOT_BITS, uint8_t);
@@ -363,6 +368,13 @@ WL_INLINE int ctx_class(const ctx_t *cx, const int32_t *prow, int32_t pre) {
     return cx->lut[a > cx->amax ? cx->amax : a];
 }
 
+/* the class of a zero segment [x0, x1) of a row: its largest pre plus the first value's W, WW terms */
+WL_INLINE int seg_class(const ctx_t *cx, const int32_t *prow, const int32_t *pre, int64_t x0, int64_t x1) {
+    int32_t mx = pre[x0];
+    for (int64_t x = x0 + 1; x < x1; x++) mx = pre[x] > mx ? pre[x] : mx;
+    return ctx_class(cx, prow + x0, mx);
+}
+
 /* LL gradient class from q (zero outside the band) */
 WL_INLINE int ll_grad_class(const wl_params *p, const int32_t *q, int64_t W, int64_t bw, int64_t y, int64_t x) {
     const int64_t w_ = x > 0 ? q[y * W + x - 1] : 0, n_ = y > 0 ? q[(y - 1) * W + x] : 0;
@@ -460,11 +472,12 @@ static int value_ops(const wl_model *m, int64_t v, int k, const uint32_t *tok_cu
 
 /* --- symbols of a frame (encoder side) --------------------------------------------------------- */
 typedef struct {
-    uint16_t *tab;   /* g * C + class */
+    uint16_t *tab;   /* g * C + class; ZFLAG: a zero-segment flag (sgn: its table, val: 1 all zero) */
     int32_t *val;    /* the value coded (LL: residual) */
     int32_t *sgn;    /* sign table index, -1: raw */
     int64_t n, ops;  /* symbols, coder operations (upper bound of 16-bit words) */
 } syms_t;
+#define ZFLAG 0xFFFF
 
 /* LL residuals into llr (h x w of the LL band) from q */
 static void ll_residuals(const wl_model *m, const wl_band *b, const int32_t *q, int64_t W, int32_t *llr) {
@@ -497,16 +510,29 @@ static void collect(const wl_model *m, const wl_band *bands, int nb, const int32
         }
         const uint16_t t0 = (uint16_t)(g * C);
         const int signs = p->sign_ctx && b->orient != 0;
+        const int64_t seg = p->zero_run && b->orient != 0 ? p->zero_run : b->w;
         for (int64_t y = 0; y < b->h; y++) {
             const int32_t *prow = cx.pad + (y + 2) * cx.ps + 2;
             if (!cx.grad) ctx_row(&cx, y, cb->pre);
-            for (int64_t x = 0; x < b->w; x++) {
-                const int32_t v = src[y * st + x];
-                const int cl = cx.grad ? ll_grad_class(p, q, W, b->w, y, x) : ctx_class(&cx, prow + x, cb->pre[x]);
-                s->tab[n] = (uint16_t)(t0 + cl);
-                s->sgn[n] = signs && v ? sign_index(&cx, g, prow + x, y, x) : -1;
-                s->val[n++] = v;
-                ops += v ? nops_of(m, v, k) : 1;
+            for (int64_t x0 = 0; x0 < b->w; x0 += seg) {
+                const int64_t x1 = x0 + seg < b->w ? x0 + seg : b->w;
+                if (p->zero_run && b->orient != 0) {
+                    int zero = 1;
+                    for (int64_t x = x0; x < x1; x++) zero &= src[y * st + x] == 0;
+                    s->tab[n] = ZFLAG;
+                    s->sgn[n] = g * C + seg_class(&cx, prow, cb->pre, x0, x1);
+                    s->val[n++] = zero;
+                    ops++;
+                    if (zero) continue;
+                }
+                for (int64_t x = x0; x < x1; x++) {
+                    const int32_t v = src[y * st + x];
+                    const int cl = cx.grad ? ll_grad_class(p, q, W, b->w, y, x) : ctx_class(&cx, prow + x, cb->pre[x]);
+                    s->tab[n] = (uint16_t)(t0 + cl);
+                    s->sgn[n] = signs && v ? sign_index(&cx, g, prow + x, y, x) : -1;
+                    s->val[n++] = v;
+                    ops += v ? nops_of(m, v, k) : 1;
+                }
             }
         }
     }
@@ -544,6 +570,7 @@ static void choose_sets(const wl_model *m, const syms_t *s, int *set_of) {
     uint64_t cost[WL_MAX_SETS * WL_MAX_GROUPS];
     memset(cost, 0, sizeof cost);
     for (int64_t i = 0; i < s->n; i++) {
+        if (s->tab[i] == ZFLAG) continue;
         const int tab = s->tab[i], g = tab / C;
         const int t = token_of(p, iabs(s->val[i]));
         for (int k = 0; k < S; k++) cost[k * MAXG + g] += m->cost[((int64_t)k * m->tab_stride + tab) * T + t];
@@ -660,9 +687,9 @@ static int work_alloc(work_t *w, int64_t H, int64_t W, int syms) {
     w->q = malloc(n * sizeof(int32_t));
     w->llr = malloc(n * sizeof(int32_t));
     if (syms) {
-        w->tab = malloc(n * sizeof(uint16_t));
-        w->val = malloc(n * sizeof(int32_t));
-        w->sgn = malloc(n * sizeof(int32_t));
+        w->tab = malloc(2 * n * sizeof(uint16_t)); /* values and zero-segment flags */
+        w->val = malloc(2 * n * sizeof(int32_t));
+        w->sgn = malloc(2 * n * sizeof(int32_t));
     }
     w->cb.pad = malloc((size_t)((H + 2) * (W + 3)) * sizeof(int32_t));
     w->cb.opre = malloc(n * sizeof(int32_t));
@@ -778,6 +805,12 @@ int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int6
             uint16_t *end = words + wcap, *ptr = end;
             uint32_t x = RANS_L + (uint32_t)steps[f]; /* the decoder's final state: the frame's step */
             for (int64_t i = s.n - 1; i >= 0; i--) {
+                if (s.tab[i] == ZFLAG) { /* symbol 0: all zero */
+                    const uint32_t f0 = p->zr_freq[s.sgn[i]];
+                    if (s.val[i]) rans_put(&x, &ptr, 0, f0, p->prec);
+                    else rans_put(&x, &ptr, f0, (1u << p->prec) - f0, p->prec);
+                    continue;
+                }
                 const int tab = s.tab[i], g = tab / C;
                 const uint32_t *cum = m->cum + ((int64_t)set_of[g] * m->tab_stride + tab) * (T + 1);
                 const int n = value_ops(m, s.val[i], p->eg_k[g], cum, s.sgn[i], ops, &tok);
@@ -804,6 +837,11 @@ int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int6
             rc_put(&e, (uint32_t)steps[f] & 255, 1, 256);
             for (int i = 0; i < ng && sb; i++) rc_put(&e, (uint32_t)set_of[groups[i]], 1, 1u << sb);
             for (int64_t i = 0; i < s.n; i++) {
+                if (s.tab[i] == ZFLAG) {
+                    const uint32_t f0 = p->zr_freq[s.sgn[i]], P = 1u << p->prec;
+                    if (s.val[i]) rc_put(&e, 0, f0, P); else rc_put(&e, f0, P - f0, P);
+                    continue;
+                }
                 const int tab = s.tab[i], g = tab / C;
                 const int n = value_ops(m, s.val[i], p->eg_k[g], NULL, s.sgn[i], ops, &tok);
                 const uint32_t *c = a.cnt + (int64_t)tab * T;
@@ -987,20 +1025,34 @@ WL_INLINE int decode_symbols(const wl_model *m, const wl_band *bands, int nb, in
         const int64_t tab0 = (int64_t)g * C;
         int32_t *qb = w->q + b->y0 * W + b->x0;
         const int signs = p->sign_ctx && b->orient != 0;
+        const int zr = p->zero_run && b->orient != 0;
+        const int64_t seg = zr ? p->zero_run : b->w;
+        const int32_t z0 = feat_of(p, 0) << 2;
         for (int64_t y = 0; y < b->h; y++) {
             int32_t *prow = cx.pad + (y + 2) * cx.ps + 2;
             int32_t *qr = qb + y * W;
             if (!cx.grad) ctx_row(&cx, y, pre);
-            for (int64_t x = 0; x < b->w; x++) {
-                const int cl = cx.grad ? ll_grad_class(p, w->q, W, b->w, y, x) : ctx_class(&cx, prow + x, pre[x]);
-                const int t = get_tok(m, d, tab0 + cl, set, adaptive);
-                int64_t v = get_magnitude(m, d, t, k, adaptive);
-                if (v < 0) WL_FAIL(WL_ERR_CORRUPT);
-                if (v && get_sign(m, d, signs ? sign_index(&cx, g, prow + x, y, x) : -1, adaptive)) v = -v;
-                prow[x] = packed(p, v);
-                if (b->orient == 0) v += ll_predict(p->ll_pred, w->q, W, y, x);
-                if (v >= WL_MAX_Q || v <= -(int64_t)WL_MAX_Q) WL_FAIL(WL_ERR_CORRUPT);
-                qr[x] = (int32_t)v;
+            for (int64_t x0 = 0; x0 < b->w; x0 += seg) {
+                const int64_t x1 = x0 + seg < b->w ? x0 + seg : b->w;
+                if (zr) {
+                    const uint32_t f0 = p->zr_freq[g * C + seg_class(&cx, prow, pre, x0, x1)];
+                    const int nonzero = adaptive ? rc_get_bin(&d->rc, f0, p->prec) : rans_get_bin(d, f0, p->prec);
+                    if (!nonzero) {
+                        for (int64_t x = x0; x < x1; x++) { prow[x] = z0; qr[x] = 0; }
+                        continue;
+                    }
+                }
+                for (int64_t x = x0; x < x1; x++) {
+                    const int cl = cx.grad ? ll_grad_class(p, w->q, W, b->w, y, x) : ctx_class(&cx, prow + x, pre[x]);
+                    const int t = get_tok(m, d, tab0 + cl, set, adaptive);
+                    int64_t v = get_magnitude(m, d, t, k, adaptive);
+                    if (v < 0) WL_FAIL(WL_ERR_CORRUPT);
+                    if (v && get_sign(m, d, signs ? sign_index(&cx, g, prow + x, y, x) : -1, adaptive)) v = -v;
+                    prow[x] = packed(p, v);
+                    if (b->orient == 0) v += ll_predict(p->ll_pred, w->q, W, y, x);
+                    if (v >= WL_MAX_Q || v <= -(int64_t)WL_MAX_Q) WL_FAIL(WL_ERR_CORRUPT);
+                    qr[x] = (int32_t)v;
+                }
             }
             if (d->err || d->rc.err) WL_FAIL(WL_ERR_CORRUPT);
         }
@@ -1068,7 +1120,7 @@ int64_t wl_decode(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int
 
 /* --- training counts, features, quantised values, rate control ------------------------------------ */
 int wl_stats(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W, const int32_t *steps,
-             int per_frame, int64_t *counts, int64_t *signs, int64_t *raw_bits) {
+             int per_frame, int64_t *counts, int64_t *signs, int64_t *zruns, int64_t *raw_bits) {
     if (!check_dims(B, H, W)) WL_FAIL(WL_ERR_ARG);
     const wl_params *p = &m->p;
     wl_band bands[WL_MAX_BANDS];
@@ -1089,6 +1141,10 @@ int wl_stats(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W
         int64_t *cf = counts + (per_frame ? f * per : 0);
         for (int64_t i = 0; i < s.n; i++) {
             const int64_t v = s.val[i];
+            if (s.tab[i] == ZFLAG) {
+                if (zruns) zruns[(int64_t)s.sgn[i] * 2 + !v]++;
+                continue;
+            }
             int tok;
             const int nop = value_ops(m, v, p->eg_k[s.tab[i] / C], NULL, -1, ops, &tok);
             cf[(int64_t)s.tab[i] * T + tok]++;

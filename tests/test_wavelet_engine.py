@@ -24,6 +24,8 @@ def engine(**kw):
     if mod.signs == "context":  # signs that depend on their pattern
         p["sign_freq"] = (np.arange(p["sign_freq"].size).reshape(p["sign_freq"].shape) * 37 % 30000 + 1000).astype(
             np.uint32)
+    if mod.zero_run:
+        p["zr_freq"] = (np.arange(p["zr_freq"].size).reshape(p["zr_freq"].shape) * 53 % 30000 + 1500).astype(np.uint32)
     return Engine(p), p
 
 
@@ -137,7 +139,8 @@ def test_level_rules():
 CODERS = [dict(), dict(nsets=4), dict(adapt={"shift": 4, "inc": 24, "limit": 4096}), OLD,
           dict(OLD, nsets=2, ll_pred="avg", ntok=6, nclasses=5, levels=3, min_len=4),
           dict(OLD, ll_pred="none", ntok=3, nclasses=1, levels=2, min_len=2, adapt={"shift": 0, "inc": 1, "limit": 64}),
-          dict(tok_direct=4, ntok=64, ll_classes=3, nclasses=7, level_rule=1, min_len=3)]
+          dict(tok_direct=4, ntok=64, ll_classes=3, nclasses=7, level_rule=1, min_len=3),
+          dict(zero_run=4, nsets=2), dict(OLD, zero_run=3, adapt={"shift": 3, "inc": 16, "limit": 2048})]
 
 
 @pytest.mark.parametrize("kw", CODERS)
@@ -212,14 +215,14 @@ def test_too_fine_steps_are_raised_and_nonfinite_values_refused(cdf):
 
 
 def test_stats_count_every_coefficient():
-    e, p = engine(nsets=2)
+    e, p = engine(nsets=2, zero_run=0)
     z = smooth(np.random.default_rng(14), (3, 20, 31))
-    counts, signs, raw = e.stats(z, step_index(0.05))
+    counts, signs, zr, raw = e.stats(z, step_index(0.05))
     assert counts.sum() == z.size and counts.shape == (e.ngroups, e.nclasses, e.ntok)
-    per, signs2, raw2 = e.stats(z, step_index(0.05), per_frame=True)
+    per, signs2, zr2, raw2 = e.stats(z, step_index(0.05), per_frame=True)
     assert per.shape == (3,) + counts.shape and np.array_equal(per.sum(0), counts) and raw2 == raw
     syms = [s for f in z for s in ref.symbols(p, f, step_index(0.05))[2]]
-    assert signs.sum() == sum(1 for g, cl, v, si in syms if si >= 0) > 0
+    assert signs.sum() == sum(1 for g, cl, v, si in syms if si >= 0) > 0 and zr.sum() == 0
     assert np.array_equal(signs2, signs)
     for g, cl, v, si in syms[:200]:
         if si >= 0:
@@ -297,3 +300,13 @@ def test_corrupted_streams_are_errors_never_crashes(kw):
         except PayloadError:
             bad += 1
     assert bad > 300
+
+
+def test_zero_segments_skip_zero_runs_and_are_counted():
+    e, p = engine(zero_run=8)
+    z = smooth(np.random.default_rng(17), (2, 40, 48))
+    counts, _, zr, _ = e.stats(z, step_index(0.2))
+    syms = [s for f in z for s in ref.symbols(p, f, step_index(0.2))[2]]
+    flags = [s for s in syms if s[0] == "z"]
+    assert zr.sum() == len(flags) and zr[..., 0].sum() == sum(s[2] for s in flags) > 0
+    assert counts.sum() == len(syms) - len(flags) < z.size  # zero segments code no values

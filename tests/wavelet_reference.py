@@ -258,6 +258,22 @@ def features(params, bl, bi, q, llr, y, x):
     return f
 
 
+def _class_of(params, g, a):
+    d = max(a - int(params["a_lo"][g]), 0) >> int(params["a_shift"][g])
+    d = min(d, int(params["amax"]))
+    amin = int(params["a_lo"][g]) + (d << int(params["a_shift"][g]))
+    return int(np.sum(np.asarray(params["thresholds"][g], np.int64) <= amin))
+
+
+def context_value(params, bl, bi, q, llr, y, x, skip=()):
+    """a = bias + sum of the weighted features (without the features in ``skip``)."""
+    b = bl[bi]
+    g = int(params["group_of"][b[0] - 1][b[1]])
+    f = features(params, bl, bi, q, llr, y, x)
+    return int(params["bias"][g]) + sum(int(params["ctx_w"][g][i]) * _feat(params, f[i]) for i in range(10)
+                                        if i not in skip)
+
+
 def context(params, bl, bi, q, llr, y, x):
     b = bl[bi]
     g = int(params["group_of"][b[0] - 1][b[1]])
@@ -266,12 +282,18 @@ def context(params, bl, bi, q, llr, y, x):
             return int(q[yy, xx]) if 0 <= yy < b[4] and 0 <= xx < b[5] else 0
         grad = abs(v(y, x - 1) - v(y - 1, x - 1)) + abs(v(y - 1, x) - v(y - 1, x - 1)) + abs(v(y - 1, x + 1) - v(y - 1, x))
         return g, min((1 + grad).bit_length() - 1, int(params["ll_classes"]) - 1)
-    f = features(params, bl, bi, q, llr, y, x)
-    a = int(params["bias"][g]) + sum(int(params["ctx_w"][g][i]) * _feat(params, f[i]) for i in range(10))
-    d = max(a - int(params["a_lo"][g]), 0) >> int(params["a_shift"][g])
-    d = min(d, int(params["amax"]))
-    amin = int(params["a_lo"][g]) + (d << int(params["a_shift"][g]))
-    return g, int(np.sum(np.asarray(params["thresholds"][g], np.int64) <= amin))
+    return g, _class_of(params, g, context_value(params, bl, bi, q, llr, y, x))
+
+
+def segment_class(params, bl, bi, q, llr, y, x0, x1):
+    """The class of a zero segment: the largest context value without W and WW over [x0, x1),
+    plus the W and WW terms of x0."""
+    b = bl[bi]
+    g = int(params["group_of"][b[0] - 1][b[1]])
+    pre = max(context_value(params, bl, bi, q, llr, y, x, skip=(0, 4)) for x in range(x0, x1))
+    full0 = context_value(params, bl, bi, q, llr, y, x0)
+    own0 = full0 - context_value(params, bl, bi, q, llr, y, x0, skip=(0, 4))
+    return g, _class_of(params, g, pre + own0)
 
 
 def _sc(v):
@@ -293,7 +315,7 @@ def sign_index(params, bl, bi, q, y, x):
 
 
 def symbols(params, z, k):
-    """(q, llr, [(group, class, value, sign index or -1)], step used) of one frame."""
+    """(q, llr, [(group, class, value, sign index or -1) or ("z", table, all zero)], step used) of one frame."""
     H, W = z.shape
     bl = bands(params, H, W)
     c = forward(params, z)
@@ -305,13 +327,24 @@ def symbols(params, z, k):
         for x in range(b0[5]):
             llr[y, x] = q[y, x] - ll_predict(params["ll_pred"], q, y, x)
     syms = []
+    zr = int(params["zero_run"])
+    C = params["freq"].shape[2]
     for bi, b in enumerate(bl):
+        seg = zr if zr and b[1] else max(b[5], 1)
         for y in range(b[4]):
-            for x in range(b[5]):
-                g, cl = context(params, bl, bi, q, llr, y, x)
-                v = int(llr[y, x]) if b[1] == 0 else int(q[b[2] + y, b[3] + x])
-                si = sign_index(params, bl, bi, q, y, x) if params["sign_ctx"] and b[1] and v else -1
-                syms.append((g, cl, v, si))
+            for x0 in range(0, b[5], seg):
+                x1 = min(x0 + seg, b[5])
+                if zr and b[1]:
+                    zero = all(q[b[2] + y, b[3] + x] == 0 for x in range(x0, x1))
+                    g, cl = segment_class(params, bl, bi, q, llr, y, x0, x1)
+                    syms.append(("z", g * C + cl, int(zero)))
+                    if zero:
+                        continue
+                for x in range(x0, x1):
+                    g, cl = context(params, bl, bi, q, llr, y, x)
+                    v = int(llr[y, x]) if b[1] == 0 else int(q[b[2] + y, b[3] + x])
+                    si = sign_index(params, bl, bi, q, y, x) if params["sign_ctx"] and b[1] and v else -1
+                    syms.append((g, cl, v, si))
     return q, llr, syms, k
 
 
@@ -384,7 +417,7 @@ def choose_sets(params, syms):
     if S == 1:
         return [0] * G
     cost = np.zeros((S, G), object)
-    for g, cl, v, _ in syms:
+    for g, cl, v, _ in (s for s in syms if s[0] != "z"):
         t = token(params, abs(v))
         for s in range(S):
             cost[s, g] += _cost_fix(int(params["freq"][s, g, cl, t]), int(params["prec"]))
@@ -471,7 +504,12 @@ def encode_frame(params, z, k):
     P = 1 << prec
     if not params["adapt"]:
         ops = [((sets[g] << (prec - sb)), 1 << (prec - sb)) for g in groups] if sb else []
-        for g, cl, v, si in syms:
+        for sym in syms:
+            if sym[0] == "z":  # symbol 0: all zero
+                f0 = int(params["zr_freq"].flat[sym[1]])
+                ops.append((0, f0) if sym[2] else (f0, P - f0))
+                continue
+            g, cl, v, si = sym
             f = params["freq"][sets[g], g, cl]
             cum = np.concatenate([[0], np.cumsum(f)])
             for op in value_ops(params, g, v, si):
@@ -492,7 +530,12 @@ def encode_frame(params, z, k):
         if sb:
             for g in groups:
                 enc.put(sets[g], 1, 1 << sb)
-        for g, cl, v, si in syms:
+        for sym in syms:
+            if sym[0] == "z":
+                f0 = int(params["zr_freq"].flat[sym[1]])
+                enc.put(*((0, f0, P) if sym[2] else (f0, P - f0, P)))
+                continue
+            g, cl, v, si = sym
             for op in value_ops(params, g, v, si):
                 if op[0] == "tok":
                     c = cnt[g, cl]

@@ -1,5 +1,6 @@
 /* Fuzz the wavelet engine's decoder: valid streams (static tables with 4 table sets, and
- * adaptive counts; hybrid tokens with sign contexts, and escape tokens with raw signs) of
+ * adaptive counts; hybrid tokens with sign contexts and zero segments, and escape tokens with
+ * raw signs) of
  * frames of random shapes, mutated (bit flips, byte overwrites,
  * truncation, extension, block copies) or replaced by random bytes. The decoder must return
  * the bytes consumed or a negative error, never read or write outside its buffers (run
@@ -39,7 +40,7 @@ static wl_model *make_model(int adapt, int variant) {
                    ctx_w[G * WL_NFEAT], bias[G], a_lo[G], a_shift[G], eg_k[G], flut[FMAX + 1];
     static double taps[10], band_w[4 * L], theta[4 * L], delta[4 * L];
     static uint8_t lut[G * (AMAX + 1)];
-    static uint32_t freq[S * G * C * T], sign_freq[G * WL_NSIGN];
+    static uint32_t freq[S * G * C * T], sign_freq[G * WL_NSIGN], zr_freq[G * C];
     const double a = -1.586134342059924, b = -0.052980118572961, c = 0.882911075530934, d = 0.443506852043971,
                  K = 1.230174104914001;
     double t[10] = {a, a, b, b, c, c, d, d, sqrt(2.0) / K, K / sqrt(2.0)};
@@ -62,6 +63,7 @@ static wl_model *make_model(int adapt, int variant) {
         for (int i = 0; i < WL_NFEAT; i++) ctx_w[g * WL_NFEAT + i] = (i + g) % 4 - 1;
         for (int x = 0; x <= AMAX; x++) { int cl = 0; while (cl < C - 1 && (2 << cl) <= x) cl++; lut[g * (AMAX + 1) + x] = cl; }
         for (int k = 0; k < WL_NSIGN; k++) sign_freq[g * WL_NSIGN + k] = 1000 + (k * 37 + g) % 30000;
+        for (int k = 0; k < C; k++) zr_freq[g * C + k] = 2000 + (k * 4001 + g * 17) % 28000;
     }
     const int ntok = variant ? 18 : T;
     for (int s = 0; s < S; s++)
@@ -74,7 +76,7 @@ static wl_model *make_model(int adapt, int variant) {
     wl_params p = {L, variant ? 8 : 4, variant ? 0 : 1, 1, prog_start, kind, off, ntaps, tap0, 10, taps, prog_of,
                    band_w, theta, delta, group_of, 2, variant ? 0 : 1, 5,
                    G, C, ntok, AMAX, FMAX, flut, ctx_w, bias, a_lo, a_shift, lut,
-                   variant ? 0 : 1, 16, eg_k, variant ? 0 : 1, sign_freq,
+                   variant ? 0 : 1, 16, eg_k, variant ? 0 : 1, sign_freq, variant ? 0 : 8, zr_freq,
                    15, S, freq, adapt, 4, 24, 4096};
     wl_model *m;
     if (wl_model_new(&p, &m)) { fprintf(stderr, "model rejected at line %d\n", wl_last_line()); exit(2); }

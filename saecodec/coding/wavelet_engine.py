@@ -48,6 +48,7 @@ PARAMS = {
     "a_shift": (np.int32, 1), "thresholds": (np.int32, 2), "amax": (np.int32, None),
     "tok_mode": (np.int32, None), "tok_direct": (np.int32, None), "eg_k": (np.int32, 1),
     "sign_ctx": (np.int32, None), "sign_freq": (np.uint32, 2),
+    "zero_run": (np.int32, None), "zr_freq": (np.uint32, 2),
     "prec": (np.int32, None), "freq": (np.uint32, 4),
     "adapt": (np.int32, None), "adapt_shift": (np.int32, None), "adapt_inc": (np.int32, None),
     "adapt_limit": (np.int32, None),
@@ -100,7 +101,8 @@ def check_params(params: dict) -> dict:
     S, G, C, T = out["freq"].shape
     if out["ctx_w"].shape != (G, NFEAT) or any(out[k].shape != (G,) for k in ("bias", "a_lo", "a_shift", "eg_k")) \
             or out["thresholds"].shape[0] != G or out["thresholds"].shape[1] > 255 \
-            or (out["sign_ctx"] and out["sign_freq"].shape != (G, NSIGN)):
+            or (out["sign_ctx"] and out["sign_freq"].shape != (G, NSIGN)) \
+            or (out["zero_run"] and out["zr_freq"].shape != (G, C)):
         raise SaecodecError("wavelet engine parameters: context arrays do not match the tables' groups")
     return out
 
@@ -119,7 +121,8 @@ class Engine:
         self._arrays = keep  # alive while the C call copies them
         c = ffi.new("wl_params *")
         for name in ("levels", "min_len", "level_rule", "ll_pred", "ll_ctx", "ll_classes", "amax", "tok_mode",
-                     "tok_direct", "sign_ctx", "prec", "adapt", "adapt_shift", "adapt_inc", "adapt_limit"):
+                     "tok_direct", "sign_ctx", "zero_run", "prec", "adapt", "adapt_shift", "adapt_inc",
+                     "adapt_limit"):
             setattr(c, name, p[name])
         c.nprog = len(p["prog_start"]) - 1
         for name in ("prog_start", "op_kind", "op_off", "op_ntaps", "op_tap0", "prog_of", "group_of", "ctx_w",
@@ -134,6 +137,9 @@ class Engine:
         sf = np.ascontiguousarray(keep["sign_freq"] if p["sign_ctx"] else np.zeros((G, NSIGN), np.uint32))
         keep["sign_freq"] = sf
         c.sign_freq = ffi.cast("const uint32_t *", ffi.from_buffer(sf))
+        zf = np.ascontiguousarray(keep["zr_freq"] if p["zero_run"] else np.zeros((G, C), np.uint32))
+        keep["zr_freq"] = zf
+        c.zr_freq = ffi.cast("const uint32_t *", ffi.from_buffer(zf))
         c.ngroups, c.nclasses, c.ntok, c.nsets = G, C, T, S
         handle = ffi.new("wl_model **")
         rc = lib.wl_model_new(c, handle)
@@ -203,21 +209,24 @@ class Engine:
         self._check(n)
         return zhat, st, int(n)
 
-    def stats(self, z: np.ndarray, steps, per_frame: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
+    def stats(self, z: np.ndarray, steps, per_frame: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """Token counts ([B,] G, C, T: the tables are S-independent), detail sign counts by
-        pattern (G, NSIGN, 2: +, -) and the raw bits (escape / mantissa bits, raw signs) of frames."""
+        pattern (G, NSIGN, 2: +, -), zero-segment flags (G, C, 2: all zero, not) and the raw bits
+        (escape / mantissa bits, raw signs) of frames."""
         z = np.ascontiguousarray(z, dtype=np.float64)
         B, H, W = z.shape
         st = _steps(steps, B)
         shape = ((B,) if per_frame else ()) + (self.ngroups, self.nclasses, self.ntok)
         counts = np.zeros(shape, np.int64)
         signs = np.zeros((self.ngroups, NSIGN, 2), np.int64)
+        zruns = np.zeros((self.ngroups, self.nclasses, 2), np.int64)
         raw = np.zeros(1, np.int64)
         self._check(lib.wl_stats(self._m, _dp(z), B, H, W, ffi.cast("const int32_t *", ffi.from_buffer(st)),
                                  int(per_frame), ffi.cast("int64_t *", ffi.from_buffer(counts)),
                                  ffi.cast("int64_t *", ffi.from_buffer(signs)),
+                                 ffi.cast("int64_t *", ffi.from_buffer(zruns)),
                                  ffi.cast("int64_t *", ffi.from_buffer(raw))))
-        return counts, signs, int(raw[0])
+        return counts, signs, zruns, int(raw[0])
 
     def features(self, z: np.ndarray, steps, maxn: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per detail coefficient (coding order): the NFEAT raw context features (before the

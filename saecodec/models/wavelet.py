@@ -76,14 +76,14 @@ class WaveletModule:
     deterministic = True  # every decoder reconstructs the encoder's z_hat bit for bit (no network guard)
 
     ARCH_KEYS = ("levels", "min_len", "level_rule", "programs", "prog_of", "groups", "nclasses", "ntok", "amax",
-                 "fmax", "prec", "nsets", "ll_pred", "ll_ctx", "ll_classes", "tokens", "tok_direct", "signs", "adapt",
-                 "rate_levels")
+                 "fmax", "prec", "nsets", "ll_pred", "ll_ctx", "ll_classes", "tokens", "tok_direct", "signs",
+                 "zero_run", "adapt", "rate_levels")
 
     def __init__(self, levels: int = 6, min_len: int = 8, level_rule: int = 1, programs=None, prog_of=None,
                  groups=None, nclasses: int = 32, ntok: int = 72, amax: int = 4095, fmax: int = 4095, prec: int = 15,
                  nsets: int = 1, ll_pred: str = "med", ll_ctx: str = "grad", ll_classes: int = 12,
-                 tokens: str = "hybrid", tok_direct: int = 16, signs: str = "context", adapt: dict | None = None,
-                 rate_levels: int = 6):
+                 tokens: str = "hybrid", tok_direct: int = 16, signs: str = "context", zero_run: int = 16,
+                 adapt: dict | None = None, rate_levels: int = 6):
         if not 0 <= int(levels) <= 16 or int(min_len) < 2 or int(level_rule) not in (0, 1):
             raise SaecodecError(f"wavelet: levels must be 0..16, min_len >= 2, level_rule 0 or 1; got {levels}, "
                                 f"{min_len}, {level_rule}")
@@ -112,6 +112,9 @@ class WaveletModule:
         if ll_ctx == "grad" and not 1 <= self.ll_classes <= self.nclasses:
             raise SaecodecError(f"wavelet: ll_classes must be 1 .. nclasses ({self.nclasses}), got {ll_classes}")
         self.tokens, self.tok_direct, self.signs = tokens, int(tok_direct), signs
+        self.zero_run = int(zero_run)
+        if self.zero_run and not 2 <= self.zero_run <= 64:
+            raise SaecodecError(f"wavelet: zero_run must be 0 (off) or 2..64, got {zero_run}")
         if tokens == "hybrid" and self.ntok < hybrid_tokens(self.tok_direct):
             raise SaecodecError(f"wavelet: hybrid tokens with direct {tok_direct} need ntok >= "
                                 f"{hybrid_tokens(self.tok_direct)}")
@@ -150,15 +153,17 @@ class WaveletModule:
         self.eg_k = np.zeros(G, np.int32)
         self.freq = np.tile(geometric_table(T, self.prec, 0.5), (self.nsets, G, C, 1)).astype(np.int32)
         self.sign_freq = np.full((G, 729), 1 << (self.prec - 1), np.int32)
+        self.zr_freq = np.full((G, C), 1 << (self.prec - 1), np.int32)
         self.level_steps = np.geomspace(0.25, 0.01, self.rate_levels)
 
     TENSORS = ("lift.taps", "band.w", "band.theta", "band.delta", "ctx.flut", "ctx.w", "ctx.bias", "ctx.a_lo",
-               "ctx.a_shift", "ctx.thresholds", "ctx.eg_k", "tables.freq", "tables.sign", "rate.steps")
+               "ctx.a_shift", "ctx.thresholds", "ctx.eg_k", "tables.freq", "tables.sign", "tables.zero_run",
+               "rate.steps")
 
     def state_dict(self) -> dict:
         return dict(zip(self.TENSORS, (self.taps, self.band_w, self.theta, self.delta, self.flut, self.ctx_w, self.bias,
                                        self.a_lo, self.a_shift, self.thresholds, self.eg_k, self.freq, self.sign_freq,
-                                       self.level_steps)))
+                                       self.zr_freq, self.level_steps)))
 
     def load_state_dict(self, state: dict) -> None:
         mine = self.state_dict()
@@ -172,7 +177,8 @@ class WaveletModule:
                                     f"{mine[k].dtype}{list(mine[k].shape)}")
             new[k] = np.array(v, dtype=mine[k].dtype)
         (self.taps, self.band_w, self.theta, self.delta, self.flut, self.ctx_w, self.bias, self.a_lo, self.a_shift,
-         self.thresholds, self.eg_k, self.freq, self.sign_freq, self.level_steps) = (new[k] for k in self.TENSORS)
+         self.thresholds, self.eg_k, self.freq, self.sign_freq, self.zr_freq, self.level_steps) = (
+            new[k] for k in self.TENSORS)
 
     @property
     def architecture(self) -> dict:
@@ -203,7 +209,8 @@ class WaveletModule:
             "ll_classes": self.ll_classes, "flut": self.flut, "ctx_w": self.ctx_w, "bias": self.bias,
             "a_lo": self.a_lo, "a_shift": self.a_shift, "thresholds": self.thresholds, "amax": self.amax,
             "tok_mode": TOKENS.index(self.tokens), "tok_direct": self.tok_direct, "eg_k": self.eg_k,
-            "sign_ctx": SIGNS.index(self.signs), "sign_freq": self.sign_freq.astype(np.uint32), "prec": self.prec,
+            "sign_ctx": SIGNS.index(self.signs), "sign_freq": self.sign_freq.astype(np.uint32),
+            "zero_run": self.zero_run, "zr_freq": self.zr_freq.astype(np.uint32), "prec": self.prec,
             "freq": self.freq.astype(np.uint32), "adapt": int(self.adapt is not None), "adapt_shift": adapt["shift"],
             "adapt_inc": adapt["inc"], "adapt_limit": adapt["limit"]}
 

@@ -254,6 +254,7 @@ def _fine_engine(module, ranges: dict):
         fine.thresholds[g, :len(e)] = e
         edges[g] = e
     fine.freq = np.tile(normalise_counts(np.ones(T), module.prec), (1, G, FINE, 1)).astype(np.int32)
+    fine.zr_freq = np.full((G, FINE), 1 << (module.prec - 1), np.int32)
     fine.nsets = 1
     return we.Engine(fine.engine_params()), edges
 
@@ -286,20 +287,21 @@ def borrow_untrained(module, seen: np.ndarray) -> dict:
                 continue
             d = rows[donors[0][1]][o]
             out[g] = d
-            for name in ("ctx_w", "bias", "a_lo", "a_shift", "thresholds", "eg_k", "sign_freq"):
+            for name in ("ctx_w", "bias", "a_lo", "a_shift", "thresholds", "eg_k", "sign_freq", "zr_freq"):
                 getattr(module, name)[g] = getattr(module, name)[d]
             module.freq[:, g] = module.freq[:, d]
     return {int(k): int(v) for k, v in out.items()}
 
 
-def _sign_tables(signs: np.ndarray, prior: float, prec: int) -> np.ndarray:
-    """(G, NSIGN, 2) counts of +/- -> the frequency of '+' out of 2^prec, each pattern leaning
-    on its group's share with ``prior`` pseudo-counts; within [1, 2^prec - 1]."""
+def _binary_tables(counts: np.ndarray, prior: float, prec: int) -> np.ndarray:
+    """(G, K, 2) counts of a binary symbol per (group, context) -> the frequency of symbol 0 out
+    of 2^prec, each context leaning on its group's share with ``prior`` pseudo-counts, within
+    [1, 2^prec - 1] (the sign tables: '+'; the zero-segment tables: 'all zero')."""
     P = 1 << prec
-    group = (signs.sum(axis=1, keepdims=True) + 1.0)
+    group = (counts.sum(axis=1, keepdims=True) + 1.0)
     share = group[..., 0] / group.sum(-1)
-    plus = (signs[..., 0] + prior * share) / (signs.sum(-1) + prior)
-    return np.clip(np.round(plus * P), 1, P - 1).astype(np.int32)
+    p0 = (counts[..., 0] + prior * share) / (counts.sum(-1) + prior)
+    return np.clip(np.round(p0 * P), 1, P - 1).astype(np.int32)
 
 
 def train_wavelet(model, frames, cfg: WaveletTrainConfig, log10=None, val=None, provenance: dict | None = None):
@@ -343,10 +345,10 @@ def train_wavelet(model, frames, cfg: WaveletTrainConfig, log10=None, val=None, 
             for sl in _batches(len(z), cfg.batch):
                 for k in steps:
                     if per_frame_fn is None:
-                        c, _, _ = engine.stats(z[sl], k)
+                        c = engine.stats(z[sl], k)[0]
                         acc += c
                     else:
-                        c, _, _ = engine.stats(z[sl], k, per_frame=True)
+                        c = engine.stats(z[sl], k, per_frame=True)[0]
                         per_frame_fn(acc, c)
                     bar.update(sl.stop - sl.start)
         bar.close()
@@ -383,15 +385,19 @@ def train_wavelet(model, frames, cfg: WaveletTrainConfig, log10=None, val=None, 
         else:
             counts = _table_sets(eng, count_pass, (S, G, C, T), cfg, mod.prec)
         signs = np.zeros((G, we.NSIGN, 2), np.int64)
-        if mod.signs == "context":
+        zruns = np.zeros((G, C, 2), np.int64)
+        if mod.signs == "context" or mod.zero_run:
             for z in zs:
                 for sl in _batches(len(z), cfg.batch):
                     for k in steps:
-                        signs += eng.stats(z[sl], k)[1]
-        ck.save(freq=_tables(counts, cfg.prior, mod.prec), counts=counts, sign_freq=_sign_tables(signs, cfg.prior,
-                                                                                                 mod.prec))
+                        _, sg, zr, _ = eng.stats(z[sl], k)
+                        signs += sg
+                        zruns += zr
+        ck.save(freq=_tables(counts, cfg.prior, mod.prec), counts=counts,
+                sign_freq=_binary_tables(signs, cfg.prior, mod.prec), zr_freq=_binary_tables(zruns, cfg.prior, mod.prec))
     mod.freq = np.asarray(ck.state["freq"], np.int32)
     mod.sign_freq = np.asarray(ck.state["sign_freq"], np.int32)
+    mod.zr_freq = np.asarray(ck.state["zr_freq"], np.int32)
     counts = np.asarray(ck.state["counts"])
     borrowed = borrow_untrained(mod, counts.sum(axis=(0, 2, 3)))
 
