@@ -219,11 +219,12 @@ WL_CLONES static void dequantise_frame(const wl_band *bands, int nb, const int32
         for (int64_t y = 0; y < b->h; y++) {
             const int32_t *qr = q + (b->y0 + y) * W + b->x0;
             double *cr = c + (b->y0 + y) * W + b->x0;
-            for (int64_t x = 0; x < b->w; x++) {
+            for (int64_t x = 0; x < b->w; x++) { /* branch-free: vectorises */
                 const int32_t v = qr[x];
-                if (v == 0) { cr[x] = 0.0; continue; }
-                const double r = ((double)(v < 0 ? -(int64_t)v : v) - de) * Db;
-                cr[x] = v < 0 ? -r : r;
+                const int32_t a = v < 0 ? -v : v; /* |v| < 2^30 */
+                const double r = ((double)a - de) * Db;
+                const double rz = a ? r : 0.0;
+                cr[x] = v < 0 ? -rz : rz;
             }
         }
     }
@@ -261,22 +262,32 @@ typedef struct {
 
 WL_INLINE int64_t iabs(int64_t v) { return v < 0 ? -v : v; }
 
-/* 4-neighbour sum of |b| over an h x w array (row stride W; zero outside), into out (h x w) */
-static void neighbour_sums(const int32_t *b, int64_t W, int64_t h, int64_t w, int32_t *out) {
+WL_INLINE int32_t cmag(int32_t v, int32_t fmax) { /* min(|v|, fmax), |v| < 2^31 */
+    const int32_t a = v < 0 ? -v : v;
+    return a < fmax ? a : fmax;
+}
+
+/* 4-neighbour sum of min(|b|, fmax) over an h x w array (row stride W; zero outside), into out:
+ * the features only see min(sum, fmax), and min(sum of min(a_i, F), F) = min(sum a_i, F), so
+ * the terms are clamped first and the sums stay small */
+WL_CLONES static void neighbour_sums(const int32_t *b, int64_t W, int64_t h, int64_t w, int32_t fmax, int32_t *out) {
+    if (w <= 0) return;
     for (int64_t y = 0; y < h; y++) {
-        const int32_t *r = b + y * W, *up = y > 0 ? r - W : NULL, *dn = y + 1 < h ? r + W : NULL;
+        const int32_t *r = b + y * W;
         int32_t *o = out + y * w;
-        for (int64_t x = 0; x < w; x++) {
-            int64_t s = (x > 0 ? iabs(r[x - 1]) : 0) + (x + 1 < w ? iabs(r[x + 1]) : 0);
-            if (up) s += iabs(up[x]);
-            if (dn) s += iabs(dn[x]);
-            o[x] = (int32_t)(s < INT32_MAX ? s : INT32_MAX);
+        if (w == 1) o[0] = 0;
+        else {
+            o[0] = cmag(r[1], fmax);
+            for (int64_t x = 1; x + 1 < w; x++) o[x] = cmag(r[x - 1], fmax) + cmag(r[x + 1], fmax);
+            o[w - 1] = cmag(r[w - 2], fmax);
         }
+        if (y > 0) { const int32_t *u = r - W; for (int64_t x = 0; x < w; x++) o[x] += cmag(u[x], fmax); }
+        if (y + 1 < h) { const int32_t *dn = r + W; for (int64_t x = 0; x < w; x++) o[x] += cmag(dn[x], fmax); }
     }
 }
 
 /* Set up band bi: weights, padding, and opre (bias + the parent and sibling features). */
-static void ctx_setup(const wl_model *m, const wl_band *bands, int bi, const int32_t *q, int64_t W, ctxbuf_t *cb,
+WL_CLONES static void ctx_setup(const wl_model *m, const wl_band *bands, int bi, const int32_t *q, int64_t W, ctxbuf_t *cb,
                       ctx_t *cx) {
     const wl_band *b = &bands[bi];
     const wl_params *p = &m->p;
@@ -319,7 +330,7 @@ static void ctx_setup(const wl_model *m, const wl_band *bands, int bi, const int
     if (has_p) {
         /* the parent's two terms once per parent value, then spread over its 2 x 2 children */
         int32_t *pf = cb->acc_s;
-        neighbour_sums(cx->par, W, pb->h, pb->w, cb->nsum);
+        neighbour_sums(cx->par, W, pb->h, pb->w, p->fmax, cb->nsum);
         for (int64_t py = 0; py < pb->h; py++)
             for (int64_t px = 0; px < pb->w; px++)
                 pf[py * pb->w + px] = base + cx->w[6] * feat_of(p, iabs(cx->par[py * W + px])) +
@@ -345,15 +356,15 @@ static void ctx_setup(const wl_model *m, const wl_band *bands, int bi, const int
             const int32_t *ob = q + o->y0 * W + o->x0;
             const int64_t hh = o->h < b->h ? o->h : b->h, ww = o->w < bw ? o->w : bw;
             for (int64_t y = 0; y < hh; y++)
-                for (int64_t x = 0; x < ww; x++) S[y * bw + x] += (int32_t)iabs(ob[y * W + x]);
+                for (int64_t x = 0; x < ww; x++) S[y * bw + x] += cmag(ob[y * W + x], p->fmax); /* see neighbour_sums */
         }
-        neighbour_sums(S, bw, b->h, bw, SN);
+        neighbour_sums(S, bw, b->h, bw, p->fmax, SN);
         for (int64_t i = 0; i < n; i++) cx->opre[i] += cx->w[8] * feat_of(p, S[i]) + cx->w[9] * feat_of(p, SN[i]);
     }
 }
 
 /* the context sum of row y without its W and WW terms, into pre[0..w) */
-static void ctx_row(const ctx_t *cx, int64_t y, int32_t *pre) {
+WL_CLONES static void ctx_row(const ctx_t *cx, int64_t y, int32_t *pre) {
     const int32_t *p = cx->pad + (y + 2) * cx->ps + 2;
     const int32_t *n1 = p - cx->ps, *n2 = p - 2 * cx->ps, *o = cx->opre + y * cx->bw;
     const int32_t w1 = cx->w[1], w2 = cx->w[2], w3 = cx->w[3], w5 = cx->w[5];
@@ -1179,7 +1190,7 @@ int64_t wl_features(const wl_model *m, const double *z, int64_t B, int64_t H, in
             const wl_band *b = &bands[bi];
             const int32_t *qb = w.q + b->y0 * W + b->x0;
             const wl_band *pb = b->parent >= 0 && bands[b->parent].h > 0 && bands[b->parent].w > 0 ? &bands[b->parent] : NULL;
-            if (pb) neighbour_sums(w.q + pb->y0 * W + pb->x0, W, pb->h, pb->w, w.cb.nsum);
+            if (pb) neighbour_sums(w.q + pb->y0 * W + pb->x0, W, pb->h, pb->w, INT32_MAX / 4, w.cb.nsum);
             for (int64_t y = 0; y < b->h && n < maxn; y++)
                 for (int64_t x = 0; x < b->w && n < maxn; x++, n++) {
                     int64_t v[WL_NFEAT] = {0};

@@ -11,6 +11,8 @@
  * 2D, level l (from the finest): the top-left h x w region (the previous LL) is transformed
  * along rows (each row: [s | d]) and then along columns (rows of s on top of rows of d); the
  * next LL is its top-left ceil(h/2) x ceil(w/2). The inverse runs the same in reverse order.
+ * One kernel lifts both: columns in strips of 64, rows transposed in strips of 32, each
+ * operation applied to a whole row of the strip (vectorised).
  */
 #include <math.h>
 
@@ -25,63 +27,6 @@ WL_INLINE int64_t wss(int64_t p, int64_t N) {
 }
 WL_INLINE int64_t ext_s(int64_t e, int64_t N) { return wss(2 * e, N) >> 1; }
 WL_INLINE int64_t ext_d(int64_t e, int64_t N) { return (wss(2 * e + 1, N) - 1) >> 1; }
-
-/* --- one row: s[0..ns) and d[0..nd) contiguous ------------------------------------------ */
-WL_CLONES static void run_op_1d(const wl_model *m, int op, double *s, double *d, int64_t N, int inverse) {
-    const wl_params *p = &m->p;
-    const int kind = p->op_kind[op];
-    const double *t = p->taps + p->op_tap0[op];
-    const int64_t ns = (N + 1) >> 1, nd = N >> 1;
-    if (kind == WL_SCALE_S || kind == WL_SCALE_D) {
-        double *v = kind == WL_SCALE_S ? s : d;
-        const int64_t n = kind == WL_SCALE_S ? ns : nd;
-        const double f = inverse ? 1.0 / t[0] : t[0]; /* the inverse multiplies by the rounded reciprocal */
-        for (int64_t i = 0; i < n; i++) v[i] = v[i] * f;
-        return;
-    }
-    const int nt = p->op_ntaps[op];
-    const int64_t off = p->op_off[op];
-    double *tgt = kind == WL_PREDICT ? d : s;
-    const double *src = kind == WL_PREDICT ? s : d;
-    const int64_t nt_len = kind == WL_PREDICT ? nd : ns, nsrc = kind == WL_PREDICT ? ns : nd;
-    /* interior: every source index i + off + k in [0, nsrc) */
-    int64_t lo = -off, hi = nsrc - off - nt + 1; /* i in [lo, hi) */
-    if (lo < 0) lo = 0;
-    if (hi > nt_len) hi = nt_len;
-    if (hi < lo) hi = lo;
-    for (int64_t i = 0; i < nt_len; i++) {
-        if (i == lo && hi > lo) {
-            if (nt == 2) {
-                const double t0 = t[0], t1 = t[1];
-                const double *a = src + off;
-                if (inverse) for (int64_t j = lo; j < hi; j++) { double acc = t0 * a[j]; acc = acc + t1 * a[j + 1]; tgt[j] = tgt[j] - acc; }
-                else for (int64_t j = lo; j < hi; j++) { double acc = t0 * a[j]; acc = acc + t1 * a[j + 1]; tgt[j] = tgt[j] + acc; }
-            } else {
-                for (int64_t j = lo; j < hi; j++) {
-                    const double *a = src + j + off;
-                    double acc = t[0] * a[0];
-                    for (int k = 1; k < nt; k++) acc = acc + t[k] * a[k];
-                    tgt[j] = inverse ? tgt[j] - acc : tgt[j] + acc;
-                }
-            }
-            i = hi - 1;
-            continue;
-        }
-        double acc = 0.0;
-        for (int k = 0; k < nt; k++) {
-            const int64_t e = i + off + k;
-            const double v = kind == WL_PREDICT ? src[ext_s(e, N)] : src[ext_d(e, N)];
-            acc = k ? acc + t[k] * v : t[k] * v;
-        }
-        tgt[i] = inverse ? tgt[i] - acc : tgt[i] + acc;
-    }
-}
-
-static void lift_1d(const wl_model *m, int prog, double *s, double *d, int64_t N, int inverse) {
-    const int a = m->p.prog_start[prog], b = m->p.prog_start[prog + 1];
-    if (!inverse) for (int op = a; op < b; op++) run_op_1d(m, op, s, d, N, 0);
-    else for (int op = b - 1; op >= a; op--) run_op_1d(m, op, s, d, N, 1);
-}
 
 /* --- columns: rows of s (ns x w) and rows of d (nd x w), row stride w -------------------- */
 WL_CLONES static void run_op_cols(const wl_model *m, int op, double *s, double *d, int64_t N, int64_t w, double *acc,
@@ -154,27 +99,42 @@ int wl_levels(const wl_model *m, int64_t H, int64_t W) {
 }
 
 int64_t wl_scratch_size(int64_t H, int64_t W) {
-    /* columns: a strip of H x 64 plus one accumulator row; rows: one row */
-    return H * 64 + 64 + 2 * (H > W ? H : W) + 8;
+    /* columns: a strip of H x 64 plus one accumulator row; rows: a strip of 32 rows transposed
+     * (W x 32) plus one accumulator row */
+    return (H > W ? H : W) * 64 + 64 + 8;
 }
 
+/* rows in strips of ROW_STRIP rows, transposed so that the columns' vectorised kernel lifts
+ * them (each element sees the same operations whichever way it is laid out, so the same bits) */
+#define ROW_STRIP 32
 WL_CLONES static void rows_level(const wl_model *m, int prog, double *x, int64_t W, int64_t h, int64_t w, double *tmp,
-                       int inverse) {
+                                 int inverse) {
     if (w < 2) return;
-    const int64_t ns = (w + 1) >> 1, nd = w >> 1;
-    double *s = tmp, *d = tmp + ns;
-    for (int64_t r = 0; r < h; r++) {
-        double *row = x + r * W;
+    const int64_t ns = (w + 1) >> 1;
+    for (int64_t r0 = 0; r0 < h; r0 += ROW_STRIP) {
+        const int64_t R = h - r0 < ROW_STRIP ? h - r0 : ROW_STRIP;
+        double *s = tmp, *d = tmp + ns * R, *acc = tmp + w * R;
+        double *xs = x + r0 * W;
         if (!inverse) {
-            for (int64_t i = 0; i < nd; i++) { s[i] = row[2 * i]; d[i] = row[2 * i + 1]; }
-            if (ns > nd) s[ns - 1] = row[w - 1];
-            lift_1d(m, prog, s, d, w, 0);
-            memcpy(row, tmp, (size_t)w * sizeof(double)); /* [s | d] */
+            for (int64_t i = 0; i < R; i++) {
+                const double *row = xs + i * W;
+                for (int64_t j = 0; j < w; j++) ((j & 1) ? d : s)[(j >> 1) * R + i] = row[j];
+            }
+            lift_cols(m, prog, s, d, w, R, acc, 0);
+            for (int64_t i = 0; i < R; i++) {
+                double *row = xs + i * W;
+                for (int64_t j = 0; j < w; j++) row[j] = tmp[j * R + i]; /* [s | d] */
+            }
         } else {
-            memcpy(tmp, row, (size_t)w * sizeof(double));
-            lift_1d(m, prog, s, d, w, 1);
-            for (int64_t i = 0; i < nd; i++) { row[2 * i] = s[i]; row[2 * i + 1] = d[i]; }
-            if (ns > nd) row[w - 1] = s[ns - 1];
+            for (int64_t i = 0; i < R; i++) {
+                const double *row = xs + i * W;
+                for (int64_t j = 0; j < w; j++) tmp[j * R + i] = row[j];
+            }
+            lift_cols(m, prog, s, d, w, R, acc, 1);
+            for (int64_t i = 0; i < R; i++) {
+                double *row = xs + i * W;
+                for (int64_t j = 0; j < w; j++) row[j] = ((j & 1) ? d : s)[(j >> 1) * R + i];
+            }
         }
     }
 }
