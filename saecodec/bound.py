@@ -209,10 +209,17 @@ def reconstruct(sec: dict, pred: np.ndarray | None, shape: tuple[int, int, int],
 
 
 def cast(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """float64 -> the element type: integers rounded, everything clipped to its range."""
+    """float64 -> the element type: integers rounded, everything clipped to its range, NaN 0.
+
+    Floats are converted first and clipped in place: a value beyond the type's range becomes
+    +-inf and then its largest finite value, as clipping first would give, with one pass over
+    float64 instead of three."""
     dtype = np.dtype(dtype).newbyteorder("=")
     if dtype.kind == "f":
         lim = np.finfo(dtype).max
-        return np.clip(np.nan_to_num(x, nan=0.0), -lim, lim).astype(dtype)
+        with np.errstate(over="ignore"):
+            out = np.asarray(x).astype(dtype)
+        np.clip(out, -lim, lim, out=out)
+        return np.nan_to_num(out, copy=False, nan=0.0)
     info = np.iinfo(dtype)
     return np.clip(np.rint(np.nan_to_num(x, nan=0.0)), info.min, info.max).astype(dtype)

@@ -292,9 +292,12 @@ def apply(g: Gate, model, z: np.ndarray | None, side: np.ndarray | None, tile: t
     network output of the frames that have latents (``g.latent_frames``)."""
     dtype = np.dtype(dtype).newbyteorder("=")
     b = len(g.fallback)
-    out = np.zeros((b,) + tuple(tile), dtype)
     has = np.flatnonzero(g.latent_frames)
-    if len(has):
+    if len(has) == b and b:  # every frame decoded by the network: no copy into a zero array
+        out = bound.cast(model.transform.inverse(z, side, tile), dtype).reshape((b,) + tuple(tile))
+    else:
+        out = np.zeros((b,) + tuple(tile), dtype)
+    if len(has) and len(has) < b:
         out[has] = bound.cast(model.transform.inverse(z, side, tile), dtype)
     idx = np.flatnonzero(g.fallback)
     coded, exact = idx[g.h > 0], idx[g.h == 0]
@@ -307,7 +310,7 @@ def apply(g: Gate, model, z: np.ndarray | None, side: np.ndarray | None, tile: t
         out[coded] = bound.cast(model.transform.from_u(un * h), dtype)
     if len(exact):
         out[exact] = g.exact
-    return clip(out, g.lo, g.hi)
+    return np.clip(out, g.lo[:, None, None], g.hi[:, None, None], out=out)
 
 
 def fallback_count(reader: fmt.Reader) -> int:
