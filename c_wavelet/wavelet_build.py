@@ -26,9 +26,10 @@ typedef struct {
     const uint8_t *class_lut;
     int32_t tok_mode; int32_t tok_direct; const int32_t *eg_k;
     int32_t sign_ctx; const uint32_t *sign_freq;
+    double rdo_lambda;
     int32_t zero_run; const uint32_t *zr_freq;
     int32_t prec, nsets; const uint32_t *freq;
-    int32_t adapt; int32_t adapt_shift; int32_t adapt_inc, adapt_limit;
+    int32_t adapt; int32_t adapt_binary; int32_t adapt_shift; int32_t adapt_inc, adapt_limit;
 } wl_params;
 typedef struct wl_model wl_model;
 int wl_model_new(const wl_params *p, wl_model **out);
@@ -41,7 +42,8 @@ int wl_inverse(const wl_model *m, double *x, int64_t H, int64_t W);
 double wl_step(int32_t k);
 int wl_quantise(const wl_model *m, const double *z, int64_t H, int64_t W, int32_t step, int32_t *q);
 int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W,
-                  int32_t *steps, double *zhat, uint8_t **out);
+                  const int32_t *steps, double *zhat, uint8_t **out);
+int64_t wl_min_steps(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W, int32_t *steps);
 int64_t wl_decode(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int64_t H, int64_t W,
                   int32_t *steps, double *zhat);
 int wl_stats(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W, const int32_t *steps,

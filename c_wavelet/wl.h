@@ -81,6 +81,9 @@ typedef struct {
     /* signs */
     int32_t sign_ctx;           /* 0: raw bits; 1: detail signs under tables of (group, sign pattern) */
     const uint32_t *sign_freq;  /* [G][WL_NSIGN] frequency of '+' out of 2^prec (sign_ctx 1) */
+    /* encoder only */
+    double rdo_lambda;          /* > 0: after quantising, 2 passes lower |q| by one where
+                                   D + lambda R drops (D in squared steps, R in bits of the frozen set 0) */
     /* zero segments */
     int32_t zero_run;           /* 0 off; else detail rows go in segments of this many values (2..64), each
                                    led by a binary flag "all zero" under zr_freq[g][class of the segment] */
@@ -88,9 +91,11 @@ typedef struct {
     /* tables */
     int32_t prec, nsets;        /* frequencies sum to 2^prec (10..16); nsets table sets */
     const uint32_t *freq;       /* [nsets][G][nclasses][ntok], every entry >= 1 */
-    int32_t adapt;              /* 0 static tables; 1 adaptive counts (below) */
+    int32_t adapt;              /* 0 static tables (rANS); 1 adaptive counts (range coder, below) */
+    int32_t adapt_binary;       /* adaptive: the sign and zero-segment tables adapt too */
     int32_t adapt_shift;        /* adaptive: initial counts max(1, freq >> adapt_shift) of the chosen set */
-    int32_t adapt_inc, adapt_limit; /* adaptive: +inc per coded symbol; above limit every count c -> (c + 1) >> 1 */
+    int32_t adapt_inc, adapt_limit; /* adaptive: +inc per coded symbol; above limit every count c -> (c + 1) >> 1;
+                                       shift 0, inc 2^prec / A: p = (n_k + A p0_k) / (n + A) per frame and table */
 } wl_params;
 
 typedef struct wl_model wl_model;
@@ -116,13 +121,16 @@ double wl_step(int32_t k);
 /* quantised values of the transformed frame (Mallat layout, int32) */
 int wl_quantise(const wl_model *m, const double *z, int64_t H, int64_t W, int32_t step, int32_t *q);
 
-/* Encode B frames with per-frame step indices; a step too fine for a frame (a quantised value
- * would reach 2^29) is raised to the finest that is not, in steps[]. zhat (B*H*W) receives the
- * decoder's frames. *out is malloc'd (free with wl_free); returns its size or a negative error. */
+/* Encode B frames with per-frame step indices into one message; zhat (B*H*W) receives the
+ * decoder's frames. A step too fine for a frame (a quantised value would reach 2^29) is
+ * WL_ERR_RANGE: raise it to wl_min_steps'. *out is malloc'd (free with wl_free); returns its size
+ * or a negative error. */
 int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W,
-                  int32_t *steps, double *zhat, uint8_t **out);
-/* Decode; returns the bytes consumed (the frames' messages are self-delimiting) or a negative
- * error, and each frame's step index in steps[] (carried by its message).
+                  const int32_t *steps, double *zhat, uint8_t **out);
+/* per frame the finest step index the encoder accepts */
+int64_t wl_min_steps(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W, int32_t *steps);
+/* Decode; returns the bytes consumed (the message is self-delimiting) or a negative error, and
+ * each frame's step index in steps[].
  * Never reads outside in[0, n) nor writes outside zhat[0, B*H*W). */
 int64_t wl_decode(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int64_t H, int64_t W,
                   int32_t *steps, double *zhat);

@@ -127,14 +127,16 @@ int wl_model_new(const wl_params *p, wl_model **out) {
                 CHECK(f >= 1 && f < (1u << p->prec));
             }
     }
+    CHECK(p->rdo_lambda >= 0 && p->rdo_lambda < 1e6);
     CHECK(p->zero_run == 0 || (p->zero_run >= 2 && p->zero_run <= 64));
     if (p->zero_run)
         for (int64_t i = 0; i < (int64_t)G * C; i++) CHECK(p->zr_freq[i] >= 1 && p->zr_freq[i] < (1u << p->prec));
     CHECK(p->prec >= 10 && p->prec <= 16 && p->nsets >= 1 && p->nsets <= WL_MAX_SETS);
     CHECK((p->nsets & (p->nsets - 1)) == 0);
     CHECK(p->adapt == 0 || p->adapt == 1);
-    if (p->adapt) CHECK(p->adapt_shift >= 0 && p->adapt_shift <= 16 && p->adapt_inc >= 1 && p->adapt_inc <= 4096 &&
-                        p->adapt_limit >= 2 * T && p->adapt_limit <= 65536 - p->adapt_inc);
+    CHECK(p->adapt_binary == 0 || p->adapt_binary == 1);
+    if (p->adapt) CHECK(p->adapt_shift >= 0 && p->adapt_shift <= 16 && p->adapt_inc >= 1 && p->adapt_inc <= (1 << 20) &&
+                        p->adapt_limit >= 2 * T && p->adapt_limit <= (1 << 30)); /* totals stay below 2^31 */
     const int64_t ntab = (int64_t)p->nsets * G * C;
     for (int64_t i = 0; i < ntab; i++) {
         uint64_t sum = 0;
@@ -245,6 +247,7 @@ typedef struct {
     int32_t *nsum;                /* parent band's 4-neighbour sums (band-sized) */
     int32_t *acc_s, *acc_sn;      /* sibling sums (band-sized) */
     int32_t *pre;                 /* one row */
+    uint8_t *cls;                 /* band-sized classes (the encoder's RDO) */
 } ctxbuf_t;
 
 typedef struct {
@@ -599,80 +602,144 @@ WL_INLINE void rans_put(uint32_t *x, uint16_t **pp, uint32_t start, uint32_t fre
     if (*x >= xm) { *--(*pp) = (uint16_t)*x; *x >>= 16; }
     *x = ((*x / freq) << prec) + (*x % freq) + start;
 }
-WL_INLINE void rans_bits(uint32_t *x, uint16_t **pp, uint64_t v, int nb, int prec) {
-    rans_put(x, pp, (uint32_t)v << (prec - nb), 1u << (prec - nb), prec);
+
+/* --- range coder (adaptive counts): 64-bit low and range, LZMA's carry through a cached byte ---- */
+#define RC_TOP (1ull << 56)
+typedef struct {
+    uint64_t low, range, pending;
+    uint8_t cache;
+    int carry, first, err;
+    uint8_t *buf;
+    size_t pos, cap;
+} rc_enc;
+
+static void rc_init(rc_enc *e, uint8_t *buf, size_t cap) {
+    memset(e, 0, sizeof *e);
+    e->range = ~0ull;
+    e->first = 1; /* the initial cache byte is always 0 (every code value is < 2^64): not written */
+    e->buf = buf;
+    e->cap = cap;
 }
 
-/* --- range coder (adaptive counts) -------------------------------------------------------------- */
-typedef struct { uint64_t low; uint32_t range; uint8_t cache; uint64_t csize; uint8_t *buf; size_t pos, cap; int err; } rc_enc;
+WL_INLINE void rc_out(rc_enc *e, uint8_t v) {
+    if (e->pos >= e->cap) e->err = 1; else e->buf[e->pos++] = v;
+}
 
 static void rc_shift(rc_enc *e) {
-    if ((uint32_t)e->low < 0xFF000000u || (e->low >> 32) != 0) {
-        const uint8_t carry = (uint8_t)(e->low >> 32);
-        uint8_t t = e->cache;
-        do {
-            if (e->pos >= e->cap) { e->err = 1; } else e->buf[e->pos++] = (uint8_t)(t + carry);
-            t = 0xFF;
-        } while (--e->csize);
-        e->cache = (uint8_t)(e->low >> 24);
-    }
-    e->csize++;
-    e->low = (e->low & 0x00FFFFFFu) << 8;
-}
-WL_INLINE void rc_put(rc_enc *e, uint32_t start, uint32_t freq, uint32_t total) {
-    const uint32_t r = e->range / total;
-    e->low += (uint64_t)r * start;
-    e->range = r * freq;
-    while (e->range < (1u << 24)) { e->range <<= 8; rc_shift(e); }
+    if (e->carry || (e->low >> 56) != 0xFF) {
+        if (!e->first) rc_out(e, (uint8_t)(e->cache + e->carry));
+        e->first = 0;
+        for (; e->pending; e->pending--) rc_out(e, (uint8_t)(0xFF + e->carry));
+        e->cache = (uint8_t)(e->low >> 56);
+        e->carry = 0;
+    } else e->pending++;
+    e->low <<= 8;
 }
 
-typedef struct { uint32_t code, range; const uint8_t *p, *end; int err; } rc_dec;
+/* a symbol [start, start + freq) of total (total < 2^32) */
+WL_INLINE void rc_put(rc_enc *e, uint32_t start, uint32_t freq, uint32_t total) {
+    const uint64_t r = e->range / total;
+    const uint64_t nl = e->low + r * start;
+    e->carry |= nl < e->low;
+    e->low = nl;
+    e->range = r * freq;
+    while (e->range < RC_TOP) { e->range <<= 8; rc_shift(e); }
+}
+
+static void rc_flush(rc_enc *e) { for (int i = 0; i < 9; i++) rc_shift(e); }
+
+typedef struct { uint64_t code, range; const uint8_t *p, *end; int err; } rc_dec;
 
 WL_INLINE uint8_t rc_byte(rc_dec *d) {
     if (d->p >= d->end) { d->err = 1; return 0; }
     return *d->p++;
 }
 
-/* adaptive counts of one frame: [S-chosen tables][ntok] initialised from the frozen tables */
-typedef struct { uint32_t *cnt; uint32_t *tot; } adapt_t;
+static void rc_dec_init(rc_dec *d, const uint8_t *p, const uint8_t *end) {
+    d->code = 0; d->range = ~0ull; d->p = p; d->end = end; d->err = 0;
+    for (int i = 0; i < 8; i++) d->code = (d->code << 8) | rc_byte(d);
+}
 
-static int adapt_init(const wl_model *m, const int *set_of, adapt_t *a) {
-    const wl_params *p = &m->p;
-    const int64_t ntab = m->tab_stride, T = p->ntok;
+/* --- adaptive counts ------------------------------------------------------------------------------- *
+ * Per frame and table, counts start from the frozen frequencies of the frame's set (f >> shift, at
+ * least 1), grow by inc for each coded symbol and are halved ((c + 1) >> 1) when their total passes
+ * limit: with shift 0 and inc = 2^prec / A, a symbol is coded with (n_k + A p0_k) / (n + A) (n_k: its
+ * count so far in this frame and table). The binary tables (signs, zero segments) adapt the same
+ * way when adapt_binary. Tables are set up lazily: a stamp says which frame last touched them. */
+typedef struct {
+    uint32_t *cnt, *tot, *stamp;   /* tokens: [G*C][T], [G*C], [G*C] */
+    uint32_t *bcnt, *bstamp;       /* binary: [G*WL_NSIGN + G*C][2], [..] */
+    uint32_t gen;
+    const int *set_of;
+} adapt_t;
+
+static void adapt_free(adapt_t *a) {
+    free(a->cnt); free(a->tot); free(a->stamp); free(a->bcnt); free(a->bstamp);
+    memset(a, 0, sizeof *a);
+}
+
+static int adapt_alloc(const wl_model *m, adapt_t *a) {
+    memset(a, 0, sizeof *a);
+    const int64_t ntab = m->tab_stride, T = m->p.ntok, nbin = (int64_t)m->p.ngroups * (WL_NSIGN + m->p.nclasses);
     a->cnt = malloc((size_t)(ntab * T) * sizeof(uint32_t));
     a->tot = malloc((size_t)ntab * sizeof(uint32_t));
-    if (!a->cnt || !a->tot) { free(a->cnt); free(a->tot); return -1; }
-    for (int64_t i = 0; i < ntab; i++) {
-        const int g = (int)(i / p->nclasses);
-        const uint32_t *f = p->freq + ((int64_t)set_of[g] * ntab + i) * T;
-        uint32_t tot = 0;
-        for (int t = 0; t < T; t++) {
-            uint32_t c = f[t] >> p->adapt_shift;
-            a->cnt[i * T + t] = c ? c : 1;
-            tot += a->cnt[i * T + t];
-        }
-        a->tot[i] = tot;
-    }
-    /* initial totals above the limit are halved like any other */
-    for (int64_t i = 0; i < ntab; i++)
-        while (a->tot[i] > (uint32_t)p->adapt_limit) {
-            uint32_t tot = 0;
-            for (int t = 0; t < T; t++) { uint32_t *c = &a->cnt[i * T + t]; *c = (*c + 1) >> 1; tot += *c; }
-            a->tot[i] = tot;
-        }
+    a->stamp = calloc((size_t)ntab, sizeof(uint32_t));
+    a->bcnt = malloc((size_t)(2 * nbin) * sizeof(uint32_t));
+    a->bstamp = calloc((size_t)nbin, sizeof(uint32_t));
+    if (!a->cnt || !a->tot || !a->stamp || !a->bcnt || !a->bstamp) { adapt_free(a); return -1; }
     return 0;
 }
 
-WL_INLINE void adapt_update(const wl_model *m, adapt_t *a, int64_t tab, int t) {
-    const int T = m->p.ntok;
+WL_INLINE void halve(uint32_t *c, int n, uint32_t *tot) {
+    uint32_t t = 0;
+    for (int i = 0; i < n; i++) { c[i] = (c[i] + 1) >> 1; t += c[i]; }
+    *tot = t;
+}
+
+/* the counts of token table tab (g * C + class) in this frame */
+static uint32_t *tok_counts(const wl_model *m, adapt_t *a, int64_t tab) {
+    const wl_params *p = &m->p;
+    const int T = p->ntok;
     uint32_t *c = a->cnt + tab * T;
+    if (a->stamp[tab] != a->gen) {
+        const int g = (int)(tab / p->nclasses);
+        const uint32_t *f = p->freq + ((int64_t)a->set_of[g] * m->tab_stride + tab) * T;
+        uint32_t tot = 0;
+        for (int t = 0; t < T; t++) { const uint32_t v = f[t] >> p->adapt_shift; c[t] = v ? v : 1; tot += c[t]; }
+        a->tot[tab] = tot;
+        while (a->tot[tab] > (uint32_t)p->adapt_limit) halve(c, T, &a->tot[tab]);
+        a->stamp[tab] = a->gen;
+    }
+    return c;
+}
+
+WL_INLINE void tok_update(const wl_model *m, adapt_t *a, int64_t tab, int t) {
+    uint32_t *c = a->cnt + tab * m->p.ntok;
     c[t] += (uint32_t)m->p.adapt_inc;
     a->tot[tab] += (uint32_t)m->p.adapt_inc;
-    if (a->tot[tab] > (uint32_t)m->p.adapt_limit) {
-        uint32_t tot = 0;
-        for (int i = 0; i < T; i++) { c[i] = (c[i] + 1) >> 1; tot += c[i]; }
-        a->tot[tab] = tot;
+    if (a->tot[tab] > (uint32_t)m->p.adapt_limit) halve(c, m->p.ntok, &a->tot[tab]);
+}
+
+/* binary table index bi (signs: g * 729 + pattern; zero segments: G * 729 + g * C + class), frozen
+ * frequency f0 of symbol 0: its two counts in this frame */
+static uint32_t *bin_counts(const wl_model *m, adapt_t *a, int64_t bi, uint32_t f0) {
+    const wl_params *p = &m->p;
+    uint32_t *c = a->bcnt + 2 * bi;
+    if (a->bstamp[bi] != a->gen) {
+        const uint32_t c0 = f0 >> p->adapt_shift, c1 = ((1u << p->prec) - f0) >> p->adapt_shift;
+        c[0] = c0 ? c0 : 1;
+        c[1] = c1 ? c1 : 1;
+        uint32_t tot = c[0] + c[1];
+        while (tot > (uint32_t)p->adapt_limit) halve(c, 2, &tot);
+        a->bstamp[bi] = a->gen;
     }
+    return c;
+}
+
+WL_INLINE void bin_update(const wl_model *m, uint32_t *c, int b) {
+    c[b] += (uint32_t)m->p.adapt_inc;
+    uint32_t tot = c[0] + c[1];
+    if (tot > (uint32_t)m->p.adapt_limit) halve(c, 2, &tot);
 }
 
 /* --- frame buffers ------------------------------------------------------------------------------ */
@@ -687,6 +754,7 @@ typedef struct {
 static void work_free(work_t *w) {
     free(w->c); free(w->scratch); free(w->q); free(w->llr); free(w->tab); free(w->val); free(w->sgn);
     free(w->cb.pad); free(w->cb.opre); free(w->cb.nsum); free(w->cb.acc_s); free(w->cb.acc_sn); free(w->cb.pre);
+    free(w->cb.cls);
     memset(w, 0, sizeof *w);
 }
 
@@ -708,8 +776,9 @@ static int work_alloc(work_t *w, int64_t H, int64_t W, int syms) {
     w->cb.acc_s = malloc(n * sizeof(int32_t));
     w->cb.acc_sn = malloc(n * sizeof(int32_t));
     w->cb.pre = malloc((size_t)W * sizeof(int32_t));
+    w->cb.cls = malloc(n);
     if (!w->c || !w->scratch || !w->q || !w->llr || (syms && (!w->tab || !w->val || !w->sgn)) || !w->cb.pad ||
-        !w->cb.opre || !w->cb.nsum || !w->cb.acc_s || !w->cb.acc_sn || !w->cb.pre) {
+        !w->cb.opre || !w->cb.nsum || !w->cb.acc_s || !w->cb.acc_sn || !w->cb.pre || !w->cb.cls) {
         work_free(w);
         return -1;
     }
@@ -718,6 +787,60 @@ static int work_alloc(work_t *w, int64_t H, int64_t W, int syms) {
 
 static int check_dims(int64_t B, int64_t H, int64_t W) {
     return B >= 0 && H >= 1 && W >= 1 && H <= (1 << 30) && W <= (1 << 30) && H * W <= ((int64_t)1 << 30);
+}
+
+/* --- rate-distortion optimised quantisation (encoder only) -------------------------------------- *
+ * Two passes over the detail bands in coding order: with every value's class computed from the
+ * current q (changes within a band do not feed back into that band's classes in the same pass),
+ * |q| drops by one where (x - (a - delta))^2 + lambda R(a) is smaller for a = |q| - 1 than for |q|
+ * (x = |c| / D_b; a = 0: x^2; R: the frozen set 0 table's code length of the token, its raw bits
+ * and one bit of sign). The decoder is unchanged: it reads whatever q the encoder kept. */
+WL_INLINE double rdo_rate(const wl_model *m, int64_t tab, int64_t a) {
+    const wl_params *p = &m->p;
+    double r = m->cost[tab * p->ntok + token_of(p, a)] * (1.0 / 65536);
+    if (a >= (p->tok_mode ? p->tok_direct : p->ntok - 1)) {
+        if (p->tok_mode) r += ilog2_64((uint64_t)a) - 1;
+        else { int e, nb; uint64_t rr; eg_split(a - (p->ntok - 1), p->eg_k[tab / p->nclasses], &e, &nb, &rr); r += e + 1 + nb; }
+    }
+    return a ? r + 1.0 : r;
+}
+
+static void rdo_quantise(const wl_model *m, const wl_band *bands, int nb, const double *c, int64_t W, double D,
+                         int32_t *q, ctxbuf_t *cb, uint8_t *cls) {
+    const wl_params *p = &m->p;
+    const double lam = p->rdo_lambda;
+    for (int pass = 0; pass < 2; pass++)
+        for (int bi = 1; bi < nb; bi++) {
+            const wl_band *b = &bands[bi];
+            if (b->h <= 0 || b->w <= 0) continue;
+            ctx_t cx;
+            ctx_setup(m, bands, bi, q, W, cb, &cx);
+            int32_t *qb = q + b->y0 * W + b->x0;
+            for (int64_t y = 0; y < b->h; y++) {
+                int32_t *r = cx.pad + (y + 2) * cx.ps + 2;
+                for (int64_t x = 0; x < b->w; x++) r[x] = packed(p, qb[y * W + x]);
+            }
+            for (int64_t y = 0; y < b->h; y++) { /* every class first */
+                const int32_t *prow = cx.pad + (y + 2) * cx.ps + 2;
+                ctx_row(&cx, y, cb->pre);
+                for (int64_t x = 0; x < b->w; x++) cls[y * b->w + x] = (uint8_t)ctx_class(&cx, prow + x, cb->pre[x]);
+            }
+            const double Db = band_step(b, D), de = b->delta;
+            const int64_t tab0 = (int64_t)b->group * p->nclasses;
+            for (int64_t y = 0; y < b->h; y++) {
+                int32_t *qr = qb + y * W;
+                const double *cr = c + (b->y0 + y) * W + b->x0;
+                for (int64_t x = 0; x < b->w; x++) {
+                    const int32_t v = qr[x];
+                    if (!v) continue;
+                    const int64_t a = v < 0 ? -(int64_t)v : v, tab = tab0 + cls[y * b->w + x];
+                    const double xs = fabs(cr[x]) / Db;
+                    const double e1 = xs - ((double)a - de), e0 = a > 1 ? xs - ((double)(a - 1) - de) : xs;
+                    const double j1 = e1 * e1 + lam * rdo_rate(m, tab, a), j0 = e0 * e0 + lam * rdo_rate(m, tab, a - 1);
+                    if (j0 < j1) qr[x] = v < 0 ? v + 1 : v - 1;
+                }
+            }
+        }
 }
 
 /* The smallest step index whose quantised values all stay below 2^29 (room to spare under
@@ -744,19 +867,21 @@ static int32_t min_step(const wl_band *bands, int nb, const double *c, int64_t W
     return lo;
 }
 
-/* transform + quantise (the step raised to the frame's smallest codable one: *step is updated)
- * + the decoder's frame; returns 0 or an error */
+/* transform + quantise + the decoder's frame; returns 0 or an error. A step too fine for the
+ * frame (a value would reach 2^29 steps) is raised to the finest that is not when ``raise``, else
+ * it is WL_ERR_RANGE (the encoder: its caller raises the steps it stores, wl_min_steps). */
 static int analyse(const wl_model *m, const double *z, int64_t H, int64_t W, int32_t *step, const wl_band *bands,
-                   int nb, work_t *w, double *zhat) {
+                   int nb, work_t *w, double *zhat, int raise) {
     const int64_t n = H * W;
     memcpy(w->c, z, (size_t)n * sizeof(double));
     wl_forward_s(m, w->c, H, W, w->scratch);
     const int32_t k0 = min_step(bands, nb, w->c, W);
-    if (k0 < 0) WL_FAIL(WL_ERR_RANGE);
+    if (k0 < 0 || (!raise && *step < k0)) WL_FAIL(WL_ERR_RANGE);
     if (*step < k0) *step = k0;
     const double D = wl_step(*step);
     int rc = quantise_frame(bands, nb, w->c, W, D, w->q);
     if (rc) return rc;
+    if (m->p.rdo_lambda > 0) rdo_quantise(m, bands, nb, w->c, W, D, w->q, &w->cb, w->cb.cls);
     if (zhat) {
         dequantise_frame(bands, nb, w->q, W, D, zhat);
         wl_inverse_s(m, zhat, H, W, w->scratch);
@@ -776,7 +901,103 @@ static int grow(uint8_t **buf, size_t *cap, size_t need) {
     return 0;
 }
 
-int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W, int32_t *steps,
+/* --- the operations of a chunk ---------------------------------------------------------------------- */
+typedef struct { op_t *v; size_t n, cap; int err; } opvec_t;
+
+WL_INLINE void op_push(opvec_t *o, uint32_t start, uint32_t freq, uint32_t total) {
+    if (WL_UNLIKELY(o->n >= o->cap)) {
+        size_t nc = o->cap ? 2 * o->cap : 1024;
+        op_t *nv = realloc(o->v, nc * sizeof(op_t));
+        if (!nv) { o->err = 1; return; }
+        o->v = nv;
+        o->cap = nc;
+    }
+    o->v[o->n++] = (op_t){start, freq, total};
+}
+
+/* the step indices of a chunk, in decode order: the first as two 8-bit raw symbols, then per frame
+ * a raw bit (1: the same step as the frame before) and, when 0, two 8-bit raw symbols */
+static void steps_ops(const int32_t *steps, int64_t B, opvec_t *o) {
+    for (int64_t f = 0; f < B; f++) {
+        if (f) {
+            const int same = steps[f] == steps[f - 1];
+            op_push(o, (uint32_t)same, 1, 2);
+            if (same) continue;
+        }
+        op_push(o, (uint32_t)steps[f] >> 8, 1, 256);
+        op_push(o, (uint32_t)steps[f] & 255, 1, 256);
+    }
+}
+
+/* The operations of one frame in decode order: its table sets, then every symbol. a: adaptive
+ * counts (NULL: the frozen tables). */
+static void frame_ops(const wl_model *m, const syms_t *s, const int *set_of, const int *groups, int ng, int sb,
+                      adapt_t *a, opvec_t *o) {
+    const wl_params *p = &m->p;
+    const int C = p->nclasses, T = p->ntok;
+    const uint32_t P = 1u << p->prec;
+    const int abin = a && p->adapt_binary;
+    for (int i = 0; i < ng && sb; i++) op_push(o, (uint32_t)set_of[groups[i]], 1, 1u << sb);
+    op_t vops[MAX_VALUE_OPS];
+    for (int64_t i = 0; i < s->n; i++) {
+        if (s->tab[i] == ZFLAG) { /* symbol 0: all zero */
+            const int b = !s->val[i];
+            const uint32_t f0 = p->zr_freq[s->sgn[i]];
+            if (abin) {
+                uint32_t *c = bin_counts(m, a, (int64_t)p->ngroups * WL_NSIGN + s->sgn[i], f0);
+                op_push(o, b ? c[0] : 0, c[b], c[0] + c[1]);
+                bin_update(m, c, b);
+            } else op_push(o, b ? f0 : 0, b ? P - f0 : f0, P);
+            continue;
+        }
+        const int tab = s->tab[i], g = tab / C;
+        int tok;
+        const uint32_t *cum = a ? NULL : m->cum + ((int64_t)set_of[g] * m->tab_stride + tab) * (T + 1);
+        const int n = value_ops(m, s->val[i], p->eg_k[g], cum, s->sgn[i], vops, &tok);
+        if (a) {
+            const uint32_t *c = tok_counts(m, a, tab);
+            uint32_t start = 0;
+            for (int t = 0; t < tok; t++) start += c[t];
+            vops[0] = (op_t){start, c[tok], a->tot[tab]};
+            tok_update(m, a, tab, tok);
+            if (abin && s->val[i] && s->sgn[i] >= 0) { /* the sign, last */
+                const int b = s->val[i] < 0;
+                uint32_t *c2 = bin_counts(m, a, s->sgn[i], p->sign_freq[s->sgn[i]]);
+                vops[n - 1] = (op_t){b ? c2[0] : 0, c2[b], c2[0] + c2[1]};
+                bin_update(m, c2, b);
+            }
+        }
+        for (int j = 0; j < n; j++) op_push(o, vops[j].start, vops[j].freq, vops[j].total);
+    }
+}
+
+/* rANS of ops[j], last first, into the decreasing word pointer */
+static void rans_ops(const wl_model *m, uint32_t *x, uint16_t **pp, const op_t *ops, size_t n) {
+    const int prec = m->p.prec;
+    for (size_t j = n; j-- > 0;) { /* raw bits (total 2^len) scaled to 2^prec */
+        const int sh = prec - ilog2_64(ops[j].total);
+        rans_put(x, pp, ops[j].start << sh, ops[j].freq << sh, prec);
+    }
+}
+
+int64_t wl_min_steps(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W, int32_t *steps) {
+    if (!check_dims(B, H, W)) WL_FAIL(WL_ERR_ARG);
+    wl_band bands[WL_MAX_BANDS];
+    const int nb = wl_layout(m, H, W, bands);
+    work_t w;
+    if (work_alloc(&w, H, W, 0)) WL_FAIL(WL_ERR_NOMEM);
+    int rc = 0;
+    for (int64_t f = 0; f < B && !rc; f++) {
+        memcpy(w.c, z + f * H * W, (size_t)(H * W) * sizeof(double));
+        wl_forward_s(m, w.c, H, W, w.scratch);
+        steps[f] = min_step(bands, nb, w.c, W);
+        if (steps[f] < 0) { rc = WL_ERR_RANGE; wl_fail_line = __LINE__; }
+    }
+    work_free(&w);
+    return rc;
+}
+
+int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W, const int32_t *steps,
                   double *zhat, uint8_t **out) {
     *out = NULL;
     if (!check_dims(B, H, W)) WL_FAIL(WL_ERR_ARG);
@@ -788,90 +1009,140 @@ int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int6
     const int ng = frame_groups(m, bands, nb, groups), sb = set_bits(m);
     work_t w;
     if (work_alloc(&w, H, W, 1)) WL_FAIL(WL_ERR_NOMEM);
+    opvec_t o = {0};
     uint8_t *buf = NULL;
     size_t cap = 0, pos = 0;
-    uint16_t *words = NULL;
-    size_t wcap = 0;
     int rc = 0;
-    const int C = p->nclasses, T = p->ntok;
-    for (int64_t f = 0; f < B && !rc; f++) {
-        const double *zf = z + f * H * W;
-        double *zh = zhat + f * H * W;
-        rc = analyse(m, zf, H, W, &steps[f], bands, nb, &w, zh);
-        if (rc) break;
-        syms_t s = {w.tab, w.val, w.sgn, 0, 0};
-        collect(m, bands, nb, w.q, W, w.llr, &w.cb, &s);
-        int set_of[WL_MAX_GROUPS];
-        choose_sets(m, &s, set_of);
-        op_t ops[MAX_VALUE_OPS];
-        int tok;
-        if (!p->adapt) {
-            const size_t need = (size_t)(s.ops + ng + 4);
-            if (need > wcap) {
-                free(words);
-                wcap = need;
-                words = malloc(wcap * sizeof(uint16_t));
-                if (!words) { rc = WL_ERR_NOMEM; break; }
+    if (!p->adapt) {
+        /* rANS codes backwards: frames last to first, then the steps; each frame's words are kept in
+         * decode order and the blocks put together at the end */
+        uint32_t x = RANS_L;
+        uint16_t *words = NULL, *tmp = NULL;
+        size_t wn = 0, wcap = 0, tcap = 0;
+        int64_t *block = malloc((size_t)(B + 1) * sizeof(int64_t)); /* start of each block in words */
+        if (!block) { work_free(&w); WL_FAIL(WL_ERR_NOMEM); }
+        for (int64_t f = B; f >= 0 && !rc; f--) {
+            o.n = 0;
+            if (f == B) { block[B] = 0; continue; }
+            int32_t step = steps[f];
+            rc = analyse(m, z + f * H * W, H, W, &step, bands, nb, &w, zhat + f * H * W, 0);
+            if (rc) break;
+            syms_t s = {w.tab, w.val, w.sgn, 0, 0};
+            collect(m, bands, nb, w.q, W, w.llr, &w.cb, &s);
+            int set_of[WL_MAX_GROUPS];
+            choose_sets(m, &s, set_of);
+            frame_ops(m, &s, set_of, groups, ng, sb, NULL, &o);
+            if (o.err) { rc = WL_ERR_NOMEM; break; }
+            if (o.n + 2 > tcap) {
+                free(tmp);
+                tcap = o.n + 2;
+                tmp = malloc(tcap * sizeof(uint16_t));
+                if (!tmp) { rc = WL_ERR_NOMEM; break; }
             }
-            uint16_t *end = words + wcap, *ptr = end;
-            uint32_t x = RANS_L + (uint32_t)steps[f]; /* the decoder's final state: the frame's step */
-            for (int64_t i = s.n - 1; i >= 0; i--) {
-                if (s.tab[i] == ZFLAG) { /* symbol 0: all zero */
-                    const uint32_t f0 = p->zr_freq[s.sgn[i]];
-                    if (s.val[i]) rans_put(&x, &ptr, 0, f0, p->prec);
-                    else rans_put(&x, &ptr, f0, (1u << p->prec) - f0, p->prec);
-                    continue;
+            if (f == 0) { /* the steps go first in decode order: coded after frame 0 */
+                opvec_t so = {0};
+                steps_ops(steps, B, &so);
+                if (so.err) { free(so.v); rc = WL_ERR_NOMEM; break; }
+                if (o.n + so.n + 2 > tcap) {
+                    free(tmp);
+                    tcap = o.n + so.n + 2;
+                    tmp = malloc(tcap * sizeof(uint16_t));
+                    if (!tmp) { free(so.v); rc = WL_ERR_NOMEM; break; }
                 }
-                const int tab = s.tab[i], g = tab / C;
-                const uint32_t *cum = m->cum + ((int64_t)set_of[g] * m->tab_stride + tab) * (T + 1);
-                const int n = value_ops(m, s.val[i], p->eg_k[g], cum, s.sgn[i], ops, &tok);
-                for (int j = n - 1; j >= 0; j--) { /* raw bits (total 2^len) scaled to 2^prec */
-                    const int sh = p->prec - ilog2_64(ops[j].total);
-                    rans_put(&x, &ptr, ops[j].start << sh, ops[j].freq << sh, p->prec);
+                uint16_t *end = tmp + tcap, *ptr = end;
+                rans_ops(m, &x, &ptr, o.v, o.n);
+                rans_ops(m, &x, &ptr, so.v, so.n);
+                free(so.v);
+                const size_t k = (size_t)(end - ptr);
+                if (wn + k > wcap) {
+                    wcap = 2 * (wn + k) + 64;
+                    uint16_t *nw = realloc(words, wcap * sizeof(uint16_t));
+                    if (!nw) { rc = WL_ERR_NOMEM; break; }
+                    words = nw;
                 }
+                if (k) memcpy(words + wn, ptr, k * sizeof(uint16_t));
+                block[0] = (int64_t)wn;
+                wn += k;
+                continue;
             }
-            for (int i = ng - 1; i >= 0 && sb; i--) rans_bits(&x, &ptr, (uint64_t)set_of[groups[i]], sb, p->prec);
-            *--ptr = (uint16_t)x;
-            *--ptr = (uint16_t)(x >> 16);
-            const size_t nw = (size_t)(end - ptr);
-            if (grow(&buf, &cap, pos + 2 * nw)) { rc = WL_ERR_NOMEM; break; }
-            for (size_t i = 0; i < nw; i++) { buf[pos++] = (uint8_t)ptr[i]; buf[pos++] = (uint8_t)(ptr[i] >> 8); }
-        } else {
-            adapt_t a;
-            if (adapt_init(m, set_of, &a)) { rc = WL_ERR_NOMEM; break; }
-            /* each operation shifts out at most 2 bytes (range >= 2^24 before, total <= 2^16) */
-            const size_t need = (size_t)(2 * (s.ops + ng + 2) + 16);
-            uint8_t *tmp = malloc(need);
-            if (!tmp) { free(a.cnt); free(a.tot); rc = WL_ERR_NOMEM; break; }
-            rc_enc e = {0, 0xFFFFFFFFu, 0, 1, tmp, 0, need, 0};
-            rc_put(&e, (uint32_t)steps[f] >> 8, 1, 256);
-            rc_put(&e, (uint32_t)steps[f] & 255, 1, 256);
-            for (int i = 0; i < ng && sb; i++) rc_put(&e, (uint32_t)set_of[groups[i]], 1, 1u << sb);
-            for (int64_t i = 0; i < s.n; i++) {
-                if (s.tab[i] == ZFLAG) {
-                    const uint32_t f0 = p->zr_freq[s.sgn[i]], P = 1u << p->prec;
-                    if (s.val[i]) rc_put(&e, 0, f0, P); else rc_put(&e, f0, P - f0, P);
-                    continue;
-                }
-                const int tab = s.tab[i], g = tab / C;
-                const int n = value_ops(m, s.val[i], p->eg_k[g], NULL, s.sgn[i], ops, &tok);
-                const uint32_t *c = a.cnt + (int64_t)tab * T;
-                uint32_t start = 0;
-                for (int t = 0; t < tok; t++) start += c[t];
-                rc_put(&e, start, c[tok], a.tot[tab]);
-                adapt_update(m, &a, tab, tok);
-                for (int j = 1; j < n; j++) rc_put(&e, ops[j].start, ops[j].freq, ops[j].total);
+            uint16_t *end = tmp + tcap, *ptr = end;
+            rans_ops(m, &x, &ptr, o.v, o.n);
+            const size_t k = (size_t)(end - ptr);
+            if (wn + k > wcap) {
+                wcap = 2 * (wn + k) + 64;
+                uint16_t *nw = realloc(words, wcap * sizeof(uint16_t));
+                if (!nw) { rc = WL_ERR_NOMEM; break; }
+                words = nw;
             }
-            for (int i = 0; i < 5; i++) rc_shift(&e);
-            free(a.cnt); free(a.tot);
-            if (e.err) { free(tmp); rc = WL_ERR_NOMEM; wl_fail_line = __LINE__; break; }
-            if (grow(&buf, &cap, pos + e.pos)) { free(tmp); rc = WL_ERR_NOMEM; break; }
-            memcpy(buf + pos, tmp, e.pos);
-            pos += e.pos;
-            free(tmp);
+            if (k) memcpy(words + wn, ptr, k * sizeof(uint16_t));
+            block[f] = (int64_t)wn;
+            wn += k;
         }
+        if (!rc) {
+            /* decode order: the state, then frame 0's block (with the steps), frame 1's, ... */
+            cap = 2 * (wn + 2);
+            buf = malloc(cap);
+            if (!buf) rc = WL_ERR_NOMEM;
+            else {
+                const uint16_t st[2] = {(uint16_t)(x >> 16), (uint16_t)x};
+                for (int i = 0; i < 2; i++) { buf[pos++] = (uint8_t)st[i]; buf[pos++] = (uint8_t)(st[i] >> 8); }
+                for (int64_t f = 0; f < B; f++) {
+                    const int64_t s0 = block[f], s1 = f == 0 ? (int64_t)wn : block[f - 1];
+                    for (int64_t i = s0; i < s1; i++) { buf[pos++] = (uint8_t)words[i]; buf[pos++] = (uint8_t)(words[i] >> 8); }
+                }
+            }
+        }
+        free(block);
+        free(words);
+        free(tmp);
+    } else {
+        adapt_t a;
+        if (adapt_alloc(m, &a)) { work_free(&w); WL_FAIL(WL_ERR_NOMEM); }
+        rc_enc e;
+        cap = 4096;
+        buf = malloc(cap);
+        if (!buf) { adapt_free(&a); work_free(&w); WL_FAIL(WL_ERR_NOMEM); }
+        rc_init(&e, buf, cap);
+        steps_ops(steps, B, &o);
+        for (size_t j = 0; j < o.n; j++) rc_put(&e, o.v[j].start, o.v[j].freq, o.v[j].total);
+        for (int64_t f = 0; f < B && !rc; f++) {
+            int32_t step = steps[f];
+            rc = analyse(m, z + f * H * W, H, W, &step, bands, nb, &w, zhat + f * H * W, 0);
+            if (rc) break;
+            syms_t s = {w.tab, w.val, w.sgn, 0, 0};
+            collect(m, bands, nb, w.q, W, w.llr, &w.cb, &s);
+            int set_of[WL_MAX_GROUPS];
+            choose_sets(m, &s, set_of);
+            a.gen = (uint32_t)f + 1;
+            a.set_of = set_of;
+            o.n = 0;
+            frame_ops(m, &s, set_of, groups, ng, sb, &a, &o);
+            if (o.err) { rc = WL_ERR_NOMEM; break; }
+            /* each operation shifts out at most 5 bytes (the range stays >= 2^24 after r * freq) */
+            const size_t need = e.pos + 5 * o.n + 32;
+            if (need > e.cap) {
+                size_t nc = e.cap;
+                while (nc < need) nc *= 2;
+                uint8_t *nbuf = realloc(e.buf, nc);
+                if (!nbuf) { rc = WL_ERR_NOMEM; break; }
+                e.buf = nbuf;
+                e.cap = nc;
+            }
+            for (size_t j = 0; j < o.n; j++) rc_put(&e, o.v[j].start, o.v[j].freq, o.v[j].total);
+        }
+        if (!rc) {
+            if (e.pos + 32 > e.cap) {
+                uint8_t *nbuf = realloc(e.buf, e.pos + 32);
+                if (!nbuf) rc = WL_ERR_NOMEM; else { e.buf = nbuf; e.cap = e.pos + 32; }
+            }
+            if (!rc) rc_flush(&e);
+            if (!rc && e.err) { rc = WL_ERR_NOMEM; wl_fail_line = __LINE__; }
+        }
+        buf = e.buf;
+        pos = e.pos;
+        adapt_free(&a);
     }
-    free(words);
+    free(o.v);
     work_free(&w);
     if (rc) { free(buf); return rc; }
     if (!buf) { buf = malloc(1); if (!buf) WL_FAIL(WL_ERR_NOMEM); }
@@ -881,10 +1152,8 @@ int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int6
 
 /* --- decoder ------------------------------------------------------------------------------------ */
 typedef struct {
-    /* rANS */
-    uint32_t x; const uint8_t *p, *end;
-    /* range coder */
-    rc_dec rc;
+    uint32_t x; const uint8_t *p, *end; /* rANS */
+    rc_dec rc;                          /* range coder */
     adapt_t a;
     int err;
 } dec_t;
@@ -939,31 +1208,29 @@ WL_INLINE int rans_get_bin(dec_t *d, uint32_t f0, int prec) {
     return bit;
 }
 
-WL_INLINE void rc_norm(rc_dec *r) {
-    while (r->range < (1u << 24)) { r->code = (r->code << 8) | rc_byte(r); r->range <<= 8; }
-}
-WL_INLINE uint32_t rc_get_freq(rc_dec *r, uint32_t total, uint32_t *rr) {
+WL_INLINE uint32_t rc_get_freq(rc_dec *r, uint32_t total, uint64_t *rr) {
     *rr = r->range / total;
-    uint32_t v = r->code / *rr;
+    uint64_t v = r->code / *rr;
     if (v >= total) { r->err = 1; v = total - 1; }
-    return v;
+    return (uint32_t)v;
 }
-WL_INLINE void rc_take(rc_dec *r, uint32_t rr, uint32_t start, uint32_t freq) {
+WL_INLINE void rc_take(rc_dec *r, uint64_t rr, uint32_t start, uint32_t freq) {
     r->code -= rr * start;
     r->range = rr * freq;
-    rc_norm(r);
+    while (r->range < RC_TOP) { r->code = (r->code << 8) | rc_byte(r); r->range <<= 8; }
 }
 WL_INLINE uint32_t rc_get_bits(rc_dec *r, int nb) {
-    uint32_t rr;
+    uint64_t rr;
     const uint32_t v = rc_get_freq(r, 1u << nb, &rr);
     rc_take(r, rr, v, 1);
     return v;
 }
-WL_INLINE int rc_get_bin(rc_dec *r, uint32_t f0, int prec) {
-    uint32_t rr;
-    const uint32_t v = rc_get_freq(r, 1u << prec, &rr);
-    const int bit = v >= f0;
-    rc_take(r, rr, bit ? f0 : 0, bit ? (1u << prec) - f0 : f0);
+/* a binary symbol of counts (c0, c1) */
+WL_INLINE int rc_get_bin2(rc_dec *r, uint32_t c0, uint32_t c1) {
+    uint64_t rr;
+    const uint32_t v = rc_get_freq(r, c0 + c1, &rr);
+    const int bit = v >= c0;
+    rc_take(r, rr, bit ? c0 : 0, bit ? c1 : c0);
     return bit;
 }
 
@@ -971,18 +1238,28 @@ WL_INLINE uint32_t get_bits(const wl_model *m, dec_t *d, int nb, int adaptive) {
     return adaptive ? rc_get_bits(&d->rc, nb) : rans_get_bits(d, nb, m->p.prec);
 }
 
+/* a binary symbol with frozen frequency f0 of symbol 0, table bi when the binary tables adapt */
+WL_INLINE int get_bin(const wl_model *m, dec_t *d, uint32_t f0, int64_t bi, int adaptive) {
+    if (!adaptive) return rans_get_bin(d, f0, m->p.prec);
+    if (!m->p.adapt_binary) return rc_get_bin2(&d->rc, f0, (1u << m->p.prec) - f0);
+    uint32_t *c = bin_counts(m, &d->a, bi, f0);
+    const int b = rc_get_bin2(&d->rc, c[0], c[1]);
+    bin_update(m, c, b);
+    return b;
+}
+
 WL_INLINE int get_tok(const wl_model *m, dec_t *d, int64_t tab, int set, int adaptive) {
     if (!adaptive) return rans_get_tok(m, d, (int64_t)set * m->tab_stride + tab);
     const int T = m->p.ntok;
-    const uint32_t *c = d->a.cnt + tab * T;
-    uint32_t rr;
+    const uint32_t *c = tok_counts(m, &d->a, tab);
+    uint64_t rr;
     const uint32_t v = rc_get_freq(&d->rc, d->a.tot[tab], &rr);
     uint32_t start = 0;
     int t = 0;
     while (t < T - 1 && start + c[t] <= v) start += c[t++];
     if (start + c[t] <= v) d->rc.err = 1;
     rc_take(&d->rc, rr, start, c[t]);
-    adapt_update(m, &d->a, tab, t);
+    tok_update(m, &d->a, tab, t);
     return t;
 }
 
@@ -1019,8 +1296,7 @@ WL_INLINE int64_t get_magnitude(const wl_model *m, dec_t *d, int t, int k, int a
 
 WL_INLINE int get_sign(const wl_model *m, dec_t *d, int sidx, int adaptive) {
     if (sidx < 0) return (int)get_bits(m, d, 1, adaptive);
-    const uint32_t f0 = m->p.sign_freq[sidx];
-    return adaptive ? rc_get_bin(&d->rc, f0, m->p.prec) : rans_get_bin(d, f0, m->p.prec);
+    return get_bin(m, d, m->p.sign_freq[sidx], sidx, adaptive);
 }
 
 WL_INLINE int decode_symbols(const wl_model *m, const wl_band *bands, int nb, int64_t W, const int *set_of,
@@ -1028,6 +1304,7 @@ WL_INLINE int decode_symbols(const wl_model *m, const wl_band *bands, int nb, in
     const wl_params *p = &m->p;
     const int C = p->nclasses;
     int32_t *pre = w->cb.pre;
+    const int64_t zbase = (int64_t)p->ngroups * WL_NSIGN;
     for (int bi = 0; bi < nb; bi++) {
         const wl_band *b = &bands[bi];
         ctx_t cx;
@@ -1046,9 +1323,8 @@ WL_INLINE int decode_symbols(const wl_model *m, const wl_band *bands, int nb, in
             for (int64_t x0 = 0; x0 < b->w; x0 += seg) {
                 const int64_t x1 = x0 + seg < b->w ? x0 + seg : b->w;
                 if (zr) {
-                    const uint32_t f0 = p->zr_freq[g * C + seg_class(&cx, prow, pre, x0, x1)];
-                    const int nonzero = adaptive ? rc_get_bin(&d->rc, f0, p->prec) : rans_get_bin(d, f0, p->prec);
-                    if (!nonzero) {
+                    const int64_t zi = g * C + seg_class(&cx, prow, pre, x0, x1);
+                    if (!get_bin(m, d, p->zr_freq[zi], zbase + zi, adaptive)) {
                         for (int64_t x = x0; x < x1; x++) { prow[x] = z0; qr[x] = 0; }
                         continue;
                     }
@@ -1088,45 +1364,50 @@ int64_t wl_decode(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int
     const int ng = frame_groups(m, bands, nb, groups), sb = set_bits(m);
     work_t w;
     if (work_alloc(&w, H, W, 0)) WL_FAIL(WL_ERR_NOMEM);
-    size_t pos = 0;
+    dec_t d;
+    memset(&d, 0, sizeof d);
+    const int adaptive = p->adapt;
     int rc = 0;
+    if (adaptive) {
+        if (adapt_alloc(m, &d.a)) { work_free(&w); WL_FAIL(WL_ERR_NOMEM); }
+        rc_dec_init(&d.rc, in, in + n);
+    } else {
+        d.p = in;
+        d.end = in + n;
+        d.x = rd_word(&d) << 16;
+        d.x |= rd_word(&d);
+        if (d.err || d.x < RANS_L) { rc = WL_ERR_CORRUPT; wl_fail_line = __LINE__; }
+    }
+    /* the steps block */
     for (int64_t f = 0; f < B && !rc; f++) {
-        /* a message ends where its decoder stops reading: no length is stored */
-        dec_t d;
-        memset(&d, 0, sizeof d);
+        if (f && get_bits(m, &d, 1, adaptive)) { steps[f] = steps[f - 1]; continue; }
+        steps[f] = (int32_t)(get_bits(m, &d, 8, adaptive) << 8);
+        steps[f] |= (int32_t)get_bits(m, &d, 8, adaptive);
+    }
+    if (!rc && (d.err || d.rc.err)) { rc = WL_ERR_CORRUPT; wl_fail_line = __LINE__; }
+    for (int64_t f = 0; f < B && !rc; f++) {
         int set_of[WL_MAX_GROUPS] = {0};
-        if (!p->adapt) {
-            d.p = in + pos;
-            d.end = in + n;
-            d.x = rd_word(&d) << 16;
-            d.x |= rd_word(&d);
-            if (d.err || d.x < RANS_L) { rc = WL_ERR_CORRUPT; wl_fail_line = __LINE__; break; }
-            for (int i = 0; i < ng && sb; i++) set_of[groups[i]] = (int)rans_get_bits(&d, sb, p->prec);
-            rc = decode_static(m, bands, nb, W, set_of, &w, &d);
-            if (!rc && (d.err || d.x < RANS_L || d.x - RANS_L > 65535)) { rc = WL_ERR_CORRUPT; wl_fail_line = __LINE__; }
-            steps[f] = (int32_t)(d.x - RANS_L);
-            pos = (size_t)(d.p - in);
-        } else {
-            d.rc = (rc_dec){0, 0xFFFFFFFFu, in + pos, in + n, 0};
-            if (rc_byte(&d.rc) != 0) { rc = WL_ERR_CORRUPT; wl_fail_line = __LINE__; break; }
-            for (int i = 0; i < 4; i++) d.rc.code = (d.rc.code << 8) | rc_byte(&d.rc);
-            steps[f] = (int32_t)(rc_get_bits(&d.rc, 8) << 8);
-            steps[f] |= (int32_t)rc_get_bits(&d.rc, 8);
-            for (int i = 0; i < ng && sb; i++) set_of[groups[i]] = (int)rc_get_bits(&d.rc, sb);
-            if (adapt_init(m, set_of, &d.a)) { rc = WL_ERR_NOMEM; break; }
-            rc = decode_adaptive(m, bands, nb, W, set_of, &w, &d);
-            free(d.a.cnt); free(d.a.tot);
-            if (!rc && d.rc.err) { rc = WL_ERR_CORRUPT; wl_fail_line = __LINE__; }
-            pos = (size_t)(d.rc.p - in);
-        }
+        for (int i = 0; i < ng && sb; i++) set_of[groups[i]] = (int)get_bits(m, &d, sb, adaptive);
+        if (adaptive) { d.a.gen = (uint32_t)f + 1; d.a.set_of = set_of; }
+        rc = adaptive ? decode_adaptive(m, bands, nb, W, set_of, &w, &d) : decode_static(m, bands, nb, W, set_of, &w, &d);
         if (rc) break;
         double *zh = zhat + f * H * W;
         dequantise_frame(bands, nb, w.q, W, wl_step(steps[f]), zh);
         wl_inverse_s(m, zh, H, W, w.scratch);
     }
+    int64_t used = 0;
+    if (!rc) {
+        if (adaptive) { /* the encoder flushed its low end exactly: what is left must be 0 */
+            if (d.rc.err || d.rc.code != 0) { rc = WL_ERR_CORRUPT; wl_fail_line = __LINE__; }
+            used = (int64_t)(d.rc.p - in);
+        } else {
+            if (d.err || d.x != RANS_L) { rc = WL_ERR_CORRUPT; wl_fail_line = __LINE__; }
+            used = (int64_t)(d.p - in);
+        }
+    }
+    if (adaptive) adapt_free(&d.a);
     work_free(&w);
-    if (rc) return rc;
-    return (int64_t)pos;
+    return rc ? rc : used;
 }
 
 /* --- training counts, features, quantised values, rate control ------------------------------------ */
@@ -1145,7 +1426,7 @@ int wl_stats(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W
     for (int64_t f = 0; f < B; f++) {
         if (steps[f] < 0 || steps[f] > 65535) { rc = WL_ERR_ARG; break; }
         int32_t step = steps[f];
-        rc = analyse(m, z + f * H * W, H, W, &step, bands, nb, &w, NULL);
+        rc = analyse(m, z + f * H * W, H, W, &step, bands, nb, &w, NULL, 1);
         if (rc) break;
         syms_t s = {w.tab, w.val, w.sgn, 0, 0};
         collect(m, bands, nb, w.q, W, w.llr, &w.cb, &s);
@@ -1184,7 +1465,7 @@ int64_t wl_features(const wl_model *m, const double *z, int64_t B, int64_t H, in
     for (int64_t f = 0; f < B && !rc; f++) {
         int32_t step = steps[f];
         if (step < 0 || step > 65535) { rc = WL_ERR_ARG; break; }
-        rc = analyse(m, z + f * H * W, H, W, &step, bands, nb, &w, NULL);
+        rc = analyse(m, z + f * H * W, H, W, &step, bands, nb, &w, NULL, 1);
         if (rc) break;
         for (int bi = 1; bi < nb; bi++) {
             const wl_band *b = &bands[bi];
@@ -1233,7 +1514,7 @@ int wl_quantise(const wl_model *m, const double *z, int64_t H, int64_t W, int32_
     const int nb = wl_layout(m, H, W, bands);
     work_t w;
     if (work_alloc(&w, H, W, 0)) WL_FAIL(WL_ERR_NOMEM);
-    int rc = analyse(m, z, H, W, &step, bands, nb, &w, NULL);
+    int rc = analyse(m, z, H, W, &step, bands, nb, &w, NULL, 1);
     if (!rc) memcpy(q, w.q, (size_t)(H * W) * sizeof(int32_t));
     work_free(&w);
     return rc;
@@ -1245,6 +1526,7 @@ static int sse_at(const wl_model *m, const wl_band *bands, int nb, const double 
     const double D = wl_step(step);
     int rc = quantise_frame(bands, nb, c, W, D, w->q);
     if (rc) return rc;
+    if (m->p.rdo_lambda > 0) rdo_quantise(m, bands, nb, c, W, D, w->q, &w->cb, w->cb.cls);
     dequantise_frame(bands, nb, w->q, W, D, y);
     wl_inverse_s(m, y, H, W, w->scratch);
     double s = 0;

@@ -136,11 +136,13 @@ def test_level_rules():
 
 
 # -- coder -----------------------------------------------------------------------------------
-CODERS = [dict(), dict(nsets=4), dict(adapt={"shift": 4, "inc": 24, "limit": 4096}), OLD,
+CODERS = [dict(), dict(nsets=4), dict(adapt={"shift": 4, "inc": 24, "limit": 4096}),
+          dict(adapt={"shift": 0, "inc": 1024, "limit": 1 << 30, "binary": 1}, nsets=2), OLD,
           dict(OLD, nsets=2, ll_pred="avg", ntok=6, nclasses=5, levels=3, min_len=4),
           dict(OLD, ll_pred="none", ntok=3, nclasses=1, levels=2, min_len=2, adapt={"shift": 0, "inc": 1, "limit": 64}),
           dict(tok_direct=4, ntok=64, ll_classes=3, nclasses=7, level_rule=1, min_len=3),
-          dict(zero_run=4, nsets=2), dict(OLD, zero_run=3, adapt={"shift": 3, "inc": 16, "limit": 2048})]
+          dict(zero_run=4, nsets=2, rdo_lambda=0.08), dict(OLD, zero_run=3, adapt={"shift": 3, "inc": 16, "limit": 2048}),
+          dict(OLD, rdo_lambda=0.3)]
 
 
 @pytest.mark.parametrize("kw", CODERS)
@@ -154,11 +156,13 @@ def test_c_coder_is_the_reference_bit_for_bit(kw):
     p["a_shift"] = rng.integers(0, 3, p["a_shift"].shape).astype(np.int32)
     e = Engine(p)
     rng = np.random.default_rng(11)
-    for B, H, W in [(2, 16, 16), (1, 9, 13), (1, 1, 7), (1, 20, 3), (1, 1, 1)]:
+    for B, H, W in [(3, 16, 16), (1, 9, 13), (1, 1, 7), (2, 20, 3), (1, 1, 1)]:
         z = smooth(rng, (B, H, W))
         z[0, 0, 0] += 40.0  # a spike: escapes with Exp-Golomb remainders
-        for k in (step_index(0.002), step_index(0.1), step_index(3.0)):
-            rb, rz, rk = ref.encode(p, z, [k] * B)
+        for k in (step_index(0.002), step_index(0.1), step_index(3.0), [step_index(0.1), step_index(0.3), step_index(0.3)]):
+            k = (k * B)[:B] if isinstance(k, list) else [k] * B
+            k = np.maximum(k, ref.min_steps(p, z))  # the encoder refuses steps too fine
+            rb, rz, rk = ref.encode(p, z, k)
             cb, cz, ck = e.encode(z, k)
             assert cb == rb, (B, H, W, k)
             assert np.array_equal(cz, rz) and np.array_equal(ck, rk)

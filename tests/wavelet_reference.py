@@ -314,6 +314,53 @@ def sign_index(params, bl, bi, q, y, x):
     return g * 729 + (pat * 3 + sp) * 3 + ss
 
 
+def _cost_tab(params, tab, t):
+    S, G, C, T = params["freq"].shape
+    return _cost_fix(int(params["freq"][0, tab // C, tab % C, t]), int(params["prec"]))
+
+
+def rdo_rate(params, tab, a):
+    r = _cost_tab(params, tab, token(params, a)) * (1.0 / 65536)
+    T = params["freq"].shape[-1]
+    if params["tok_mode"] and a >= int(params["tok_direct"]):
+        r += (a.bit_length() - 1) - 1
+    elif not params["tok_mode"] and a >= T - 1:
+        C = params["freq"].shape[2]
+        r += sum(n for _, n in eg_ops(a - (T - 1), int(params["eg_k"][tab // C])))
+    return r + 1.0 if a else r
+
+
+def rdo(params, bl, c, q, k):
+    """Two passes over the detail bands: classes from the current q, |q| lowered by one where
+    D + lambda R drops (docs/wavelet.md)."""
+    lam = float(params["rdo_lambda"])
+    C = params["freq"].shape[2]
+    D = step(k)
+    llr = np.zeros((1, 1), np.int64)
+    for _ in range(2):
+        for bi, b in enumerate(bl):
+            if bi == 0 or b[4] <= 0 or b[5] <= 0:
+                continue
+            cls = {(y, x): context(params, bl, bi, q, llr, y, x)[1] for y in range(b[4]) for x in range(b[5])}
+            Db = D * band_par(params, b, "band_w")
+            de = band_par(params, b, "delta")
+            g = int(params["group_of"][b[0] - 1][b[1]])
+            for y in range(b[4]):
+                for x in range(b[5]):
+                    v = int(q[b[2] + y, b[3] + x])
+                    if not v:
+                        continue
+                    a, tab = abs(v), g * C + cls[y, x]
+                    xs = abs(c[b[2] + y, b[3] + x]) / Db
+                    e1 = xs - (float(a) - de)
+                    e0 = xs - (float(a - 1) - de) if a > 1 else xs
+                    j1 = e1 * e1 + lam * rdo_rate(params, tab, a)
+                    j0 = e0 * e0 + lam * rdo_rate(params, tab, a - 1)
+                    if j0 < j1:
+                        q[b[2] + y, b[3] + x] = v + 1 if v < 0 else v - 1
+    return q
+
+
 def symbols(params, z, k):
     """(q, llr, [(group, class, value, sign index or -1) or ("z", table, all zero)], step used) of one frame."""
     H, W = z.shape
@@ -321,6 +368,8 @@ def symbols(params, z, k):
     c = forward(params, z)
     k = max(k, min_step(params, bl, c))
     q = quantise(params, bl, c, k)
+    if params.get("rdo_lambda", 0) > 0:
+        q = rdo(params, bl, c, q, k)
     b0 = bl[0]
     llr = np.zeros((b0[4], b0[5]), np.int64)
     for y in range(b0[4]):
@@ -440,123 +489,157 @@ def rans_encode(ops_forward, prec, x0=RANS_L):
 
 
 class RangeEncoder:
-    """LZMA's range encoder (carry through a cached byte)."""
+    """A range encoder with a 64-bit low and range, LZMA's carry through a cached byte; the first
+    cached byte (always 0) is not written; 9 shifts flush it."""
 
     def __init__(self):
-        self.low, self.range, self.cache, self.csize, self.out = 0, 0xFFFFFFFF, 0, 1, bytearray()
+        self.low, self.range, self.cache, self.pending, self.carry, self.first = 0, (1 << 64) - 1, 0, 0, 0, True
+        self.out = bytearray()
 
     def shift(self):
-        if (self.low & 0xFFFFFFFF) < 0xFF000000 or (self.low >> 32):
-            carry = self.low >> 32
-            t = self.cache
-            while True:
-                self.out.append((t + carry) & 0xFF)
-                t = 0xFF
-                self.csize -= 1
-                if not self.csize:
-                    break
-            self.cache = (self.low >> 24) & 0xFF
-        self.csize += 1
-        self.low = (self.low & 0x00FFFFFF) << 8
+        if self.carry or (self.low >> 56) != 0xFF:
+            if not self.first:
+                self.out.append((self.cache + self.carry) & 0xFF)
+            self.first = False
+            for _ in range(self.pending):
+                self.out.append((0xFF + self.carry) & 0xFF)
+            self.pending = 0
+            self.cache = self.low >> 56
+            self.carry = 0
+        else:
+            self.pending += 1
+        self.low = (self.low << 8) & ((1 << 64) - 1)
 
     def put(self, start, freq, total):
         r = self.range // total
-        self.low += r * start
+        nl = self.low + r * start
+        if nl >> 64:
+            self.carry = 1
+        self.low = nl & ((1 << 64) - 1)
         self.range = r * freq
-        while self.range < (1 << 24):
+        while self.range < (1 << 56):
             self.range <<= 8
             self.shift()
 
     def finish(self):
-        for _ in range(5):
+        for _ in range(9):
             self.shift()
         return bytes(self.out)
 
 
-def _adapt_init(params, sets):
-    f = params["freq"]
-    S, G, C, T = f.shape
-    cnt = np.maximum(1, np.stack([f[sets[g], g] for g in range(G)]).astype(np.int64) >> int(params["adapt_shift"]))
-    cnt = cnt.astype(np.int64)
-    lim = int(params["adapt_limit"])
-    for g in range(G):
-        for c in range(C):
-            while cnt[g, c].sum() > lim:
-                cnt[g, c] = (cnt[g, c] + 1) >> 1
-    return cnt
+class Adaptive:
+    """Counts of one frame: tokens per (group, class) from the frame's sets, binary tables from
+    their frozen frequencies; (f >> shift, at least 1), +inc per symbol, halved above limit."""
+
+    def __init__(self, params, sets):
+        self.p, self.sets, self.tok, self.bin = params, sets, {}, {}
+
+    def _halve(self, c):
+        while sum(c) > int(self.p["adapt_limit"]):
+            c[:] = [(v + 1) >> 1 for v in c]
+
+    def tok_counts(self, g, cl):
+        if (g, cl) not in self.tok:
+            f = self.p["freq"][self.sets[g], g, cl]
+            c = [max(1, int(v) >> int(self.p["adapt_shift"])) for v in f]
+            self._halve(c)
+            self.tok[g, cl] = c
+        return self.tok[g, cl]
+
+    def bin_counts(self, key, f0):
+        if key not in self.bin:
+            P = 1 << int(self.p["prec"])
+            c = [max(1, f0 >> int(self.p["adapt_shift"])), max(1, (P - f0) >> int(self.p["adapt_shift"]))]
+            self._halve(c)
+            self.bin[key] = c
+        return self.bin[key]
+
+    def update(self, c, t):
+        c[t] += int(self.p["adapt_inc"])
+        self._halve(c)
 
 
-def _adapt_update(params, cnt, g, c, t):
-    cnt[g, c, t] += int(params["adapt_inc"])
-    if cnt[g, c].sum() > int(params["adapt_limit"]):
-        cnt[g, c] = (cnt[g, c] + 1) >> 1
+def steps_ops(steps):
+    """The steps block, decode order: (start, freq, total) with raw totals 2^n."""
+    ops = []
+    for f, k in enumerate(steps):
+        if f:
+            same = int(k == steps[f - 1])
+            ops.append((same, 1, 2))
+            if same:
+                continue
+        ops += [(k >> 8, 1, 256), (k & 255, 1, 256)]
+    return ops
 
 
-def encode_frame(params, z, k):
-    """(bytes of the frame, z_hat, step used)."""
-    H, W = z.shape
-    q, llr, syms, k = symbols(params, z, k)
-    sets = choose_sets(params, syms)
+def frame_ops(params, H, W, syms, sets, ad=None):
+    """The coder operations (start, freq, total) of one frame in decode order; ad: adaptive counts."""
     S = params["freq"].shape[0]
     sb = S.bit_length() - 1
-    prec = int(params["prec"])
-    groups = present_groups(params, H, W)
-    P = 1 << prec
-    if not params["adapt"]:
-        ops = [((sets[g] << (prec - sb)), 1 << (prec - sb)) for g in groups] if sb else []
-        for sym in syms:
-            if sym[0] == "z":  # symbol 0: all zero
-                f0 = int(params["zr_freq"].flat[sym[1]])
-                ops.append((0, f0) if sym[2] else (f0, P - f0))
-                continue
-            g, cl, v, si = sym
-            f = params["freq"][sets[g], g, cl]
-            cum = np.concatenate([[0], np.cumsum(f)])
-            for op in value_ops(params, g, v, si):
-                if op[0] == "tok":
-                    ops.append((int(cum[op[1]]), int(f[op[1]])))
-                elif op[0] == "bits":
-                    ops.append((op[1] << (prec - op[2]), 1 << (prec - op[2])))
+    P = 1 << int(params["prec"])
+    G = params["freq"].shape[1]
+    abin = ad is not None and params["adapt_binary"]
+    ops = [(sets[g], 1, 1 << sb) for g in present_groups(params, H, W)] if sb else []
+
+    def binary(key, f0, b):
+        if abin:
+            c = ad.bin_counts(key, f0)
+            op = (c[0] if b else 0, c[b], c[0] + c[1])
+            ad.update(c, b)
+            return op
+        return (f0 if b else 0, P - f0 if b else f0, P)
+
+    for sym in syms:
+        if sym[0] == "z":
+            ops.append(binary(("z", sym[1]), int(params["zr_freq"].flat[sym[1]]), 1 - sym[2]))
+            continue
+        g, cl, v, si = sym
+        for op in value_ops(params, g, v, si):
+            if op[0] == "tok":
+                if ad is None:
+                    f = params["freq"][sets[g], g, cl]
+                    ops.append((int(f[:op[1]].sum()), int(f[op[1]]), P))
                 else:
-                    fp = int(params["sign_freq"][op[2] // 729, op[2] % 729])
-                    ops.append((fp, P - fp) if op[1] else (0, fp))
-        words = rans_encode(ops, prec, RANS_L + k)  # the final state carries the step
-        data = b"".join(int(w).to_bytes(2, "little") for w in words)
-    else:
-        enc = RangeEncoder()
-        cnt = _adapt_init(params, sets)
-        enc.put(k >> 8, 1, 256)
-        enc.put(k & 255, 1, 256)
-        if sb:
-            for g in groups:
-                enc.put(sets[g], 1, 1 << sb)
-        for sym in syms:
-            if sym[0] == "z":
-                f0 = int(params["zr_freq"].flat[sym[1]])
-                enc.put(*((0, f0, P) if sym[2] else (f0, P - f0, P)))
-                continue
-            g, cl, v, si = sym
-            for op in value_ops(params, g, v, si):
-                if op[0] == "tok":
-                    c = cnt[g, cl]
-                    enc.put(int(c[:op[1]].sum()), int(c[op[1]]), int(c.sum()))
-                    _adapt_update(params, cnt, g, cl, op[1])
-                elif op[0] == "bits":
-                    enc.put(op[1], 1, 1 << op[2])
-                else:
-                    fp = int(params["sign_freq"][op[2] // 729, op[2] % 729])
-                    enc.put(*((fp, P - fp, P) if op[1] else (0, fp, P)))
-        data = enc.finish()
-    bl = bands(params, H, W)
-    zhat = inverse(params, dequantise(params, bl, q, k))
-    return data, zhat, k
+                    c = ad.tok_counts(g, cl)
+                    ops.append((sum(c[:op[1]]), c[op[1]], sum(c)))
+                    ad.update(c, op[1])
+            elif op[0] == "bits":
+                ops.append((op[1], 1, 1 << op[2]))
+            else:
+                ops.append(binary(("s", op[2]), int(params["sign_freq"].flat[op[2]]), op[1]))
+    return ops
+
+
+def min_steps(params, z):
+    return np.array([min_step(params, bands(params, *f.shape), forward(params, f)) for f in z])
 
 
 def encode(params, z, steps):
-    out, zh, used = b"", [], []
-    for f in range(len(z)):
-        d, y, k = encode_frame(params, z[f], int(steps[f]))
-        out += d
-        zh.append(y)
-        used.append(k)
-    return out, np.array(zh).reshape(z.shape), np.array(used)
+    """(bytes of the chunk's message, z_hat, steps): one message for all frames."""
+    B, H, W = z.shape
+    prec = int(params["prec"])
+    steps = [int(k) for k in steps]
+    frames, zh = [], []
+    for f in range(B):
+        q, llr, syms, k = symbols(params, z[f], steps[f])
+        if k != steps[f]:
+            raise ValueError("step too fine")
+        frames.append(syms)
+        zh.append(inverse(params, dequantise(params, bands(params, H, W), q, k)))
+    if not params["adapt"]:
+        ops = [(s, f, t) for s, f, t in steps_ops(steps)]
+        for syms in frames:
+            ops += frame_ops(params, H, W, syms, choose_sets(params, syms))
+        scaled = [(s << (prec - (t.bit_length() - 1)), f << (prec - (t.bit_length() - 1))) for s, f, t in ops]
+        words = rans_encode(scaled, prec)
+        data = b"".join(int(w).to_bytes(2, "little") for w in words)
+    else:
+        enc = RangeEncoder()
+        for op in steps_ops(steps):
+            enc.put(*op)
+        for syms in frames:
+            sets = choose_sets(params, syms)
+            for op in frame_ops(params, H, W, syms, sets, Adaptive(params, sets)):
+                enc.put(*op)
+        data = enc.finish()
+    return data, np.array(zh).reshape(z.shape), np.array(steps)

@@ -1,6 +1,6 @@
 /* Fuzz the wavelet engine's decoder: valid streams (static tables with 4 table sets, and
- * adaptive counts; hybrid tokens with sign contexts and zero segments, and escape tokens with
- * raw signs) of
+ * adaptive counts, the binary tables too; hybrid tokens with sign contexts, zero segments and
+ * RDO, and escape tokens with raw signs) of
  * frames of random shapes, mutated (bit flips, byte overwrites,
  * truncation, extension, block copies) or replaced by random bytes. The decoder must return
  * the bytes consumed or a negative error, never read or write outside its buffers (run
@@ -76,8 +76,9 @@ static wl_model *make_model(int adapt, int variant) {
     wl_params p = {L, variant ? 8 : 4, variant ? 0 : 1, 1, prog_start, kind, off, ntaps, tap0, 10, taps, prog_of,
                    band_w, theta, delta, group_of, 2, variant ? 0 : 1, 5,
                    G, C, ntok, AMAX, FMAX, flut, ctx_w, bias, a_lo, a_shift, lut,
-                   variant ? 0 : 1, 16, eg_k, variant ? 0 : 1, sign_freq, variant ? 0 : 8, zr_freq,
-                   15, S, freq, adapt, 4, 24, 4096};
+                   variant ? 0 : 1, 16, eg_k, variant ? 0 : 1, sign_freq, variant ? 0.0 : 0.08, variant ? 0 : 8,
+                   zr_freq, 15, S, freq, adapt, adapt && !variant, variant ? 4 : 0, variant ? 24 : 1024,
+                   variant ? 4096 : (1 << 30)};
     wl_model *m;
     if (wl_model_new(&p, &m)) { fprintf(stderr, "model rejected at line %d\n", wl_last_line()); exit(2); }
     return m;
@@ -101,8 +102,12 @@ int main(int argc, char **argv) {
         double acc = 0;
         for (int64_t j = 0; j < n; j++) { acc = 0.9 * acc + (urand() - 0.5); z[j] = acc + (rnd() % 50 == 0 ? 30 * urand() : 0); }
         uint8_t *buf;
+        int32_t mins[3];
+        if (wl_min_steps(m, z, B, H, W, mins)) { fprintf(stderr, "min steps failed\n"); return 1; }
+        for (int f = 0; f < B; f++) if (steps[f] < mins[f]) steps[f] = mins[f];
+        if (B > 1 && rnd() % 2) steps[1] = steps[0]; /* the steps block's 'same step' flag */
         int64_t len = wl_encode(m, z, B, H, W, steps, zh, &buf);
-        if (len < 0) { fprintf(stderr, "encode failed %lld\n", (long long)len); return 1; }
+        if (len < 0) { fprintf(stderr, "encode failed %lld line %d\n", (long long)len, wl_last_line()); return 1; }
         alarm(5);
         int32_t dsteps[3];
         if (wl_decode(m, buf, len, B, H, W, dsteps, zd) != len || memcmp(zd, zh, n * sizeof(double)) ||

@@ -48,9 +48,10 @@ PARAMS = {
     "a_shift": (np.int32, 1), "thresholds": (np.int32, 2), "amax": (np.int32, None),
     "tok_mode": (np.int32, None), "tok_direct": (np.int32, None), "eg_k": (np.int32, 1),
     "sign_ctx": (np.int32, None), "sign_freq": (np.uint32, 2),
-    "zero_run": (np.int32, None), "zr_freq": (np.uint32, 2),
+    "zero_run": (np.int32, None), "zr_freq": (np.uint32, 2), "rdo_lambda": (np.float64, None),
     "prec": (np.int32, None), "freq": (np.uint32, 4),
-    "adapt": (np.int32, None), "adapt_shift": (np.int32, None), "adapt_inc": (np.int32, None),
+    "adapt": (np.int32, None), "adapt_binary": (np.int32, None), "adapt_shift": (np.int32, None),
+    "adapt_inc": (np.int32, None),
     "adapt_limit": (np.int32, None),
 }
 
@@ -89,7 +90,7 @@ def check_params(params: dict) -> dict:
         if nd is None:
             if v.ndim:
                 raise SaecodecError(f"wavelet engine parameter {name!r} must be a scalar")
-            out[name] = int(v)
+            out[name] = float(v) if dt == np.float64 else int(v)
         else:
             if v.ndim != nd:
                 raise SaecodecError(f"wavelet engine parameter {name!r} must have {nd} dimensions, got {v.shape}")
@@ -121,8 +122,8 @@ class Engine:
         self._arrays = keep  # alive while the C call copies them
         c = ffi.new("wl_params *")
         for name in ("levels", "min_len", "level_rule", "ll_pred", "ll_ctx", "ll_classes", "amax", "tok_mode",
-                     "tok_direct", "sign_ctx", "zero_run", "prec", "adapt", "adapt_shift", "adapt_inc",
-                     "adapt_limit"):
+                     "tok_direct", "sign_ctx", "zero_run", "prec", "adapt", "adapt_binary", "adapt_shift",
+                     "adapt_inc", "adapt_limit"):
             setattr(c, name, p[name])
         c.nprog = len(p["prog_start"]) - 1
         for name in ("prog_start", "op_kind", "op_off", "op_ntaps", "op_tap0", "prog_of", "group_of", "ctx_w",
@@ -141,6 +142,7 @@ class Engine:
         keep["zr_freq"] = zf
         c.zr_freq = ffi.cast("const uint32_t *", ffi.from_buffer(zf))
         c.ngroups, c.nclasses, c.ntok, c.nsets = G, C, T, S
+        c.rdo_lambda = p["rdo_lambda"]
         handle = ffi.new("wl_model **")
         rc = lib.wl_model_new(c, handle)
         if rc:
@@ -185,7 +187,11 @@ class Engine:
         st = _steps(steps, B)
         zhat = np.empty_like(z)
         out = ffi.new("uint8_t **")
-        n = lib.wl_encode(self._m, _dp(z), B, H, W, ffi.cast("int32_t *", ffi.from_buffer(st)), _dp(zhat), out)
+        n = lib.wl_encode(self._m, _dp(z), B, H, W, ffi.cast("const int32_t *", ffi.from_buffer(st)), _dp(zhat), out)
+        if n == _RANGE:  # rare: values far beyond the steps (raw intensities at a fine step)
+            st = np.maximum(st, self.min_steps(z))
+            n = lib.wl_encode(self._m, _dp(z), B, H, W, ffi.cast("const int32_t *", ffi.from_buffer(st)), _dp(zhat),
+                              out)
         self._check(n)
         try:
             data = bytes(ffi.buffer(out[0], n))
@@ -193,9 +199,17 @@ class Engine:
             lib.wl_free(out[0])
         return data, zhat, st
 
+    def min_steps(self, z: np.ndarray) -> np.ndarray:
+        """Per frame the finest step index whose quantised values stay below 2^29."""
+        z = np.ascontiguousarray(z, dtype=np.float64)
+        B, H, W = z.shape
+        out = np.zeros(B, np.int32)
+        self._check(lib.wl_min_steps(self._m, _dp(z), B, H, W, ffi.cast("int32_t *", ffi.from_buffer(out))))
+        return out
+
     def decode(self, buf, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, int]:
-        """(z_hat (B, H, W), the frames' step indices, bytes consumed) of the frames' messages at
-        the start of ``buf``."""
+        """(z_hat (B, H, W), the frames' step indices, bytes consumed) of the chunk's message at the
+        start of ``buf``."""
         B, H, W = shape
         st = np.zeros(B, np.int32)
         zhat = np.empty((B, H, W), np.float64)

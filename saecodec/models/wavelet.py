@@ -77,13 +77,13 @@ class WaveletModule:
 
     ARCH_KEYS = ("levels", "min_len", "level_rule", "programs", "prog_of", "groups", "nclasses", "ntok", "amax",
                  "fmax", "prec", "nsets", "ll_pred", "ll_ctx", "ll_classes", "tokens", "tok_direct", "signs",
-                 "zero_run", "adapt", "rate_levels")
+                 "zero_run", "rdo_lambda", "adapt", "rate_levels")
 
     def __init__(self, levels: int = 6, min_len: int = 8, level_rule: int = 1, programs=None, prog_of=None,
                  groups=None, nclasses: int = 32, ntok: int = 72, amax: int = 4095, fmax: int = 4095, prec: int = 15,
                  nsets: int = 1, ll_pred: str = "med", ll_ctx: str = "grad", ll_classes: int = 12,
                  tokens: str = "hybrid", tok_direct: int = 16, signs: str = "context", zero_run: int = 16,
-                 adapt: dict | None = None, rate_levels: int = 6):
+                 rdo_lambda: float = 0.0, adapt: dict | None = None, rate_levels: int = 6):
         if not 0 <= int(levels) <= 16 or int(min_len) < 2 or int(level_rule) not in (0, 1):
             raise SaecodecError(f"wavelet: levels must be 0..16, min_len >= 2, level_rule 0 or 1; got {levels}, "
                                 f"{min_len}, {level_rule}")
@@ -113,12 +113,18 @@ class WaveletModule:
             raise SaecodecError(f"wavelet: ll_classes must be 1 .. nclasses ({self.nclasses}), got {ll_classes}")
         self.tokens, self.tok_direct, self.signs = tokens, int(tok_direct), signs
         self.zero_run = int(zero_run)
+        self.rdo_lambda = float(rdo_lambda)  # encoder only: rate-distortion optimised quantisation (0: off)
+        if not 0 <= self.rdo_lambda < 1e6:
+            raise SaecodecError(f"wavelet: rdo_lambda must be >= 0, got {rdo_lambda}")
         if self.zero_run and not 2 <= self.zero_run <= 64:
             raise SaecodecError(f"wavelet: zero_run must be 0 (off) or 2..64, got {zero_run}")
         if tokens == "hybrid" and self.ntok < hybrid_tokens(self.tok_direct):
             raise SaecodecError(f"wavelet: hybrid tokens with direct {tok_direct} need ntok >= "
                                 f"{hybrid_tokens(self.tok_direct)}")
-        self.adapt = None if adapt is None else {k: int(adapt[k]) for k in ("shift", "inc", "limit")}
+        # adaptive counts: {"shift", "inc", "limit"[, "binary"]}; A = 32 of the research is
+        # {"shift": 0, "inc": 2^prec / 32, "limit": 2^30}
+        self.adapt = None if adapt is None else {**{k: int(adapt[k]) for k in ("shift", "inc", "limit")},
+                                                 "binary": int(adapt.get("binary", 0))}
         if self.rate_levels < 1:
             raise SaecodecError("wavelet: at least one rate level")
         self._defaults()
@@ -197,7 +203,7 @@ class WaveletModule:
         ops = [op for prog in self.programs for op in prog]
         starts = np.cumsum([0] + [len(p) for p in self.programs]).astype(np.int32)
         ntaps = np.array([t for _, _, t in ops], np.int32)
-        adapt = self.adapt or {"shift": 0, "inc": 1, "limit": 1 << 16}
+        adapt = self.adapt or {"shift": 0, "inc": 1, "limit": 1 << 16, "binary": 0}
         return {
             "levels": self.levels, "min_len": self.min_len, "level_rule": self.level_rule, "prog_start": starts,
             "op_kind": np.array([kinds[n] for n, _, _ in ops], np.int32),
@@ -210,8 +216,10 @@ class WaveletModule:
             "a_lo": self.a_lo, "a_shift": self.a_shift, "thresholds": self.thresholds, "amax": self.amax,
             "tok_mode": TOKENS.index(self.tokens), "tok_direct": self.tok_direct, "eg_k": self.eg_k,
             "sign_ctx": SIGNS.index(self.signs), "sign_freq": self.sign_freq.astype(np.uint32),
-            "zero_run": self.zero_run, "zr_freq": self.zr_freq.astype(np.uint32), "prec": self.prec,
-            "freq": self.freq.astype(np.uint32), "adapt": int(self.adapt is not None), "adapt_shift": adapt["shift"],
+            "zero_run": self.zero_run, "zr_freq": self.zr_freq.astype(np.uint32), "rdo_lambda": self.rdo_lambda,
+            "prec": self.prec,
+            "freq": self.freq.astype(np.uint32), "adapt": int(self.adapt is not None),
+            "adapt_binary": adapt["binary"], "adapt_shift": adapt["shift"],
             "adapt_inc": adapt["inc"], "adapt_limit": adapt["limit"]}
 
     def step_of_level(self, level: float) -> float:

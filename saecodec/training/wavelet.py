@@ -395,6 +395,24 @@ def train_wavelet(model, frames, cfg: WaveletTrainConfig, log10=None, val=None, 
                         zruns += zr
         ck.save(freq=_tables(counts, cfg.prior, mod.prec), counts=counts,
                 sign_freq=_binary_tables(signs, cfg.prior, mod.prec), zr_freq=_binary_tables(zruns, cfg.prior, mod.prec))
+        if mod.rdo_lambda > 0 and not cfg.extra.get("rdo_refit_done"):
+            # the encoder's RDO weighs rates with these tables: count again with them, once
+            mod.freq, mod.sign_freq, mod.zr_freq = (np.asarray(ck.state[k], np.int32) for k in ("freq", "sign_freq",
+                                                                                                "zr_freq"))
+            eng = we.Engine(mod.engine_params())
+            counts = count_pass(eng, (G, C, T), "tables (RDO)")[None] if S == 1 else \
+                _table_sets(eng, count_pass, (S, G, C, T), cfg, mod.prec)
+            signs[:] = 0
+            zruns[:] = 0
+            for z in zs:
+                for sl in _batches(len(z), cfg.batch):
+                    for k in steps:
+                        _, sg, zr, _ = eng.stats(z[sl], k)
+                        signs += sg
+                        zruns += zr
+            ck.save(freq=_tables(counts, cfg.prior, mod.prec), counts=counts,
+                    sign_freq=_binary_tables(signs, cfg.prior, mod.prec),
+                    zr_freq=_binary_tables(zruns, cfg.prior, mod.prec))
     mod.freq = np.asarray(ck.state["freq"], np.int32)
     mod.sign_freq = np.asarray(ck.state["sign_freq"], np.int32)
     mod.zr_freq = np.asarray(ck.state["zr_freq"], np.int32)
