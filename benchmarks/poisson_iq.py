@@ -29,17 +29,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 
 def bins_dev(x: np.ndarray, y: np.ndarray, valid: np.ndarray, nb: int = 48) -> np.ndarray:
-    from saecodec.metrics import pixel_q
+    """|I_y - I_x| / sigma_I per log-spaced radius bin around the beam (saecodec.iq)."""
+    from saecodec import iq
 
-    q = pixel_q(np.where(valid, x, 0).astype(np.float64)[None])[0]
-    qi = q[valid]
-    edges = np.geomspace(max(qi.min(), qi.max() * 1e-3), qi.max() * (1 + 1e-9), nb + 1)
-    idx = np.clip(np.searchsorted(edges, qi, side="right") - 1, 0, nb - 1)
-    xv, yv = x[valid].astype(np.float64), y[valid].astype(np.float64)
-    n = np.bincount(idx, minlength=nb)
-    sx, sy = np.bincount(idx, xv, nb), np.bincount(idx, yv, nb)
-    ok = (n > 0) & (sx > 0)
-    return np.abs(sy[ok] - sx[ok]) / n[ok] / (np.sqrt(sx[ok]) / n[ok])
+    q = iq.pixel_q(np.where(valid, x, 0).astype(np.float64)[None])[0]
+    idx, n_bins = iq.bin_index(np.where(valid, q, np.nan), nb, "log")
+    n, sx, _ = iq.bin_sums(x, idx, n_bins, valid)
+    _, sy, _ = iq.bin_sums(y, idx, n_bins, valid)
+    return iq.sigma_deviation(n, sx, sy)
 
 
 def main(argv=None):

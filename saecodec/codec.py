@@ -8,12 +8,15 @@ loaded through :mod:`saecodec.model_store` on first use.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from numcodecs.abc import Codec
 from numcodecs.compat import ensure_contiguous_ndarray, ndarray_copy
 
 from . import chunk, model_store
-from .errors import SaecodecError
+from .coding.hyperprior import check_level
+from .errors import LossyCountsWarning, SaecodecError
 from .models import runtime
 from .models.model import Model
 from .options import ALIASES, CODEC_ID, DEFAULT_MAX_ERROR, OPTION_NAMES, CodecOptions
@@ -94,6 +97,8 @@ class SAECodec(Codec):
                  level: float | None = None):
         runtime.check_device(device)
         identity, name = model_store.identify(model, model_name)
+        if level is not None and (levels := model_store.rate_levels(identity)) is not None:
+            check_level(level, levels, name or identity[:12])  # the model's range, before the format's
         self.options = CodecOptions.create(identity, model_name=name, latent_dtype=latent_dtype,
                                            weight_dtype=weight_dtype, error_bound=error_bound,
                                            bound_mode=bound_mode, mask_value=mask_value, max_error=max_error,
@@ -123,6 +128,11 @@ class SAECodec(Codec):
 
     def encode(self, buf):
         arr = buf if isinstance(buf, np.ndarray) else ensure_contiguous_ndarray(buf)
+        if self.options.error_bound is None and arr.dtype.kind in "iu" and not self.__dict__.get("_warned_counts"):
+            self.__dict__["_warned_counts"] = True  # once per codec: its chunks all say the same
+            warnings.warn(LossyCountsWarning(
+                f"the pure mode is lossy on {arr.dtype} data: integer counts come back rounded, their totals and "
+                "I(q) moved; error_bound=0 (lossless) or bound_mode='poisson' keeps the counts"), stacklevel=2)
         return chunk.encode_chunk(self.resolve_model(), arr, self.options, device=self.device)
 
     def decode(self, buf, out=None):

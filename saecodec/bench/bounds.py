@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import metrics
+from .. import iq
 from ..model_store import DEFAULT_MODEL
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -71,13 +71,9 @@ def run_methods(values: np.ndarray, chunks, methods: list[tuple[str, dict]], rep
 
 
 def iq_check(x: np.ndarray, y: np.ndarray, q: np.ndarray, bins: int = 24) -> float:
-    """Max relative deviation of the azimuthal average over bins above 3x background (NaN: none)."""
-    v = np.where(np.isfinite(x), x, np.nan).astype(np.float64)
-    bg = np.nanpercentile(v, 5)
-    px = metrics.radial_profiles(v[None], q[None], bins)[0]
-    py = metrics.radial_profiles(np.where(np.isfinite(x), y, np.nan).astype(np.float64)[None], q[None], bins)[0]
-    sig = (px > 3 * bg) & (px != 0) & np.isfinite(px)
-    return float(np.max(np.abs(py[sig] - px[sig]) / np.abs(px[sig]))) if sig.any() else float("nan")
+    """Max relative deviation of the azimuthal average over bins above 3x background (NaN: none):
+    :func:`saecodec.iq.max_rel_deviation` of one frame."""
+    return float(iq.max_rel_deviation(x[None], y[None], q[None], bins=bins)[0])
 
 
 def pwrel_ok(x: np.ndarray, y: np.ndarray, eb: float) -> bool:
@@ -96,7 +92,7 @@ def real_pwrel(model: str, eb: float = 1e-2, dtype=np.float32, repeat: int = 1, 
     rows, labels = [], []
     for name, d in frames if frames is not None else real_frames():
         x = d["I"].astype(dtype)
-        q = np.hypot(d["qx"], d["qy"]) if d["qx"].shape == x.shape else metrics.pixel_q(x[None])[0]
+        q = np.hypot(d["qx"], d["qy"]) if d["qx"].shape == x.shape else iq.pixel_q(x[None])[0]
         span = float(np.nanmax(x) - np.nanmin(x))
         methods = [("SZ2 pointwise_relative", hdf5plugin.SZ(pointwise_relative=eb)),
                    ("saecodec pwrel", SAE(model, error_bound=eb, bound_mode="pwrel")),
