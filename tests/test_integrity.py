@@ -9,6 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 import zarr
 
 from conftest import blobs, perturb_network_decode, run_fresh
@@ -16,7 +17,6 @@ from saecodec import chunk, hdf5
 from saecodec.codec import SAECodec
 from saecodec.coding import payload as fmt
 from saecodec.errors import PayloadError, SaecodecError
-from saecodec.models import runtime
 from saecodec.options import DEFAULT_MAX_ERROR, CodecOptions
 from saecodec.zarr3 import SAEZarrCodec
 
@@ -241,7 +241,7 @@ def test_empty_chunks(tiny_model, shape, eb):
     assert d.shape == shape and d.dtype == x.dtype
 
 
-@pytest.mark.skipif(runtime.torch.cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_without_cuda_is_refused_when_the_codec_is_made(tiny_model, on_model_path):
     for make in (lambda: SAECodec(tiny_model.identity, device="cuda"),
                  lambda: SAEZarrCodec(model=tiny_model.identity, device="cuda:0"),
