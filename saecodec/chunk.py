@@ -8,7 +8,10 @@ encode: masked pixels set aside and filled (coding.mask) -> frames (tiling) -> t
         (coding.raw), as is a bounded 64-bit integer chunk that float64 cannot hold.
         The bounded modes run no network unless ``predictor="network"``: masked pixels
         found and the residual stream coded in C on the chunk as it is (the fast path).
-decode: the same backwards; needs only the payload and the model.
+decode: the same backwards; needs only the payload, and the model only when the payload
+        runs its network: a bounded or lossless payload without latents or quality gate
+        (every payload of the model-free codec, ``model`` None) decodes with numpy and the
+        compiled coder alone, so a codec passes its model as a function called on need.
 """
 
 from __future__ import annotations
@@ -45,9 +48,11 @@ def check_input(arr) -> np.ndarray:
     return arr
 
 
-def encode_chunk(model: Model, arr, options: CodecOptions | None = None, *, mask=None, device=None,
+def encode_chunk(model: Model | None, arr, options: CodecOptions | None = None, *, mask=None, device=None,
                  predictors=bound.PREDICTORS, **settings) -> bytes:
     """One chunk -> payload, with the codec's ``options`` or their ``settings`` as keywords.
+    ``model`` None: the model-free codec (the bounded and lossless modes; model check 0,
+    the 2D plane as tile).
 
     ``error_bound`` with ``bound_mode`` (abs, rel, pwrel, poisson: ``saecodec.bound``)
     guarantees its bound for every element; without it the payload is the pure
@@ -63,25 +68,30 @@ def encode_chunk(model: Model, arr, options: CodecOptions | None = None, *, mask
 def _encode(model, arr, options, mask, device, predictors, settings) -> bytes:
     if options is None:
         settings.setdefault("max_error", DEFAULT_MAX_ERROR)
-    opts = options if options is not None else CodecOptions.create(model.freeze(), **settings)
-    if opts.model != model.freeze():
-        raise SaecodecError(f"the codec options name model {opts.model}, not {model.name!r} ({model.identity})")
+    identity = None if model is None else model.freeze()
+    opts = options if options is not None else CodecOptions.create(identity, **settings)
+    if opts.model != identity:
+        raise SaecodecError(f"the codec options name model {opts.model}, not "
+                            + ("none" if model is None else f"{model.name!r} ({identity})"))
     arr = check_input(arr)
     fortran = arr.flags.f_contiguous and not arr.flags.c_contiguous
     c = np.ascontiguousarray(arr)
     ext = fmt.EXT_BIG_ENDIAN if c.dtype.str[0] == ">" else 0
     if not c.dtype.isnative:  # everything below sees native values; decode restores the order
         c = c.astype(c.dtype.newbyteorder("="))
-    tile = model.tile_for(c.shape)
-    coder = latents.coder_for(model, quant.latent_code(opts.latent_dtype), level=opts.level,
-                              net=lambda: runtime.HyperNet(model, device))
-    head = dict(model_check=fmt.model_check(model.freeze()), dtype=c.dtype, latent_code=coder.value_code,
-                shape=tuple(c.shape), tile=tile, ext=ext)
-    flags = coder.kind_code | (fmt.FLAG_FORTRAN if fortran else 0)
+    head = dict(model_check=fmt.model_check(identity), dtype=c.dtype, latent_code=0, shape=tuple(c.shape),
+                tile=tiling.whole(c.shape), ext=ext)
+    flags = fmt.FLAG_FORTRAN if fortran else 0
+    if model is not None:  # the header names the model's tile and latent kind, as every reader expects
+        coder = latents.coder_for(model, quant.latent_code(opts.latent_dtype), level=opts.level,
+                                  net=lambda: runtime.HyperNet(model, device))
+        head.update(latent_code=coder.value_code, tile=model.tile_for(c.shape))
+        flags |= coder.kind_code
     if not c.size:
         return _raw_payload(flags, head, c)
     if opts.error_bound is not None and not _runs_network(opts, c):
         return _encode_bounded(c, opts, mask, flags, head)
+    tile = head["tile"]
     masked = masks.find(c, opts, mask)
     if opts.error_bound is not None and _beyond_float64(c, masked):
         return _raw_payload(flags, head, c)  # float64 would round it
@@ -199,23 +209,41 @@ class _Parts(NamedTuple):
     gate: gate.Gate | None = None  # the quality gate (pure mode)
 
 
-def _read_payload(model: Model, buf, device=None) -> tuple[fmt.Header, _Parts]:
-    """Header and every section, checked against the model and the payload's end; runs no
-    network but a hyperprior coder's (h_s decides y's tables)."""
-    reader = fmt.Reader(buf)
-    h = fmt.Header.unpack(reader)
+def needs_network(h: fmt.Header) -> bool:
+    """Whether a payload runs the model's network (or its transform: the quality gate's
+    fallbacks are coded in its domain): latents, or a quality gate."""
+    return not h.flags & fmt.FLAG_RAW and (not h.flags & fmt.FLAG_NO_LATENTS or bool(h.ext & fmt.EXT_GATE))
+
+
+def _network(model, h: fmt.Header) -> Model:
+    """The model a payload that needs one was written with: ``model`` itself, or what the
+    codec's function loads; its identity checked against the payload's model check."""
+    if model is None:
+        raise ModelMismatchError(f"payload was written with a model whose identity starts with "
+                                 f"{h.model_check.hex()} and needs its network, but the codec has no model")
+    model = model() if callable(model) else model
     if h.model_check != fmt.model_check(model.freeze()):
         raise ModelMismatchError(
             f"payload was written with a model whose identity starts with {h.model_check.hex()}, "
             f"but the codec's model {model.name!r} is {model.identity}"
         )
+    return model
+
+
+def _read_payload(model, buf, device=None) -> tuple[fmt.Header, _Parts, Model | None]:
+    """Header and every section, checked against the payload's end and, when the payload
+    needs it, the model (``model``: a Model, None, or a function loading it on need); runs
+    no network but a hyperprior coder's (h_s decides y's tables). Returns the model it used."""
+    reader = fmt.Reader(buf)
+    h = fmt.Header.unpack(reader)
+    model = _network(model, h) if needs_network(h) else None
     if h.flags & fmt.FLAG_RAW:
         parts = _Parts(raw=raw.read(reader, h.shape, h.dtype))
     else:
-        if h.tile != model.tile_for(h.shape):
+        if model is not None and h.tile != model.tile_for(h.shape):
             raise PayloadError(f"corrupted payload: tile {h.tile} differs from the model's {model.tile_for(h.shape)}")
-        kind = latents.CODERS.get(model.latent_kind)
-        if kind is None or h.latent_kind != kind.kind_code:
+        kind = None if model is None else latents.CODERS.get(model.latent_kind)
+        if model is not None and (kind is None or h.latent_kind != kind.kind_code):
             raise PayloadError(f"corrupted payload: latent kind {h.latent_kind} is not the model's {model.latent_kind!r}")
         has_latents = not h.flags & fmt.FLAG_NO_LATENTS
         planes, ny, nx = tiling.grid(h.shape, h.tile)
@@ -241,11 +269,13 @@ def _read_payload(model: Model, buf, device=None) -> tuple[fmt.Header, _Parts]:
         parts = _Parts(latents=lat, mask=mask, residual=residual, gate=g)
     if reader.remaining():
         raise PayloadError(f"corrupted payload: {reader.remaining()} unexpected trailing bytes")
-    return h, parts
+    return h, parts, model
 
 
-def decode_chunk(model: Model, buf, *, device=None) -> np.ndarray:
-    h, parts = _read_payload(model, buf, device)
+def decode_chunk(model, buf, *, device=None) -> np.ndarray:
+    """Payload -> chunk. ``model``: the Model, None (the model-free codec), or a function
+    returning the Model, called only for a payload that runs its network."""
+    h, parts, model = _read_payload(model, buf, device)
     if parts.raw is not None:
         return _order(parts.raw, h)
     if parts.gate is not None:
@@ -274,9 +304,9 @@ def _order(out: np.ndarray, h: fmt.Header) -> np.ndarray:
     return np.asfortranarray(out) if h.flags & fmt.FLAG_FORTRAN else out
 
 
-def plane_modes(model: Model, buf) -> np.ndarray | None:
+def plane_modes(model, buf) -> np.ndarray | None:
     """Per 2D plane, the residual coding the encoder chose (``bound.MODE_*``); None without a bound."""
-    _, parts = _read_payload(model, buf)
+    _, parts, _ = _read_payload(model, buf)
     return None if parts.residual is None else bound.plane_modes(parts.residual)
 
 

@@ -3,7 +3,8 @@
 ``SAE(model=...)`` is a mapping of h5py ``create_dataset`` keyword arguments, like
 hdf5plugin's filter classes::
 
-    f.create_dataset("frames", data=x, chunks=(16, 64, 64), **saecodec.hdf5.SAE(model="sas64-l1"))
+    f.create_dataset("frames", data=x, chunks=(16, 64, 64), **saecodec.hdf5.SAE(model="sas-conv-h"))
+    f.create_dataset("counts", data=n, chunks=(1, 619, 487), **saecodec.hdf5.SAE(error_bound=0))  # lossless
 
 Any HDF5 reader with :func:`plugin_dir` on ``HDF5_PLUGIN_PATH`` (h5py, h5dump, ...) then
 decompresses transparently; ``import saecodec`` adds it to h5py's plugin search path.
@@ -54,15 +55,16 @@ class SAE(FilterRefBase):
     """h5py ``create_dataset`` keyword arguments for the saecodec filter.
 
     Parameters are those of :class:`saecodec.SAECodec` that a dataset stores; packing them
-    loads no network. The element type and chunk shape are filled in by the plugin's
+    loads no network. ``model=None``: the model-free codec (bounded and lossless modes),
+    whose datasets any reader with the plugin decodes without torch or a model file. The element type and chunk shape are filled in by the plugin's
     ``set_local`` when the dataset is created.
     """
 
-    def __init__(self, model, latent_dtype: str | None = None, error_bound: float | None = None,
+    def __init__(self, model=None, latent_dtype: str | None = None, error_bound: float | None = None,
                  bound_mode: str | None = None, mask_value=None, max_error: float | None = DEFAULT_MAX_ERROR, *,
                  weight_dtype: str | None = None, mask_values=None, mask_below=None, mask=None,
                  predictor: str | None = None, level: float | None = None):
-        identity, name = model_store.identify(model)
+        identity, name = (None, None) if model is None else model_store.identify(model)
         self.options = CodecOptions.create(identity, model_name=name, latent_dtype=latent_dtype,
                                            weight_dtype=weight_dtype, error_bound=error_bound,
                                            bound_mode=bound_mode, mask_value=mask_value, max_error=max_error,

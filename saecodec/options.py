@@ -53,9 +53,14 @@ class CodecOptions:
     hidden from the network and the bounded coder; ``max_error``: the pure mode's quality
     gate (``saecodec.gate``), None: off; ``predictor``: what the bounded modes code
     against, ``"classical"`` (the plane's own neighbours: fast) or ``"network"`` (the
-    model's reconstruction, per plane where it pays)."""
+    model's reconstruction, per plane where it pays).
 
-    model: str
+    ``model`` None: the model-free codec (docs/seams.md, section 1): the bounded and
+    lossless modes only, whose payloads any reader decodes with numpy and the compiled
+    coder; a codec without a model has nothing to run the pure mode, a network predictor
+    or a rate level with, so those are refused here rather than at the first chunk."""
+
+    model: str | None
     latent_dtype: str = "float16"
     model_name: str | None = None
     error_bound: float | None = None
@@ -68,8 +73,9 @@ class CodecOptions:
     level: float | None = None
 
     def __post_init__(self):
-        if not is_identity(self.model):
-            raise SaecodecError(f"model identity must be 64 lowercase hex digits, got {self.model!r}")
+        if self.model is not None and not is_identity(self.model):
+            raise SaecodecError(f"model identity must be 64 lowercase hex digits (or None: no model), "
+                                f"got {self.model!r}")
         quant.latent_code(self.latent_dtype)  # raises for unknown names
         self._set("latent_dtype", str(self.latent_dtype))
         self._set("model_name", self.model_name or None)
@@ -92,6 +98,20 @@ class CodecOptions:
         self._set("mask", FrameMask.of(self.mask))
         self._set("predictor", ob.predictor(self.predictor))
         self._set("level", ob.level(self.level))
+        if self.model is None:
+            self._check_model_free()
+
+    def _check_model_free(self):
+        if self.error_bound is None:
+            raise SaecodecError("saecodec without a model codes the bounded and lossless modes only: give "
+                                f"error_bound (0: lossless) with bound_mode one of {bound.BOUND_MODES}, or a model "
+                                "for the pure mode")
+        if self.predictor != "classical":
+            raise SaecodecError(f"predictor={self.predictor!r} predicts from a model's network: give a model, or "
+                                "leave predictor unset (classical: the plane's own neighbours)")
+        if self.level is not None:
+            raise SaecodecError("level is the rate of a model with rate levels: give such a model, or drop level")
+        self._set("max_error", None)  # the quality gate is the pure mode's; a bound replaces it
 
     @property
     def mask_value(self):
@@ -103,7 +123,7 @@ class CodecOptions:
         object.__setattr__(self, name, value)
 
     @classmethod
-    def create(cls, model: str, **settings) -> "CodecOptions":
+    def create(cls, model: str | None = None, **settings) -> "CodecOptions":
         """From keywords as users give them: ``None`` means the default, old names
         (``weight_dtype``) are accepted, unknown names refused."""
         given = {}
@@ -121,11 +141,13 @@ class CodecOptions:
     # -- numcodecs config and zarr v3 dict -----------------------------------------------
     def to_config(self) -> dict:
         """The stored configuration (without numcodecs' ``id``): the identity and every
-        option that is set; ``bound_mode`` goes with ``error_bound``."""
+        option that is set; ``bound_mode`` goes with ``error_bound``. Without a model there
+        is no ``model`` key (an older saecodec then says the config names no model)."""
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("model", "latent_dtype") or (value is not None and value != f.default) or (
+            if (f.name in ("model", "latent_dtype") and self.model is not None) or (
+                    value is not None and value != f.default) or (
                     f.name == "bound_mode" and self.error_bound is not None):
                 out[f.name] = value
         if len(self.mask_values) == 1:  # the name older readers know
@@ -138,10 +160,9 @@ class CodecOptions:
 
     @classmethod
     def from_config(cls, config: dict) -> "CodecOptions":
-        """Inverse of :meth:`to_config` (numcodecs' ``id`` ignored; old names read)."""
+        """Inverse of :meth:`to_config` (numcodecs' ``id`` ignored; old names read; no
+        ``model``, or ``"model": null``: the model-free codec)."""
         config = {k: v for k, v in dict(config).items() if k != "id"}
-        if "model" not in config:
-            raise SaecodecError("a saecodec config names no model")
         return cls.create(**config)
 
     def to_zarr(self) -> dict:
@@ -153,7 +174,7 @@ class CodecOptions:
     # -- HDF5 cd_values ------------------------------------------------------------------
     def cd_values(self) -> tuple[int, ...]:
         """cd_values layout 2, before set_local appends the element type code, the chunk's
-        rank and its dims: [2, identity (8 words), latent dtype code, n, n option words]."""
+        rank and its dims: [2, identity (8 words; all 0: no model), latent dtype code, n, n option words]."""
         words = [w for _, pack, _ in _CD_OPTIONS for w in pack(self)]
         return (CD_VERSION, *_identity_words(self.model), quant.latent_code(self.latent_dtype), len(words), *words)
 
@@ -216,12 +237,16 @@ def _max_error(value):
     return v
 
 
-def _identity_words(identity: str) -> tuple[int, ...]:
+def _identity_words(identity: str | None) -> tuple[int, ...]:
+    if identity is None:
+        return (0,) * 8  # no SHA-256 is all zeros
     raw = bytes.fromhex(identity)
     return tuple(int.from_bytes(raw[i:i + 4], "big") for i in range(0, 32, 4))
 
 
-def _words_identity(words) -> str:
+def _words_identity(words) -> str | None:
+    if not any(words):
+        return None
     return b"".join(int(w).to_bytes(4, "big") for w in words).hex()
 
 

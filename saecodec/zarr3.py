@@ -21,7 +21,7 @@ from .options import CODEC_ID, DEFAULT_MAX_ERROR, CodecOptions
 
 @dataclass(frozen=True)
 class SAEZarrCodec(ArrayBytesCodec):
-    """``SAEZarrCodec(model=..., latent_dtype="float16", model_name=None, device=None,
+    """``SAEZarrCodec(model=None, latent_dtype="float16", model_name=None, device=None,
     error_bound=None, bound_mode="abs", mask_value=None, max_error=0.25, mask_values=None,
     mask_below=None, mask=None, predictor="classical", level=None)``: see :class:`saecodec.SAECodec`.
     Equal when the options are; the device is a run-time choice."""
@@ -30,7 +30,7 @@ class SAEZarrCodec(ArrayBytesCodec):
 
     options: CodecOptions
 
-    def __init__(self, *, model, latent_dtype: str | None = None, model_name: str | None = None, device=None,
+    def __init__(self, *, model=None, latent_dtype: str | None = None, model_name: str | None = None, device=None,
                  error_bound: float | None = None, bound_mode: str | None = None, mask_value=None,
                  max_error: float | None = DEFAULT_MAX_ERROR, weight_dtype: str | None = None, mask_values=None,
                  mask_below=None, mask=None, predictor: str | None = None, level: float | None = None):

@@ -243,7 +243,11 @@ def _refuse_flipped_version(reader: Reader, version: int) -> None:
 
 
 @functools.lru_cache(maxsize=64)
-def model_check(identity: str) -> bytes:
+def model_check(identity: str | None) -> bytes:
+    """The header's model check: the identity's first bytes, zeros for a payload written
+    without a model (docs/seams.md, section 1)."""
+    if identity is None:
+        return bytes(MODEL_CHECK_BYTES)
     return bytes.fromhex(identity)[:MODEL_CHECK_BYTES]
 
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .. import tiling
 from ..errors import SaecodecError
 from ..modelfile import FILE_FORMAT, FILE_FORMAT_VERSION, METADATA_KEY, canonical_json, identity_of_bytes, \
     metadata_of_bytes
@@ -96,9 +97,7 @@ class Model:
     def tile_for(self, shape: tuple[int, ...]) -> tuple[int, int]:
         """The frame the network takes from a chunk of ``shape``: the model's frame shape,
         or the chunk's own 2D planes for a model that takes whole frames."""
-        if self.frame_shape is not None:
-            return self.frame_shape
-        return max(1, int(shape[-2])), max(1, int(shape[-1]))
+        return self.frame_shape if self.frame_shape is not None else tiling.whole(shape)
 
     def metadata(self) -> dict:
         return {
