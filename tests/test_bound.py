@@ -105,7 +105,7 @@ def test_bound_survives_another_devices_rounding(tiny_model, monkeypatch):
     x = np.log10(blobs(6, seed=9)).astype(np.float64)
     network = (bound.MODE_AE, bound.MODE_AE_LORENZO)  # the codings with the network's prediction
     for eb in (1.0, 1e-1, 1e-2, 1e-3):
-        payload = chunk.encode_chunk(tiny_model, x, error_bound=eb, predictors=network, predictor="network")
+        payload = chunk.encode_chunk(tiny_model, x, error_bound=eb, codings=network, predictor="network")
         assert np.isin(chunk.plane_modes(tiny_model, payload), (bound.MODE_AE, bound.MODE_AE_LORENZO)).sum() >= 4
         with monkeypatch.context() as m:
             perturb_network_decode(m)
@@ -120,7 +120,7 @@ def test_without_the_guard_another_device_could_break_the_bound(tiny_model, monk
     monkeypatch.setattr(bound, "NET_TOLERANCE", 0.0)
     monkeypatch.setattr(bound, "ROUND", 0.0)
     eb = 1e-6
-    payload = chunk.encode_chunk(tiny_model, x, error_bound=eb, predictors=(bound.MODE_AE,), predictor="network")
+    payload = chunk.encode_chunk(tiny_model, x, error_bound=eb, codings=(bound.MODE_AE,), predictor="network")
     real = runtime.batched
 
     def perturbed(fn, z, dev):
@@ -269,7 +269,7 @@ def test_the_encoder_never_decodes_its_own_bytes(tiny_model, rrae_model, monkeyp
     real = entropy.decode
     for model, x in ((tiny_model, blobs(4, seed=3)), (rrae_model[0], bumps(4, seed=3) * 100)):
         monkeypatch.setattr(entropy, "decode", lambda *a, **k: pytest.fail("the encoder range-decoded"))
-        payload = chunk.encode_chunk(model, x, error_bound=1e-2, bound_mode="rel", predictors=(bound.MODE_AE,),
+        payload = chunk.encode_chunk(model, x, error_bound=1e-2, bound_mode="rel", codings=(bound.MODE_AE,),
                                      predictor="network")
         monkeypatch.setattr(entropy, "decode", real)
         assert (chunk.plane_modes(model, payload) == bound.MODE_AE).any()  # the network's prediction served

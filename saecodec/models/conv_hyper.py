@@ -16,8 +16,6 @@ records their layout.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -238,8 +236,3 @@ def lambda_of(lambdas, level: np.ndarray) -> np.ndarray:
     i0 = np.clip(np.floor(level), 0, max(len(lg) - 2, 0)).astype(int)
     a = level - i0
     return np.exp(lg[i0] * (1 - a) + lg[np.minimum(i0 + 1, len(lg) - 1)] * a)
-
-
-def default_level(levels: int) -> float:
-    """The middle of the trained levels (quantised to the payload's 1/32 steps)."""
-    return math.floor((levels - 1) / 2 * 32) / 32
