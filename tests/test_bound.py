@@ -1,7 +1,5 @@
 """The error-bounded mode: every element within the bound, masks exact, never larger than raw."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from conftest import blobs, bumps, perturb_network_decode
@@ -9,11 +7,11 @@ from conftest import blobs, bumps, perturb_network_decode
 from saecodec import bound, chunk
 from saecodec.codec import SAECodec
 from saecodec.coding import payload as fmt
+from saecodec.data import shared
 from saecodec.errors import SaecodecError
 from saecodec.models import runtime
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-sas"
-FILES = sorted(REAL.glob("*.npz")) if REAL.is_dir() else []
+FILES = shared.files(shared.REAL_SAS)
 
 
 def chunks(dtype, seed):
@@ -191,7 +189,7 @@ def test_config_round_trip_with_bound(tiny_model, on_model_path):
     assert "error_bound=0.001" in repr(c2)
 
 
-@pytest.mark.skipif(not FILES, reason="../shared/data/real-sas not present")
+@pytest.mark.skipif(not FILES, reason="the shared real frames are not on this machine")
 @pytest.mark.parametrize("eb", [1e-2, 1e-4])
 def test_real_frames_within_relative_bound(eb):
     """39 measured frames: odd sizes, zeros, up to 42% negative pixels, NaN holes."""

@@ -8,7 +8,7 @@ gain per rate level before rounding (variable rate from one network, Cui et al. 
 a hyper-analysis h_a / hyper-synthesis h_s predicts each latent's mean and scale
 (Minnen et al. 2018), with the hyper-latent z under a factorized density.
 
-The layer names are those of the research prototype (/work/research/model/nets.py), so its
+The layer names are those of the research prototype (its model/nets.py), so its
 checkpoints load as they are. Frozen integer tables (``freeze_tables``) are int32 buffers
 of the module, stored in the model file next to the float weights; the architecture
 records their layout.
