@@ -10,6 +10,8 @@ codec: those modes only, written and read without torch or a model file.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 from numcodecs.abc import Codec
 from numcodecs.compat import ensure_contiguous_ndarray, ndarray_copy
@@ -18,7 +20,8 @@ from . import chunk, model_store
 from .errors import SaecodecError
 from .models import runtime
 from .models.model import Model
-from .options import ALIASES, CODEC_ID, DEFAULT_MAX_ERROR, OPTION_NAMES, CodecOptions
+from . import options as opts
+from .options import ALIASES, CODEC_ID, OPTION_NAMES, CodecOptions
 
 
 class SAECodec(Codec):
@@ -85,27 +88,22 @@ class SAECodec(Codec):
         in steps of 1/32. Default: the model's middle level ((L - 1) / 2, 2.5 for
         ``sas-conv-h``). A model without levels refuses it at its first chunk.
 
-    The options are checked once into :attr:`options` (a frozen
-    :class:`saecodec.options.CodecOptions`); ``codec.error_bound`` etc. read them.
+    Every parameter but ``model`` is a keyword; ``SAEZarrCodec`` and ``hdf5.SAE`` take the
+    same ones (``saecodec.options.signature``). The options are checked once into
+    :attr:`options` (a frozen :class:`saecodec.options.CodecOptions`); ``codec.error_bound``
+    etc. read them.
     """
 
     codec_id = CODEC_ID
 
-    def __init__(self, model=None, latent_dtype: str | None = None, device=None, model_name: str | None = None,
-                 error_bound: float | None = None, bound_mode: str | None = None, mask_value=None,
-                 max_error: float | None = DEFAULT_MAX_ERROR, *, weight_dtype: str | None = None,
-                 mask_values=None, mask_below=None, mask=None, predictor: str | None = None,
-                 level: float | None = None):
-        identity, name = (None, None) if model is None else model_store.identify(model, model_name)
-        if identity is not None:
+    def __init__(self, model=None, *, device=None, **options):
+        self.options = opts.new(model, options)
+        if self.options.model is not None:
             runtime.check_device(device)
-        self.options = CodecOptions.create(identity, model_name=name, latent_dtype=latent_dtype,
-                                           weight_dtype=weight_dtype, error_bound=error_bound,
-                                           bound_mode=bound_mode, mask_value=mask_value, max_error=max_error,
-                                           mask_values=mask_values, mask_below=mask_below, mask=mask,
-                                           predictor=predictor, level=level)
         self.device = device
-        self._model: Model | None = model if isinstance(model, Model) else model_store.loaded(identity)
+        self._model: Model | None = model if isinstance(model, Model) else model_store.loaded(self.options.model)
+
+    __init__.__signature__ = opts.signature(inspect.Parameter("device", inspect.Parameter.KEYWORD_ONLY, default=None))
 
     @classmethod
     def from_options(cls, options: CodecOptions, device=None) -> "SAECodec":

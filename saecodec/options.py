@@ -9,7 +9,11 @@ Adding an option:
 1. a field with a default that means "off", i.e. what a config without it meant;
 2. its check in ``__post_init__``;
 3. its cd_values words: a new entry at the end of ``_CD_OPTIONS`` (never reorder them);
-4. the keyword in ``SAECodec``, ``SAEZarrCodec`` and ``hdf5.SAE``.
+4. its line in ``SAECodec``'s docstring.
+
+``SAECodec``, ``SAEZarrCodec`` and ``hdf5.SAE`` take the options as keywords through one
+signature built from the fields (:func:`signature`, :func:`new`): ``help()`` shows every
+option by name, and a new field is a new keyword of all three.
 
 The bounded modes' and the masks' options keep their checks and cd_values words in
 ``options_bounds.py``.
@@ -21,9 +25,10 @@ with options it does not know (``CdValues.unknown_words``).
 
 from __future__ import annotations
 
+import inspect
 import math
 import struct
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import NamedTuple
 
 
@@ -220,6 +225,43 @@ class CdValues(NamedTuple):
 
 CD_VERSION = 2
 OPTION_NAMES = frozenset(f.name for f in fields(CodecOptions))
+
+
+def _parameters() -> list[inspect.Parameter]:
+    """The codec constructors' parameters: ``model`` (positional), then every other field and
+    the old names as keywords, with the defaults a new codec takes."""
+    kw = inspect.Parameter.KEYWORD_ONLY
+    out = [inspect.Parameter("model", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)]
+    for f in fields(CodecOptions):
+        if f.name != "model":
+            default = DEFAULT_MAX_ERROR if f.name == "max_error" else f.default
+            out.append(inspect.Parameter(f.name, kw, default=None if default is MISSING or default == () else default))
+    return out + [inspect.Parameter(old, kw, default=None) for old in ALIASES]
+
+
+OPTION_PARAMETERS = _parameters()
+
+
+def signature(*run_time: inspect.Parameter) -> inspect.Signature:
+    """``(self, model=None, *, <run-time keywords>, <every option>)``: the one signature of
+    ``SAECodec``, ``SAEZarrCodec`` and ``hdf5.SAE``, whose ``__init__`` take ``**options``."""
+    self = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return inspect.Signature([self, OPTION_PARAMETERS[0], *run_time, *OPTION_PARAMETERS[1:]])
+
+
+def new(model=None, options: dict | None = None) -> CodecOptions:
+    """A new codec's options from its constructor's arguments: ``model`` (a Model, identity,
+    identity prefix, name or path, identified without loading a network; None: the
+    model-free codec) and the keywords of :func:`signature`. ``max_error`` is
+    DEFAULT_MAX_ERROR unless given (None: no gate), as for every new codec; ``None`` elsewhere
+    means the option's default."""
+    from . import model_store
+
+    settings = dict(options or {})
+    name = settings.pop("model_name", None)
+    identity, name = (None, None) if model is None else model_store.identify(model, name)
+    settings.setdefault("max_error", DEFAULT_MAX_ERROR)
+    return CodecOptions.create(identity, model_name=name, **settings)
 
 
 def _max_error(value):
