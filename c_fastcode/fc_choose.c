@@ -8,9 +8,7 @@ FC_INLINE uint64_t predict(int pk, const uint64_t *Qp, const uint64_t *Qc, int64
     if (pk == 0) return 0;
     if (y == 0) return j ? Qc[j - 1] : 0;
     if (j == 0) return Qp[0];
-    const uint64_t w = Qc[j - 1], n = Qp[j], nw = Qp[j - 1];
-    if (pk == 1) return w + n - nw;
-    return (uint64_t)(((int64_t)w >> 1) + ((int64_t)n >> 1) + (int64_t)(w & n & 1));
+    return stencil(pk, Qc[j - 1], Qp[j], Qp[j - 1]);
 }
 
 /* Estimated bits of a plane under each predictor (0 none, 1 Lorenzo, 2 (W+N)/2) with the

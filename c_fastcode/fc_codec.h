@@ -19,6 +19,22 @@
 /* poisson: at most this many regions above the first */
 #define FC_POIS_RMAX 65535
 
+/* A plane's stencil: the prediction of a code from its west, north and north-west neighbours
+ * (pk: 0 none, 1 Lorenzo, 2 (W+N)/2, 3 W, the first row of a predicted plane). The encoder
+ * and the decoder run this same arithmetic; stencil_f on the abs-float lanes' reconstructions. */
+FC_INLINE uint64_t stencil(const int pk, uint64_t qW, uint64_t qN, uint64_t qNW) {
+    if (pk == 0) return 0;
+    if (pk == 3) return qW;
+    if (pk == 1) return qW + qN - qNW;
+    return (uint64_t)(((int64_t)qW >> 1) + ((int64_t)qN >> 1) + (int64_t)(qW & qN & 1));
+}
+FC_INLINE double stencil_f(const int pk, double rW, double rN, double rNW) {
+    if (pk == 0) return 0.0;
+    if (pk == 3) return rW;
+    if (pk == 1) return (rW + rN) - rNW;
+    return (rW + rN) * 0.5;
+}
+
 FC_INLINE uint32_t sat_abs(uint64_t q, uint32_t cap) {
     uint64_t a = (int64_t)q < 0 ? (uint64_t)0 - q : q;
     return a < cap ? (uint32_t)a : cap;

@@ -58,11 +58,7 @@ FC_INLINE void dec_row_body(dec_t *d, const int pk, const int has_cls, const int
     int cW = 0;
     for (int64_t j = 0; j < W; j++) {
         const uint64_t qN = (pk == 1 || pk == 2) ? Qp[j] : 0;
-        uint64_t pr;
-        if (pk == 0) pr = 0;
-        else if (pk == 3) pr = qW;
-        else if (pk == 1) pr = qW + qN - qNW;
-        else pr = (uint64_t)(((int64_t)qW >> 1) + ((int64_t)qN >> 1) + (int64_t)(qW & qN & 1));
+        const uint64_t pr = stencil(pk, qW, qN, qNW);
         const uint32_t mNE = Mp[j + 2];
         const uint32_t vNE = want_val ? Vp[j + 2] : 0;
         uint64_t q = pr;
@@ -130,11 +126,7 @@ FC_INLINE void dec_sz_elem(const uint8_t *tok8, const uint32_t *finfo, const uin
     const double step = L->step;
     const uint32_t pmask = (1u << prec) - 1;
     const double rN = (pk == 1 || pk == 2) ? L->Rp[j] : 0.0;
-    double pe;
-    if (pk == 0) pe = 0.0;
-    else if (pk == 3) pe = L->rW;
-    else if (pk == 1) pe = (L->rW + rN) - L->rNW;
-    else pe = (L->rW + rN) * 0.5;
+    const double pe = stencil_f(pk, L->rW, rN, L->rNW);
     const uint32_t mNE = L->Mp[j + 2];
     double eh = pe;
     uint32_t m = 0;
