@@ -36,7 +36,7 @@ def register(sub) -> None:
                    help="models (default): the models and SZ3/ZFP/SPERR/zstd at absolute bounds on --data or "
                         "simulated frames; bounds: pwrel on the real frames against SZ2/SZ3/SPERR with the I(q) "
                         "check, lossless and poisson on the raw Pilatus frames against Bitshuffle+LZ4/zstd "
-                        "(../shared/data; saecodec.bench.bounds); rd: the pure mode over its rate levels against "
+                        "(SAECODEC_DATA or ../shared/data: saecodec.data.shared); rd: the pure mode over its rate levels against "
                         "SPERR/SZ3/ZFP swept over their bounds at equal error, on the simulated (or --data) frames "
                         "and the real frames (saecodec.bench.rd; outputs rd_TAG.*)")
     b.add_argument("--no-real", action="store_true", help="rd suite: skip the shared real frames")

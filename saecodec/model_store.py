@@ -10,7 +10,8 @@ Places searched, in order:
 
 A file is recognised by its content, not its name: any ``*.safetensors`` file in those
 places whose metadata says it is a saecodec model takes part. Finding a model reads file
-headers only; torch is imported when a network is loaded.
+headers only; torch is imported when a network is loaded, which a codec does only for a
+chunk that runs it (never for bounded or lossless chunks).
 """
 
 from __future__ import annotations
@@ -236,7 +237,12 @@ def load(model: str | os.PathLike, *, name: str | None = None):
         if (cached := loaded(entry.identity)) is not None:
             return cached
         path, expected = entry.path, entry.identity
-    m = load_file(path)
+    try:
+        m = load_file(path)
+    except ImportError as e:  # a torch family, without the extra
+        raise SaecodecError(f"model {name or key!r} runs its network with torch, which this Python lacks ({e}): "
+                            "pip install 'saecodec[learned]'. Bounded and lossless chunks decode without it; "
+                            "write them with model=None to need no model at all") from None
     if expected is not None and m.identity != expected:
         raise ModelMismatchError(f"model file {path} changed: identity {m.identity}, expected {expected}")
     return remember(m)

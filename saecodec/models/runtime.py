@@ -1,6 +1,8 @@
 """Where and how the networks run: the device, device copies of a network, batched passes.
 
-Used by the codec's pipeline and by training alike. The CPU runs a model's own module;
+Used by the codec's pipeline and by training alike. torch is imported by the functions that
+run a network, not by this module: the pipeline imports it, and a reader of payloads that
+run no network must not import torch (docs/seams.md, section 1). The CPU runs a model's own module;
 another device gets a copy, kept in a small least-recently-used cache so that a process
 switching between many models does not keep them all on the GPU.
 """
@@ -13,7 +15,6 @@ from collections import OrderedDict
 from contextlib import contextmanager
 
 import numpy as np
-import torch
 
 from ..errors import SaecodecError
 
@@ -50,6 +51,8 @@ def is_reproducible() -> bool:
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """``device`` as given, else CUDA when available, else the CPU."""
+    import torch
+
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -59,6 +62,8 @@ def check_device(device: str | torch.device | None) -> None:
     """Refuse, when a codec is made, a device this machine cannot run (not at its first chunk)."""
     if device is None:
         return
+    import torch
+
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError) as e:
@@ -104,6 +109,8 @@ def batched(fn, x: np.ndarray, device: torch.device, rows: int = BATCH) -> np.nd
     mode reserves room for float32 rounding differences between devices, not for TF32's
     10-bit mantissa.
     """
+    import torch
+
     outs = []
     with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
         for i in range(0, len(x), rows):
@@ -165,6 +172,8 @@ class HyperNet:
 
     def gain(self, level: float) -> np.ndarray:
         """The level's gain per latent channel (M,) float32."""
+        import torch
+
         with torch.inference_mode():
             return self.module.gain(torch.tensor([float(level)])).float().cpu().numpy()[0]
 
@@ -174,6 +183,8 @@ class HyperNet:
 
     def synthesis(self, z_hat: np.ndarray, tile) -> tuple[np.ndarray, np.ndarray]:
         """z_hat (B, Nh, hz, wz) -> mu, sigma (B, M, h, w) float32 each."""
+        import torch
+
         hw = self.latent_shapes(tile)[0][1:]
         out = batched(lambda z: torch.cat(self.module.hyper_synthesis(z, hw), 1), z_hat, self.device,
                       self._rows(tile))

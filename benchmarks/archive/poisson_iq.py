@@ -1,6 +1,6 @@
 """What the counting-noise bound (bound_mode="poisson") does to I(q) and its error bars.
 
-    python benchmarks/poisson_iq.py
+    python benchmarks/archive/poisson_iq.py
 
 On simulated 1024x1024 uint32 count frames (median 1, 10, 100 and 1000 counts; Poisson
 noise; 2**32-1 gaps, see benchmarks/bounds_speed.py) and the raw Pilatus frames (-1/-2
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).parent))
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/bounds_speed.py
 
 
 def bins_dev(x: np.ndarray, y: np.ndarray, valid: np.ndarray, nb: int = 48) -> np.ndarray:
@@ -47,7 +47,7 @@ def main(argv=None):
     from bounds_speed import GAP, big_frames
 
     from saecodec import model_store
-    from saecodec.bench.bounds import raw_counts
+    from saecodec.data.shared import raw_counts
     from saecodec.coding import fast
 
     model = model_store.load(args.model)
@@ -83,7 +83,7 @@ def main(argv=None):
     result = {"date": time.strftime("%Y-%m-%d %H:%M"), "rows": rows}
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=1))
     lines = ["# The counting-noise bound: ratio and what it does to I(q)", "",
-             "Command: `python benchmarks/poisson_iq.py`. Every element within eb sqrt(max(x, 1)), integers "
+             "Command: `python benchmarks/archive/poisson_iq.py`. Every element within eb sqrt(max(x, 1)), integers "
              "stay integers (checked). I(q) deviation in units of the bin mean's counting error.", "",
              "| frame | eb | bins | ratio (lossless) | added var / Poisson var | I(q) dev median / max (sigma_I) | "
              "mean error |", "|---|---|---|---|---|---|---|"]
