@@ -3,20 +3,26 @@
 Registered under the ``numcodecs.codecs`` entry point, so a Zarr (format 2) store
 written with it reads back in a process that never imports saecodec. Its config
 records the model's identity (SHA-256 of the model file) and name; the network itself is
-loaded through :mod:`saecodec.model_store` on first use.
+loaded through :mod:`saecodec.model_store` when a chunk needs it: never for the bounded
+and lossless payloads, which decode without torch. ``model=None`` is the model-free
+codec: those modes only, written and read without torch or a model file.
 """
 
 from __future__ import annotations
+
+import inspect
+import warnings
 
 import numpy as np
 from numcodecs.abc import Codec
 from numcodecs.compat import ensure_contiguous_ndarray, ndarray_copy
 
 from . import chunk, model_store
-from .errors import SaecodecError
+from .errors import LossyCountsWarning, SaecodecError
 from .models import runtime
 from .models.model import Model
-from .options import ALIASES, CODEC_ID, DEFAULT_MAX_ERROR, OPTION_NAMES, CodecOptions
+from . import options as opts
+from .options import ALIASES, CODEC_ID, OPTION_NAMES, CodecOptions
 
 
 class SAECodec(Codec):
@@ -24,9 +30,11 @@ class SAECodec(Codec):
 
     Parameters
     ----------
-    model : str or Model
+    model : str, Model or None
         Identity (64 hex digits), identity prefix, name or file path of a model, or a
-        :class:`saecodec.models.Model`.
+        :class:`saecodec.models.Model`. None (the default): no model, the bounded and
+        lossless modes only (``error_bound`` required; pure mode, ``predictor="network"``
+        and ``level`` refused); needs neither torch nor a model file, to write or to read.
     latent_dtype : {"float16", "bfloat16", "float32"}
         Storage type of the latent values of sparse (L1) models; ``weight_dtype`` is its
         old name and still accepted. Dense (RRAE) models quantise their coefficients with
@@ -80,37 +88,28 @@ class SAECodec(Codec):
         0 (fewest bytes) .. L - 1 (best quality; ``sas-conv-h``: 0 .. 5), continuous, kept
         in steps of 1/32. Default: the model's middle level ((L - 1) / 2, 2.5 for
         ``sas-conv-h``). A model without levels refuses it at its first chunk.
-    target_error : float, optional
-        Per frame, the largest quantiser step whose offset-free relative L2 in the model's
-        domain (``||u_dec - u|| / ||u - mean(u)||``) is at most this: a quality target
-        instead of a rate level (models with per-frame rate control: the wavelet family;
-        others refuse it at their first chunk). The quality gate (``max_error``) still
-        applies after it.
 
-    The options are checked once into :attr:`options` (a frozen
-    :class:`saecodec.options.CodecOptions`); ``codec.error_bound`` etc. read them.
+    Every parameter but ``model`` is a keyword; ``SAEZarrCodec`` and ``hdf5.SAE`` take the
+    same ones (``saecodec.options.signature``). The options are checked once into
+    :attr:`options` (a frozen :class:`saecodec.options.CodecOptions`); ``codec.error_bound``
+    etc. read them.
     """
 
     codec_id = CODEC_ID
 
-    def __init__(self, model, latent_dtype: str | None = None, device=None, model_name: str | None = None,
-                 error_bound: float | None = None, bound_mode: str | None = None, mask_value=None,
-                 max_error: float | None = DEFAULT_MAX_ERROR, *, weight_dtype: str | None = None,
-                 mask_values=None, mask_below=None, mask=None, predictor: str | None = None,
-                 level: float | None = None, target_error: float | None = None):
-        runtime.check_device(device)
-        identity, name = model_store.identify(model, model_name)
-        self.options = CodecOptions.create(identity, model_name=name, latent_dtype=latent_dtype,
-                                           weight_dtype=weight_dtype, error_bound=error_bound,
-                                           bound_mode=bound_mode, mask_value=mask_value, max_error=max_error,
-                                           mask_values=mask_values, mask_below=mask_below, mask=mask,
-                                           predictor=predictor, level=level, target_error=target_error)
+    def __init__(self, model=None, *, device=None, **options):
+        self.options = opts.new(model, options)
+        if self.options.model is not None:
+            runtime.check_device(device)
         self.device = device
-        self._model: Model | None = model if isinstance(model, Model) else model_store.loaded(identity)
+        self._model: Model | None = model if isinstance(model, Model) else model_store.loaded(self.options.model)
+
+    __init__.__signature__ = opts.signature(inspect.Parameter("device", inspect.Parameter.KEYWORD_ONLY, default=None))
 
     @classmethod
     def from_options(cls, options: CodecOptions, device=None) -> "SAECodec":
-        runtime.check_device(device)
+        if options.model is not None:
+            runtime.check_device(device)
         codec = cls.__new__(cls)
         codec.options, codec.device, codec._model = options, device, model_store.loaded(options.model)
         return codec
@@ -122,14 +121,23 @@ class SAECodec(Codec):
         return getattr(options, name if hasattr(CodecOptions, name) else ALIASES.get(name, name))
 
     def resolve_model(self) -> Model:
-        """The network, loaded on first use so that opening a store never needs it."""
+        """The network, loaded on first need so that opening a store, and reading chunks
+        that run no network, never needs it (nor torch)."""
         if self._model is None:
+            if self.options.model is None:
+                raise SaecodecError("this codec has no model (model=None)")
             self._model = model_store.load(self.options.model, name=self.options.model_name)
         return self._model
 
     def encode(self, buf):
         arr = buf if isinstance(buf, np.ndarray) else ensure_contiguous_ndarray(buf)
-        return chunk.encode_chunk(self.resolve_model(), arr, self.options, device=self.device)
+        if self.options.error_bound is None and arr.dtype.kind in "iu" and not self.__dict__.get("_warned_counts"):
+            self.__dict__["_warned_counts"] = True  # once per codec: its chunks all say the same
+            warnings.warn(LossyCountsWarning(
+                f"the pure mode is lossy on {arr.dtype} data: integer counts come back rounded, their totals and "
+                "I(q) moved; error_bound=0 (lossless) or bound_mode='poisson' keeps the counts"), stacklevel=2)
+        model = None if self.options.model is None else self.resolve_model()
+        return chunk.encode_chunk(model, arr, self.options, device=self.device)
 
     def decode(self, buf, out=None):
         if isinstance(buf, np.ndarray) and buf.dtype != np.uint8:
@@ -137,7 +145,8 @@ class SAECodec(Codec):
         # bytes and flat uint8 arrays (what the HDF5 filter passes) are read as they are
         data = buf if type(buf) is bytes or (type(buf) is np.ndarray and buf.ndim == 1 and buf.dtype == np.uint8
                                              and buf.flags.c_contiguous) else ensure_contiguous_ndarray(buf)
-        dec = chunk.decode_chunk(self.resolve_model(), data, device=self.device)
+        model = None if self.options.model is None else self._model if self._model is not None else self.resolve_model
+        dec = chunk.decode_chunk(model, data, device=self.device)
         if out is not None:
             return ndarray_copy(dec, out)
         return dec
@@ -147,11 +156,11 @@ class SAECodec(Codec):
 
     @classmethod
     def from_config(cls, config):
-        """From a stored config (its model by identity) or one written by hand (by name or path)."""
+        """From a stored config (its model by identity) or one written by hand (by name or
+        path); no ``model`` (or ``"model": null``): the model-free codec."""
         config = dict(config)
-        if "model" not in config:
-            raise SaecodecError("a saecodec config names no model")
-        config["model"], config["model_name"] = model_store.identify(config["model"], config.get("model_name"))
+        if config.get("model") is not None:
+            config["model"], config["model_name"] = model_store.identify(config["model"], config.get("model_name"))
         return cls.from_options(CodecOptions.from_config(config))
 
     def __repr__(self):

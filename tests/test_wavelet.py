@@ -163,6 +163,11 @@ def test_target_error_needs_a_model_with_rate_control():
         SAECodec("sas64-l1", target_error=0.1).encode(x)
 
 
+def test_model_free_codec_refuses_target_error():
+    with pytest.raises(SaecodecError, match="target_error"):
+        SAECodec(None, error_bound=0.1, target_error=0.05)
+
+
 def test_options_carry_target_error():
     ident = "ab" * 32
     o = CodecOptions.create(ident, target_error=0.02, level=2)

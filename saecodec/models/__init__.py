@@ -1,22 +1,22 @@
-"""The model families, their input transforms, model files, and where networks run.
+"""The model families (torch networks), their input transforms, model files, and where networks run.
 
-The torch families are imported on first use (``saecodec.models.SparseL1Autoencoder`` etc.),
-so that a reader of a family without torch (the wavelet family) never imports torch.
+``Model``, ``FAMILIES``, ``load_file`` and ``Transform`` import without torch; the network
+classes and selectors are imported on first use (docs/seams.md, section 1).
 """
+
+import importlib
 
 from .model import FAMILIES, Model, load_file
 from .transforms import Transform
 
-_LAZY = {"SparseL1Autoencoder": ".l1", "RankReductionAutoencoder": ".rrae", "SELECTORS": ".selectors",
-         "apply_selector": ".selectors", "l1_penalty": ".selectors"}
+_LAZY = {"SparseL1Autoencoder": "l1", "RankReductionAutoencoder": "rrae", "SELECTORS": "selectors",
+         "apply_selector": "selectors", "l1_penalty": "selectors"}
 
 
 def __getattr__(name):
     if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(name)
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["FAMILIES", "Model", "RankReductionAutoencoder", "SELECTORS", "SparseL1Autoencoder", "Transform",

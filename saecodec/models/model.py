@@ -17,6 +17,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .. import tiling
 from ..errors import SaecodecError
 from ..modelfile import FILE_FORMAT, FILE_FORMAT_VERSION, METADATA_KEY, canonical_json, identity_of_bytes, \
     metadata_of_bytes
@@ -24,33 +25,32 @@ from .transforms import Transform
 
 
 class _Families(Mapping):
-    """Family name -> class, each imported on first use: a family without torch (``uses_torch``
-    False, its parameters numpy arrays in a ``safetensors.numpy`` file) loads and decodes
-    without importing torch (docs/seams.md, section 2)."""
+    """Family name -> network class, each imported on first use: the torch families import
+    torch, and a reader of payloads that run no network must not (docs/seams.md, section 1), nor
+    a reader of a family without torch (section 2)."""
 
-    def __init__(self, where: dict[str, str]):
-        self._where, self._loaded = dict(where), {}
+    def __init__(self, homes: dict[str, str]):
+        self._homes = homes  # family -> "module:Class" within saecodec.models
 
-    def __getitem__(self, name):
-        if name not in self._loaded:
-            module, cls = self._where[name].split(":")
-            self._loaded[name] = getattr(importlib.import_module(module, __package__), cls)
-        return self._loaded[name]
+    def __getitem__(self, family: str) -> type:
+        module, cls = self._homes[family].split(":")
+        return getattr(importlib.import_module(f"{__package__}.{module}"), cls)
 
     def __iter__(self):
-        return iter(self._where)
+        return iter(self._homes)
 
-    def __len__(self):
-        return len(self._where)
+    def __len__(self) -> int:
+        return len(self._homes)
 
 
 # family name in the model file -> the network class (``from_architecture``, ``latent_kind``)
-FAMILIES = _Families({"l1": ".l1:SparseL1Autoencoder", "rrae": ".rrae:RankReductionAutoencoder",
-                      "conv-hyper": ".conv_hyper:ConvHyperprior", "wavelet": ".wavelet:WaveletModule"})
+FAMILIES = _Families({"l1": "l1:SparseL1Autoencoder", "rrae": "rrae:RankReductionAutoencoder",
+                      "conv-hyper": "conv_hyper:ConvHyperprior", "wavelet": "wavelet:WaveletModule"})
 
 
 def uses_torch(module) -> bool:
-    """A torch network (the default), or a family of numpy parameters (``uses_torch = False``)."""
+    """A torch network (the default), or a family of numpy parameters (``uses_torch = False``:
+    its file is safetensors.numpy, loading it and decoding its payloads import no torch)."""
     return getattr(module, "uses_torch", True)
 
 
@@ -74,7 +74,7 @@ class Model:
     ``identity`` is None until the model is saved, loaded or :meth:`freeze` d.
     """
 
-    module: "torch.nn.Module"  # or a family without torch (``uses_torch`` False)
+    module: torch.nn.Module  # or a family without torch (``uses_torch`` False)
     frame_shape: tuple[int, int] | None
     transform: Transform
     name: str
@@ -104,9 +104,7 @@ class Model:
     def tile_for(self, shape: tuple[int, ...]) -> tuple[int, int]:
         """The frame the network takes from a chunk of ``shape``: the model's frame shape,
         or the chunk's own 2D planes for a model that takes whole frames."""
-        if self.frame_shape is not None:
-            return self.frame_shape
-        return max(1, int(shape[-2])), max(1, int(shape[-1]))
+        return self.frame_shape if self.frame_shape is not None else tiling.whole(shape)
 
     def metadata(self) -> dict:
         return {
@@ -175,7 +173,7 @@ class Model:
         self.path = path
         return self.identity
 
-    def _storage_torch_dtype(self):
+    def _storage_torch_dtype(self) -> torch.dtype:
         import torch
 
         if self.storage_dtype not in ("float32", "float16"):

@@ -1,6 +1,8 @@
 """Where and how the networks run: the device, device copies of a network, batched passes.
 
-Used by the codec's pipeline and by training alike. The CPU runs a model's own module;
+Used by the codec's pipeline and by training alike. torch is imported by the functions that
+run a network, not by this module: the pipeline imports it, and a reader of payloads that
+run no network must not import torch (docs/seams.md, section 1). The CPU runs a model's own module;
 another device gets a copy, kept in a small least-recently-used cache so that a process
 switching between many models does not keep them all on the GPU.
 """
