@@ -127,10 +127,12 @@ class Model:
         the asinh scale s, asinh(x / s) / ln 10 = log10(x) + log10(2 / s), and the
         normalisation removes that constant, so the network sees the frames it was trained
         on. Its own file and identity: ``saecodec models derive MODEL --input log10``."""
-        if self.transform.kind != "asinh" or not self.transform.per_frame:
+        codes_offset = getattr(self.module, "codes_offset", False)  # the constant costs it a few bits at most
+        if self.transform.kind != "asinh" or not (self.transform.per_frame or codes_offset):
             raise SaecodecError(f"model {self.name!r} does not read intensities through asinh with per-frame "
                                 "normalisation; it has no log10-input variant")
-        return dataclasses.replace(self, transform=Transform("linear", 1.0, True, self.transform.normalise),
+        tr = Transform("linear", 1.0, self.transform.per_frame, self.transform.normalise)
+        return dataclasses.replace(self, transform=tr,
                                    name=name or f"{self.name}-log10",
                                    identity=None, path=None,
                                    provenance=f"{self.provenance} | log10-input variant of {self.identity}")

@@ -74,6 +74,7 @@ class WaveletModule:
     latent_kind = "wavelet"
     uses_torch = False
     deterministic = True  # every decoder reconstructs the encoder's z_hat bit for bit (no network guard)
+    codes_offset = True  # each frame's level is coded (the LL band): a domain shifted by a constant is fine
 
     ARCH_KEYS = ("levels", "min_len", "level_rule", "programs", "prog_of", "groups", "nclasses", "ntok", "amax",
                  "fmax", "prec", "nsets", "ll_pred", "ll_ctx", "ll_classes", "tokens", "tok_direct", "signs",
