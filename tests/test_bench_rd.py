@@ -120,7 +120,9 @@ def test_rd_suite_measures_the_wavelet_family_on_the_noisy_set(tmp_path):
     m = wavelet_model("wl-rd", levels=3, rate_levels=2)
     m = model_store.remember(m.for_log10_input())
     assert m.transform.kind == "linear" and not m.transform.per_frame
-    result = rd.run([m], None, None, stack=4, anchor_bounds=SMALL_BOUNDS, progress=False, noisy=noisy)
+    sim = np.log10(blobs(5, (24, 24), seed=3)).astype(np.float32)  # another shape beside it
+    result = rd.run([m], sim, None, stack=4, anchor_bounds=SMALL_BOUNDS, progress=False, noisy=noisy)
+    assert result["sets"]["sim"]["rows"][0]["bytes"] > 0
     s = result["sets"]["noisy"]
     pure = [r for r in s["rows"] if r["kind"] == "pure"]
     assert [(r["level"], r["gate"]) for r in pure] == [(0, "off"), (0, "default"), (1, "off"), (1, "default")]

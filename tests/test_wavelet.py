@@ -266,3 +266,27 @@ def test_transform_choice_is_model_data(wl, tmp_path):
     y = c.decode(c.encode(x))
     assert offset_free_u(m, x, y).max() < 0.2
     assert isinstance(m.module, WaveletModule)
+
+
+GOLDEN = {  # payload and decoded sha256 (first 16 hex digits) of the committed tiny model: the format is frozen
+    "level 1": ({"level": 1}, "8335062e9b83c082", "2abece321eb9a5cb"),
+    "target_error": ({"target_error": 0.01, "max_error": None}, "14b8e2854d690661", "30736c670f58910a"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GOLDEN))
+def test_golden_payloads_of_the_committed_tiny_model(case):
+    """A change of the engine's stream, the quantiser or the transform changes these bytes: it
+    needs a new stream version and a decoder for the old one, not a new hash here."""
+    import hashlib
+    from pathlib import Path
+
+    m = load_file(Path(__file__).parent / "fixture" / "models" / "wavelet-tiny.safetensors")
+    x = np.log10(blobs(3, (32, 32), seed=11)).astype(np.float32)
+    x[1, 5, 5] = np.nan
+    kw, payload_hash, decoded_hash = GOLDEN[case]
+    p = chunk.encode_chunk(m, x, **kw)
+    y = chunk.decode_chunk(m, p)
+    assert hashlib.sha256(p).hexdigest()[:16] == payload_hash
+    assert hashlib.sha256(np.ascontiguousarray(y).tobytes()).hexdigest()[:16] == decoded_hash
+    assert np.isnan(y[1, 5, 5]) and np.isfinite(np.delete(y.ravel(), 1 * 1024 + 5 * 32 + 5)).all()

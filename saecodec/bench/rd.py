@@ -97,13 +97,12 @@ def _sets(sim: np.ndarray | None, real: list | None, stack: int, noisy: np.ndarr
     """{set: (anchor parts, saecodec parts, anchor chunk shape of values, saecodec chunk shape of values)}."""
     out = {}
     if sim is not None:
-        n, h, w = sim.shape
-        out["sim"] = ([(sim, sim, {})], [(sim, sim, {})], (lambda v: (1, h, w)), (lambda v: (min(stack, n), h, w)))
+        out["sim"] = ([(sim, sim, {})], [(sim, sim, {})], (lambda v: (1, *v.shape[1:])),
+                      (lambda v: (min(stack, len(v)), *v.shape[1:])))
     if noisy is not None:  # NaN: filled for the anchors, kept (restored exactly) by saecodec, out of the metric
-        n, h, w = noisy.shape
         filled = np.stack([fill_nearest(u) for u in noisy])
-        out["noisy"] = ([(filled, noisy, {})], [(noisy, noisy, {})], (lambda v: (1, h, w)),
-                        (lambda v: (min(stack, n), h, w)))
+        out["noisy"] = ([(filled, noisy, {})], [(noisy, noisy, {})], (lambda v: (1, *v.shape[1:])),
+                        (lambda v: (min(stack, len(v)), *v.shape[1:])))
     if real:
         out["real"] = ([(fill_nearest(u)[None], u[None], {}) for _, u, _ in real],
                        [(u[None], u[None], {"mask_values": mv} if mv else {}) for _, u, mv in real],

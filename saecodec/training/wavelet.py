@@ -56,10 +56,20 @@ class WaveletTrainConfig:
     extra: dict = field(default_factory=dict)
 
 
-def model_domain(model, frames: np.ndarray, log10: np.ndarray | None = None) -> np.ndarray:
+def model_domain(model, frames: np.ndarray, log10=None) -> np.ndarray:
     """Frames (B, H, W) -> what the engine codes (B, H, W): the model's ``Transform.forward``,
-    or log10(max(I, 1e-6)) for the frames flagged ``log10`` (research training sets)."""
+    or log10(max(I, 1e-6)) for the frames flagged ``log10`` (research training sets); ``log10``
+    "u": the frames are already in the metric domain (a set measured in its own units, such as
+    asinh of counts), taken as they are (less their mean when the transform removes it)."""
     b, h, w = frames.shape
+    frames = _filled(np.asarray(frames))
+    if isinstance(log10, str):
+        if log10 != "u":
+            raise SaecodecError(f"unknown frame domain {log10!r}")
+        u = np.asarray(frames, np.float64).copy()
+        if model.transform.per_frame:
+            u -= u.mean(axis=(1, 2), keepdims=True)
+        return u
     z, side = model.transform.forward(frames)
     z = z.reshape(b, h, w).astype(np.float64)
     if log10 is not None and np.any(log10):
@@ -68,6 +78,19 @@ def model_domain(model, frames: np.ndarray, log10: np.ndarray | None = None) -> 
             u = u - u.mean(axis=(1, 2), keepdims=True)
         z[log10] = u
     return z
+
+
+def _filled(frames: np.ndarray) -> np.ndarray:
+    """Non-finite pixels replaced by their frame's median finite value, as the codec fills masked
+    pixels before the transform (coding.mask.fill)."""
+    bad = ~np.isfinite(frames)
+    if not bad.any():
+        return frames
+    out = np.array(frames, np.float64)
+    for i in np.flatnonzero(bad.reshape(len(out), -1).any(axis=1)):
+        ok = ~bad[i]
+        out[i][bad[i]] = np.median(out[i][ok]) if ok.any() else 0.0
+    return out
 
 
 def _batches(n: int, size: int):
@@ -306,12 +329,15 @@ def _binary_tables(counts: np.ndarray, prior: float, prec: int) -> np.ndarray:
 
 def train_wavelet(model, frames, cfg: WaveletTrainConfig, log10=None, val=None, provenance: dict | None = None):
     """Fit ``model`` (a wavelet-family Model, architecture fixed) on ``frames`` (N, H, W), or a
-    list of such stacks; returns (model, result). ``val``: held-out frames (else the last
+    list of such stacks (any sizes); returns (model, result). ``log10``: per stack None (the
+    model's transform), a boolean per frame (log10 of the intensity) or "u" (already in the
+    metric domain); ``val``: held-out frames in the model's input (else the last
     ``cfg.val_frames`` of the first stack are held out)."""
     mod = model.module
     stacks = frames if isinstance(frames, (list, tuple)) else [frames]
     flags = log10 if isinstance(log10, (list, tuple)) else [log10] * len(stacks)
-    zs = [model_domain(model, np.asarray(s), None if f is None else np.asarray(f, bool)) for s, f in zip(stacks, flags)]
+    zs = [model_domain(model, np.asarray(s), f if f is None or isinstance(f, str) else np.asarray(f, bool))
+          for s, f in zip(stacks, flags)]
     if val is None:
         nv = min(cfg.val_frames, len(zs[0]) // 5)
         val, zs[0] = zs[0][len(zs[0]) - nv:], zs[0][:len(zs[0]) - nv]
