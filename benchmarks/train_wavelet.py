@@ -9,8 +9,8 @@
    architecture of the family as research Revisions 1-2 settled it (CDF 9/7, levels while both
    sides of the coarsest LL stay >= 8, at most 6; 32 context classes on ten log features fitted
    by least squares; hybrid tokens; sign contexts; LL gradient classes; zero segments of 16; RDO
-   lambda 0.08 with theta 0.5; band weights 1, delta 0), static tables (--adapt for adaptive
-   counts), six rate levels at offset-free rel L2 0.1 .. 0.017; every stage checkpointed
+   lambda 0.08 with theta 0.5; band weights 1, delta 0), static tables in 4 sets the encoder
+   picks from per frame and group (--adapt for adaptive counts), six rate levels at offset-free rel L2 0.1 .. 0.017; every stage checkpointed
    (--resume continues); transform asinh(I / 1e-3) / ln 10 without per-frame offset (the LL band
    codes the level), the recipe in the provenance;
 3. measurement: saecodec.bench.rd on 256 held-out clean frames (seed 1) and 128 noisy held-out
@@ -70,6 +70,9 @@ def main():
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--adapt", action="store_true", help="adaptive counts (A = 32, binary tables too)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 10x fewer frames, a small measurement")
+    ap.add_argument("--sets", type=int, default=4, help="table sets the encoder picks from per frame and group "
+                    "(default 4: clean and noisy frames keep tables of their own)")
+    ap.add_argument("--no-noisy", action="store_true", help="train on the clean sets only (for comparison)")
     ap.add_argument("--no-measure", action="store_true")
     args = ap.parse_args()
     from saecodec import model_store
@@ -86,17 +89,19 @@ def main():
         stacks.append(cached(data / f"{name}_{n // div}.npz", lambda n=n, seed=seed, kw=kw: clean_set(n // div, seed, kw)))
         domains.append(np.ones(len(stacks[-1]), bool))  # log10(max(I, 1e-6))
     n, seed, preset_name = NOISY
-    stacks.append(cached(data / f"noisy_{n // div}.npz", lambda: noisy_set(n // div, seed, preset_name)))
-    domains.append("u")
+    if not args.no_noisy:
+        stacks.append(cached(data / f"noisy_{n // div}.npz", lambda: noisy_set(n // div, seed, preset_name)))
+        domains.append("u")
     t_data = time.perf_counter() - t0
     adapt = {"shift": 0, "inc": 1 << 10, "limit": 1 << 30, "binary": 1} if args.adapt else None
-    model = wavelet_model(args.name, rate_levels=len(TARGETS), rdo_lambda=0.08, adapt=adapt)
+    model = wavelet_model(args.name, rate_levels=len(TARGETS), rdo_lambda=0.08, adapt=adapt, nsets=args.sets)
     model.module.theta[:, 1:] = 0.5  # with RDO (research Revision 1)
-    val = np.log10(np.maximum(sas.simulate(64, seed=2, progress=False).frames, 1e-6))  # not the bench's seed 1
+    val = sas.simulate(64, seed=2, progress=False).frames  # intensities, the model's input; not the bench's seed 1
     recipe = {"script": "benchmarks/train_wavelet.py", "clean": {k: [v[0] // div, v[1], v[2]] for k, v in CLEAN.items()},
               "clean_domain": "log10(max(I, 1e-6))", "noisy": [NOISY[0] // div, NOISY[1], NOISY[2]],
               "noisy_domain": "asinh(I counts_per_unit)/ln10", "targets": list(TARGETS), "rdo_lambda": 0.08,
-              "theta": 0.5, "adapt": adapt, "quick": args.quick}
+              "theta": 0.5, "adapt": adapt, "sets": args.sets, "noisy_trained": not args.no_noisy,
+              "quick": args.quick}
     cfg = WaveletTrainConfig(targets=TARGETS, checkpoint=str(args.out / "checkpoint.npz"), resume=args.resume,
                              progress=True)
     model, result = train_wavelet(model, stacks, cfg, log10=domains, val=val, provenance={"recipe": recipe})

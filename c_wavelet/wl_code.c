@@ -1031,6 +1031,7 @@ int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int6
             collect(m, bands, nb, w.q, W, w.llr, &w.cb, &s);
             int set_of[WL_MAX_GROUPS];
             choose_sets(m, &s, set_of);
+            if (f == 0) steps_ops(steps, B, &o); /* decode order: the steps, then frame 0 */
             frame_ops(m, &s, set_of, groups, ng, sb, NULL, &o);
             if (o.err) { rc = WL_ERR_NOMEM; break; }
             if (o.n + 2 > tcap) {
@@ -1038,32 +1039,6 @@ int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int6
                 tcap = o.n + 2;
                 tmp = malloc(tcap * sizeof(uint16_t));
                 if (!tmp) { rc = WL_ERR_NOMEM; break; }
-            }
-            if (f == 0) { /* the steps go first in decode order: coded after frame 0 */
-                opvec_t so = {0};
-                steps_ops(steps, B, &so);
-                if (so.err) { free(so.v); rc = WL_ERR_NOMEM; break; }
-                if (o.n + so.n + 2 > tcap) {
-                    free(tmp);
-                    tcap = o.n + so.n + 2;
-                    tmp = malloc(tcap * sizeof(uint16_t));
-                    if (!tmp) { free(so.v); rc = WL_ERR_NOMEM; break; }
-                }
-                uint16_t *end = tmp + tcap, *ptr = end;
-                rans_ops(m, &x, &ptr, o.v, o.n);
-                rans_ops(m, &x, &ptr, so.v, so.n);
-                free(so.v);
-                const size_t k = (size_t)(end - ptr);
-                if (wn + k > wcap) {
-                    wcap = 2 * (wn + k) + 64;
-                    uint16_t *nw = realloc(words, wcap * sizeof(uint16_t));
-                    if (!nw) { rc = WL_ERR_NOMEM; break; }
-                    words = nw;
-                }
-                if (k) memcpy(words + wn, ptr, k * sizeof(uint16_t));
-                block[0] = (int64_t)wn;
-                wn += k;
-                continue;
             }
             uint16_t *end = tmp + tcap, *ptr = end;
             rans_ops(m, &x, &ptr, o.v, o.n);
@@ -1522,11 +1497,11 @@ int wl_quantise(const wl_model *m, const double *z, int64_t H, int64_t W, int32_
 
 /* sum of squared differences of the reconstruction at a step (coefficients c given) */
 static int sse_at(const wl_model *m, const wl_band *bands, int nb, const double *c, const double *z, int64_t H,
-                  int64_t W, int32_t step, work_t *w, double *y, double *sse) {
+                  int64_t W, int32_t step, int rdo, work_t *w, double *y, double *sse) {
     const double D = wl_step(step);
     int rc = quantise_frame(bands, nb, c, W, D, w->q);
     if (rc) return rc;
-    if (m->p.rdo_lambda > 0) rdo_quantise(m, bands, nb, c, W, D, w->q, &w->cb, w->cb.cls);
+    if (rdo) rdo_quantise(m, bands, nb, c, W, D, w->q, &w->cb, w->cb.cls);
     dequantise_frame(bands, nb, w->q, W, D, y);
     wl_inverse_s(m, y, H, W, w->scratch);
     double s = 0;
@@ -1560,15 +1535,24 @@ int wl_search_steps(const wl_model *m, const double *z, int64_t B, int64_t H, in
         if (k0 < 0) { rc = WL_ERR_RANGE; wl_fail_line = __LINE__; break; }
         int32_t a = lo > k0 ? lo : k0, b = hi > a ? hi : a;
         double s;
-        rc = sse_at(m, bands, nb, w.c, zf, H, W, b, &w, y, &s);
+        /* bisection on the plain quantiser (the RDO is 2 context passes per try), then, with RDO,
+         * finer steps until the RDO'd frame meets the target too (RDO only adds error) */
+        const int rdo = m->p.rdo_lambda > 0;
+        const int32_t k_lo = a;
+        rc = sse_at(m, bands, nb, w.c, zf, H, W, b, 0, &w, y, &s);
         if (rc) break;
-        if (s <= limit) { steps[f] = b; continue; }
+        if (s <= limit) a = b;
         /* invariant: b fails; a passes or is the finest step allowed (returned when nothing passes) */
         while (b - a > 1) {
             const int32_t mid = a + (b - a) / 2;
-            rc = sse_at(m, bands, nb, w.c, zf, H, W, mid, &w, y, &s);
+            rc = sse_at(m, bands, nb, w.c, zf, H, W, mid, 0, &w, y, &s);
             if (rc) break;
             if (s <= limit) a = mid; else b = mid;
+        }
+        while (!rc && rdo && a > k_lo) {
+            rc = sse_at(m, bands, nb, w.c, zf, H, W, a, 1, &w, y, &s);
+            if (rc || s <= limit) break;
+            a = a - 8 > k_lo ? a - 8 : k_lo; /* 1/32 octave finer */
         }
         steps[f] = a;
     }

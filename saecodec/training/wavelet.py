@@ -403,6 +403,18 @@ def train_wavelet(model, frames, cfg: WaveletTrainConfig, log10=None, val=None, 
         mod.thresholds = np.asarray(ck.state["thresholds"], np.int32)
     eng = we.Engine(mod.engine_params())
 
+    def binary_counts(engine):
+        """Sign counts by pattern and zero-segment flag counts over every frame and rate level."""
+        signs, zruns = np.zeros((G, we.NSIGN, 2), np.int64), np.zeros((G, C, 2), np.int64)
+        if mod.signs == "context" or mod.zero_run:
+            for z in zs:
+                for sl in _batches(len(z), cfg.batch):
+                    for k in steps:
+                        _, sg, zr, _ = engine.stats(z[sl], k)
+                        signs += sg
+                        zruns += zr
+        return signs, zruns
+
     # 3. tables (and table sets)
     S, G, C, T = mod.freq.shape
     if "freq" not in ck.state:
@@ -410,15 +422,7 @@ def train_wavelet(model, frames, cfg: WaveletTrainConfig, log10=None, val=None, 
             counts = count_pass(eng, (G, C, T), "tables")[None]
         else:
             counts = _table_sets(eng, count_pass, (S, G, C, T), cfg, mod.prec)
-        signs = np.zeros((G, we.NSIGN, 2), np.int64)
-        zruns = np.zeros((G, C, 2), np.int64)
-        if mod.signs == "context" or mod.zero_run:
-            for z in zs:
-                for sl in _batches(len(z), cfg.batch):
-                    for k in steps:
-                        _, sg, zr, _ = eng.stats(z[sl], k)
-                        signs += sg
-                        zruns += zr
+        signs, zruns = binary_counts(eng)
         ck.save(freq=_tables(counts, cfg.prior, mod.prec), counts=counts,
                 sign_freq=_binary_tables(signs, cfg.prior, mod.prec), zr_freq=_binary_tables(zruns, cfg.prior, mod.prec))
         if mod.rdo_lambda > 0 and not cfg.extra.get("rdo_refit_done"):
@@ -428,14 +432,7 @@ def train_wavelet(model, frames, cfg: WaveletTrainConfig, log10=None, val=None, 
             eng = we.Engine(mod.engine_params())
             counts = count_pass(eng, (G, C, T), "tables (RDO)")[None] if S == 1 else \
                 _table_sets(eng, count_pass, (S, G, C, T), cfg, mod.prec)
-            signs[:] = 0
-            zruns[:] = 0
-            for z in zs:
-                for sl in _batches(len(z), cfg.batch):
-                    for k in steps:
-                        _, sg, zr, _ = eng.stats(z[sl], k)
-                        signs += sg
-                        zruns += zr
+            signs, zruns = binary_counts(eng)
             ck.save(freq=_tables(counts, cfg.prior, mod.prec), counts=counts,
                     sign_freq=_binary_tables(signs, cfg.prior, mod.prec),
                     zr_freq=_binary_tables(zruns, cfg.prior, mod.prec))
