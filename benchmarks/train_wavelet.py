@@ -9,19 +9,23 @@
    architecture of the family as research Revisions 1-2 settled it (CDF 9/7, levels while both
    sides of the coarsest LL stay >= 8, at most 6; 32 context classes on ten log features fitted
    by least squares; hybrid tokens; sign contexts; LL gradient classes; zero segments of 16; RDO
-   lambda 0.08 with theta 0.5; band weights 1, delta 0), static tables in 4 sets the encoder
-   picks from per frame and group (--adapt for adaptive counts), six rate levels at offset-free rel L2 0.1 .. 0.017; every stage checkpointed
+   lambda 0.08 with theta 0.5; band weights 1, delta 0), two context profiles the encoder picks
+   from per frame (Revision 3: "clean" fitted on the clean sets, "noisy" on train-mix; --profiles 1
+   for one model of all sets), each with one table set (--sets), adaptive counts A = 32 with
+   binary tables adaptive too (--static for frozen tables), six rate levels at offset-free rel L2
+   0.1 .. 0.017 shared by the profiles; every stage checkpointed
    (--resume continues); transform asinh(I / 1e-3) / ln 10 without per-frame offset (the LL band
    codes the level), the recipe in the provenance;
 3. measurement: saecodec.bench.rd on 256 held-out clean frames (seed 1) and 128 noisy held-out
    frames (heldout-mix, 1e2-1e4 counts, seed 1) against SPERR, SZ3 and ZFP in this process,
    through the model's log10-input variant, as `saecodec bench --suite rd` does.
 
-    nice -n 10 python benchmarks/train_wavelet.py --out runs/sas-wavelet [--resume] [--adapt]
+    nice -n 10 python benchmarks/train_wavelet.py --out runs/sas-wavelet [--resume] [--static] [--profiles 1]
     python benchmarks/train_wavelet.py --out /tmp/q --quick        # smoke: small sets
 
 The same from the CLI (after step 1; noisy frames in their u domain need the script):
-saecodec train --family wavelet --log10-data clean.h5 --targets 0.1,0.07,0.05,0.035,0.025,0.017 -o m.safetensors
+saecodec train --family wavelet --log10-data clean_a.h5 clean_b.h5 --data noisy.h5 \
+    --profile-of 1,0,0 --adapt 0,1024,1073741824,1 --rdo 0.08 -o m.safetensors
 """
 
 from __future__ import annotations
@@ -68,10 +72,14 @@ def main():
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--name", default="sas-wavelet")
     ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--adapt", action="store_true", help="adaptive counts (A = 32, binary tables too)")
+    ap.add_argument("--static", action="store_true", help="frozen tables (default: adaptive counts A = 32, "
+                    "binary tables too)")
+    ap.add_argument("--profiles", type=int, default=2, choices=[1, 2],
+                    help="context profiles: 2 = 'clean' (clean sets) and 'noisy' (train-mix), default; 1 = one "
+                    "model of every set")
     ap.add_argument("--quick", action="store_true", help="smoke run: 10x fewer frames, a small measurement")
-    ap.add_argument("--sets", type=int, default=4, help="table sets the encoder picks from per frame and group "
-                    "(default 4: clean and noisy frames keep tables of their own)")
+    ap.add_argument("--sets", type=int, default=1, help="table sets per profile the encoder picks from per frame "
+                    "and group (default 1)")
     ap.add_argument("--no-noisy", action="store_true", help="train on the clean sets only (for comparison)")
     ap.add_argument("--no-measure", action="store_true")
     args = ap.parse_args()
@@ -93,18 +101,22 @@ def main():
         stacks.append(cached(data / f"noisy_{n // div}.npz", lambda: noisy_set(n // div, seed, preset_name)))
         domains.append("u")
     t_data = time.perf_counter() - t0
-    adapt = {"shift": 0, "inc": 1 << 10, "limit": 1 << 30, "binary": 1} if args.adapt else None
-    model = wavelet_model(args.name, rate_levels=len(TARGETS), rdo_lambda=0.08, adapt=adapt, nsets=args.sets)
+    adapt = None if args.static else {"shift": 0, "inc": 1 << 10, "limit": 1 << 30, "binary": 1}
+    profiles = [[0, 1], [2]] if args.profiles == 2 and not args.no_noisy else None
+    model = wavelet_model(args.name, rate_levels=len(TARGETS), rdo_lambda=0.08, adapt=adapt, nsets=args.sets,
+                          profiles=len(profiles or [0]))
     model.module.theta[:, 1:] = 0.5  # with RDO (research Revision 1)
     val = sas.simulate(64, seed=2, progress=False).frames  # intensities, the model's input; not the bench's seed 1
     recipe = {"script": "benchmarks/train_wavelet.py", "clean": {k: [v[0] // div, v[1], v[2]] for k, v in CLEAN.items()},
               "clean_domain": "log10(max(I, 1e-6))", "noisy": [NOISY[0] // div, NOISY[1], NOISY[2]],
               "noisy_domain": "asinh(I counts_per_unit)/ln10", "targets": list(TARGETS), "rdo_lambda": 0.08,
               "theta": 0.5, "adapt": adapt, "sets": args.sets, "noisy_trained": not args.no_noisy,
+              "profiles": None if profiles is None else {"clean": profiles[0], "noisy": profiles[1]},
               "quick": args.quick}
     cfg = WaveletTrainConfig(targets=TARGETS, checkpoint=str(args.out / "checkpoint.npz"), resume=args.resume,
                              progress=True)
-    model, result = train_wavelet(model, stacks, cfg, log10=domains, val=val, provenance={"recipe": recipe})
+    model, result = train_wavelet(model, stacks, cfg, log10=domains, val=val, provenance={"recipe": recipe},
+                                  profiles=profiles)
     t_train = time.perf_counter() - t0 - t_data
     path = args.out / f"{args.name}.safetensors"
     ident = model.save(path)

@@ -34,6 +34,7 @@ typedef struct {
 typedef struct wl_model wl_model;
 int wl_model_new(const wl_params *p, wl_model **out);
 void wl_model_free(wl_model *m);
+int wl_model_attach(wl_model *base, wl_model **others, int n);
 int wl_last_line(void);
 int wl_levels(const wl_model *m, int64_t H, int64_t W);
 int wl_bands(const wl_model *m, int64_t H, int64_t W, int32_t *out, int maxbands);

@@ -104,6 +104,11 @@ typedef struct wl_model wl_model;
  * The model owns copies of every array. */
 int wl_model_new(const wl_params *p, wl_model **out);
 void wl_model_free(wl_model *m);
+/* Context profiles: base codes each frame with itself or one of the others (whichever codes it in
+ * the fewest bits), a frame's choice stored as log2(n + 1) raw bits (n + 1 a power of two, <= 16).
+ * The others must share everything but the context model (weights, classes, tables); base keeps
+ * pointers to them: free them after base. */
+int wl_model_attach(wl_model *base, wl_model **others, int n);
 /* line of the last error (diagnostics) and a short reason for WL_ERR_ARG */
 int wl_last_line(void);
 

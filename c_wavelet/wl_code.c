@@ -56,8 +56,44 @@ static void *own(wl_model *m, const void *src, size_t bytes) {
 void wl_model_free(wl_model *m) {
     if (!m) return;
     for (int i = 0; i < m->nblocks; i++) free(m->blocks[i]);
+    free(m->prof);
     free(m);
 }
+
+/* everything but the context model must be the same for profiles of one model */
+static int same_shared(const wl_model *a, const wl_model *b) {
+    const wl_params *p = &a->p, *q = &b->p;
+    const int L = p->levels > 0 ? p->levels : 1;
+#define EQ(f) (p->f == q->f)
+#define EQA(f, n, t) (!memcmp(p->f, q->f, (size_t)(n) * sizeof(t)))
+    if (!(EQ(levels) && EQ(min_len) && EQ(level_rule) && EQ(nprog) && EQ(ntaps_total) && EQ(ll_pred) && EQ(ll_ctx) &&
+          EQ(ll_classes) && EQ(ngroups) && EQ(nclasses) && EQ(ntok) && EQ(amax) && EQ(fmax) && EQ(tok_mode) &&
+          EQ(tok_direct) && EQ(sign_ctx) && EQ(zero_run) && EQ(prec) && EQ(nsets) && EQ(adapt) && EQ(adapt_binary) &&
+          EQ(adapt_shift) && EQ(adapt_inc) && EQ(adapt_limit) && EQ(rdo_lambda)))
+        return 0;
+    const int nops = p->prog_start[p->nprog];
+    return EQA(prog_start, p->nprog + 1, int32_t) && EQA(op_kind, nops, int32_t) && EQA(op_off, nops, int32_t) &&
+           EQA(op_ntaps, nops, int32_t) && EQA(op_tap0, nops, int32_t) && EQA(taps, p->ntaps_total, double) &&
+           EQA(prog_of, 2 * L, int32_t) && EQA(band_w, 4 * L, double) && EQA(theta, 4 * L, double) &&
+           EQA(delta, 4 * L, double) && EQA(group_of, 4 * L, int32_t) && EQA(flut, p->fmax + 1, int32_t);
+#undef EQ
+#undef EQA
+}
+
+int wl_model_attach(wl_model *base, wl_model **others, int n) {
+    const int np = n + 1;
+    if (n < 1 || np > 16 || (np & (np - 1)) || base->prof) WL_FAIL(WL_ERR_ARG);
+    for (int i = 0; i < n; i++) if (!others[i] || others[i]->prof || !same_shared(base, others[i])) WL_FAIL(WL_ERR_ARG);
+    base->prof = malloc((size_t)np * sizeof(wl_model *));
+    if (!base->prof) WL_FAIL(WL_ERR_NOMEM);
+    base->prof[0] = base;
+    for (int i = 0; i < n; i++) base->prof[i + 1] = others[i];
+    base->nprof = np;
+    return 0;
+}
+
+WL_INLINE int nprof_of(const wl_model *m) { return m->prof ? m->nprof : 1; }
+WL_INLINE const wl_model *prof_of(const wl_model *m, int i) { return m->prof ? m->prof[i] : m; }
 
 #define CHECK(c) do { if (!(c)) { wl_fail_line = __LINE__; wl_model_free(m); return WL_ERR_ARG; } } while (0)
 #define OWN(dst, src, n, type) do { (dst) = own(m, (src), (size_t)(n) * sizeof(type)); \
@@ -745,7 +781,7 @@ WL_INLINE void bin_update(const wl_model *m, uint32_t *c, int b) {
 /* --- frame buffers ------------------------------------------------------------------------------ */
 typedef struct {
     double *c, *scratch;
-    int32_t *q, *llr;
+    int32_t *q, *llr, *q0, *qbest;  /* q0: the plain quantiser's values, qbest: the kept profile's */
     uint16_t *tab;
     int32_t *val, *sgn;
     ctxbuf_t cb;
@@ -753,6 +789,7 @@ typedef struct {
 
 static void work_free(work_t *w) {
     free(w->c); free(w->scratch); free(w->q); free(w->llr); free(w->tab); free(w->val); free(w->sgn);
+    free(w->q0); free(w->qbest);
     free(w->cb.pad); free(w->cb.opre); free(w->cb.nsum); free(w->cb.acc_s); free(w->cb.acc_sn); free(w->cb.pre);
     free(w->cb.cls);
     memset(w, 0, sizeof *w);
@@ -766,6 +803,8 @@ static int work_alloc(work_t *w, int64_t H, int64_t W, int syms) {
     w->q = malloc(n * sizeof(int32_t));
     w->llr = malloc(n * sizeof(int32_t));
     if (syms) {
+        w->q0 = malloc(n * sizeof(int32_t));
+        w->qbest = malloc(n * sizeof(int32_t));
         w->tab = malloc(2 * n * sizeof(uint16_t)); /* values and zero-segment flags */
         w->val = malloc(2 * n * sizeof(int32_t));
         w->sgn = malloc(2 * n * sizeof(int32_t));
@@ -777,7 +816,8 @@ static int work_alloc(work_t *w, int64_t H, int64_t W, int syms) {
     w->cb.acc_sn = malloc(n * sizeof(int32_t));
     w->cb.pre = malloc((size_t)W * sizeof(int32_t));
     w->cb.cls = malloc(n);
-    if (!w->c || !w->scratch || !w->q || !w->llr || (syms && (!w->tab || !w->val || !w->sgn)) || !w->cb.pad ||
+    if (!w->c || !w->scratch || !w->q || !w->llr || (syms && (!w->tab || !w->val || !w->sgn || !w->q0 || !w->qbest)) ||
+        !w->cb.pad ||
         !w->cb.opre || !w->cb.nsum || !w->cb.acc_s || !w->cb.acc_sn || !w->cb.pre || !w->cb.cls) {
         work_free(w);
         return -1;
@@ -980,6 +1020,63 @@ static void rans_ops(const wl_model *m, uint32_t *x, uint16_t **pp, const op_t *
     }
 }
 
+/* the code length of operations, in 1/65536 bits (integer: the same choice on every machine) */
+static uint64_t ops_cost(const op_t *v, size_t n) {
+    uint64_t c = 0;
+    for (size_t i = 0; i < n; i++) c += log2_fix(v[i].total) - log2_fix(v[i].freq);
+    return c;
+}
+
+/* One frame of the encoder: the transform and the plain quantiser once, then per context profile
+ * its RDO, symbols and coder operations; the profile with the fewest bits is kept (ties: the
+ * lower), its operations appended to o (led by its index when there are several), its frame in
+ * zhat. ad: adaptive counts per profile (NULL: the frozen tables). */
+static int encode_frame(const wl_model *m, const double *z, int64_t H, int64_t W, int32_t step, const wl_band *bands,
+                        int nb, const int *groups, int ng, work_t *w, adapt_t *ad, uint32_t gen, opvec_t *trial,
+                        opvec_t *o, double *zhat) {
+    const int np = nprof_of(m), pbits = np > 1 ? __builtin_ctz((unsigned)np) : 0;
+    const int64_t n = H * W;
+    memcpy(w->c, z, (size_t)n * sizeof(double));
+    wl_forward_s(m, w->c, H, W, w->scratch);
+    const int32_t k0 = min_step(bands, nb, w->c, W);
+    if (k0 < 0 || step < k0) WL_FAIL(WL_ERR_RANGE);
+    const double D = wl_step(step);
+    int rc = quantise_frame(bands, nb, w->c, W, D, w->q0);
+    if (rc) return rc;
+    uint64_t best = UINT64_MAX;
+    const size_t start = o->n;
+    for (int pi = 0; pi < np; pi++) {
+        const wl_model *mp = prof_of(m, pi);
+        memcpy(w->q, w->q0, (size_t)n * sizeof(int32_t));
+        if (mp->p.rdo_lambda > 0) rdo_quantise(mp, bands, nb, w->c, W, D, w->q, &w->cb, w->cb.cls);
+        ll_residuals(mp, &bands[0], w->q, W, w->llr);
+        syms_t s = {w->tab, w->val, w->sgn, 0, 0};
+        collect(mp, bands, nb, w->q, W, w->llr, &w->cb, &s);
+        int set_of[WL_MAX_GROUPS];
+        choose_sets(mp, &s, set_of);
+        adapt_t *a = ad ? &ad[pi] : NULL;
+        if (a) { a->gen = gen; a->set_of = set_of; }
+        opvec_t *dst = np > 1 ? trial : o;
+        if (np > 1) { trial->n = 0; op_push(trial, (uint32_t)pi, 1, 1u << pbits); }
+        frame_ops(mp, &s, set_of, groups, ng, set_bits(mp), a, dst);
+        if (dst->err) WL_FAIL(WL_ERR_NOMEM);
+        if (np == 1) { memcpy(w->qbest, w->q, (size_t)n * sizeof(int32_t)); break; }
+        const uint64_t cost = ops_cost(trial->v, trial->n);
+        if (cost < best) {
+            best = cost;
+            o->n = start;
+            for (size_t j = 0; j < trial->n; j++) op_push(o, trial->v[j].start, trial->v[j].freq, trial->v[j].total);
+            if (o->err) WL_FAIL(WL_ERR_NOMEM);
+            memcpy(w->qbest, w->q, (size_t)n * sizeof(int32_t));
+        }
+    }
+    if (zhat) {
+        dequantise_frame(bands, nb, w->qbest, W, D, zhat);
+        wl_inverse_s(m, zhat, H, W, w->scratch);
+    }
+    return 0;
+}
+
 int64_t wl_min_steps(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W, int32_t *steps) {
     if (!check_dims(B, H, W)) WL_FAIL(WL_ERR_ARG);
     wl_band bands[WL_MAX_BANDS];
@@ -1006,10 +1103,10 @@ int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int6
     wl_band bands[WL_MAX_BANDS];
     const int nb = wl_layout(m, H, W, bands);
     int groups[WL_MAX_GROUPS];
-    const int ng = frame_groups(m, bands, nb, groups), sb = set_bits(m);
+    const int ng = frame_groups(m, bands, nb, groups);
     work_t w;
     if (work_alloc(&w, H, W, 1)) WL_FAIL(WL_ERR_NOMEM);
-    opvec_t o = {0};
+    opvec_t o = {0}, trial = {0};
     uint8_t *buf = NULL;
     size_t cap = 0, pos = 0;
     int rc = 0;
@@ -1024,16 +1121,10 @@ int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int6
         for (int64_t f = B; f >= 0 && !rc; f--) {
             o.n = 0;
             if (f == B) { block[B] = 0; continue; }
-            int32_t step = steps[f];
-            rc = analyse(m, z + f * H * W, H, W, &step, bands, nb, &w, zhat + f * H * W, 0);
-            if (rc) break;
-            syms_t s = {w.tab, w.val, w.sgn, 0, 0};
-            collect(m, bands, nb, w.q, W, w.llr, &w.cb, &s);
-            int set_of[WL_MAX_GROUPS];
-            choose_sets(m, &s, set_of);
             if (f == 0) steps_ops(steps, B, &o); /* decode order: the steps, then frame 0 */
-            frame_ops(m, &s, set_of, groups, ng, sb, NULL, &o);
-            if (o.err) { rc = WL_ERR_NOMEM; break; }
+            rc = encode_frame(m, z + f * H * W, H, W, steps[f], bands, nb, groups, ng, &w, NULL, 0, &trial, &o,
+                              zhat + f * H * W);
+            if (rc) break;
             if (o.n + 2 > tcap) {
                 free(tmp);
                 tcap = o.n + 2;
@@ -1071,28 +1162,22 @@ int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int6
         free(words);
         free(tmp);
     } else {
-        adapt_t a;
-        if (adapt_alloc(m, &a)) { work_free(&w); WL_FAIL(WL_ERR_NOMEM); }
+        adapt_t ad[16];
+        memset(ad, 0, sizeof ad);
+        const int np = nprof_of(m);
+        for (int i = 0; i < np && !rc; i++) if (adapt_alloc(prof_of(m, i), &ad[i])) rc = WL_ERR_NOMEM;
         rc_enc e;
         cap = 4096;
-        buf = malloc(cap);
-        if (!buf) { adapt_free(&a); work_free(&w); WL_FAIL(WL_ERR_NOMEM); }
+        buf = rc ? NULL : malloc(cap);
+        if (!buf) { for (int i = 0; i < np; i++) adapt_free(&ad[i]); free(trial.v); work_free(&w); WL_FAIL(WL_ERR_NOMEM); }
         rc_init(&e, buf, cap);
         steps_ops(steps, B, &o);
         for (size_t j = 0; j < o.n; j++) rc_put(&e, o.v[j].start, o.v[j].freq, o.v[j].total);
         for (int64_t f = 0; f < B && !rc; f++) {
-            int32_t step = steps[f];
-            rc = analyse(m, z + f * H * W, H, W, &step, bands, nb, &w, zhat + f * H * W, 0);
-            if (rc) break;
-            syms_t s = {w.tab, w.val, w.sgn, 0, 0};
-            collect(m, bands, nb, w.q, W, w.llr, &w.cb, &s);
-            int set_of[WL_MAX_GROUPS];
-            choose_sets(m, &s, set_of);
-            a.gen = (uint32_t)f + 1;
-            a.set_of = set_of;
             o.n = 0;
-            frame_ops(m, &s, set_of, groups, ng, sb, &a, &o);
-            if (o.err) { rc = WL_ERR_NOMEM; break; }
+            rc = encode_frame(m, z + f * H * W, H, W, steps[f], bands, nb, groups, ng, &w, ad, (uint32_t)f + 1, &trial,
+                              &o, zhat + f * H * W);
+            if (rc) break;
             /* each operation shifts out at most 5 bytes (the range stays >= 2^24 after r * freq) */
             const size_t need = e.pos + 5 * o.n + 32;
             if (need > e.cap) {
@@ -1115,9 +1200,10 @@ int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int6
         }
         buf = e.buf;
         pos = e.pos;
-        adapt_free(&a);
+        for (int i = 0; i < np; i++) adapt_free(&ad[i]);
     }
     free(o.v);
+    free(trial.v);
     work_free(&w);
     if (rc) { free(buf); return rc; }
     if (!buf) { buf = malloc(1); if (!buf) WL_FAIL(WL_ERR_NOMEM); }
@@ -1341,10 +1427,13 @@ int64_t wl_decode(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int
     if (work_alloc(&w, H, W, 0)) WL_FAIL(WL_ERR_NOMEM);
     dec_t d;
     memset(&d, 0, sizeof d);
-    const int adaptive = p->adapt;
+    const int adaptive = p->adapt, np = nprof_of(m), pbits = np > 1 ? __builtin_ctz((unsigned)np) : 0;
+    adapt_t ad[16];
+    memset(ad, 0, sizeof ad);
     int rc = 0;
     if (adaptive) {
-        if (adapt_alloc(m, &d.a)) { work_free(&w); WL_FAIL(WL_ERR_NOMEM); }
+        for (int i = 0; i < np && !rc; i++) if (adapt_alloc(prof_of(m, i), &ad[i])) rc = WL_ERR_NOMEM;
+        if (rc) { for (int i = 0; i < np; i++) adapt_free(&ad[i]); work_free(&w); WL_FAIL(WL_ERR_NOMEM); }
         rc_dec_init(&d.rc, in, in + n);
     } else {
         d.p = in;
@@ -1361,10 +1450,13 @@ int64_t wl_decode(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int
     }
     if (!rc && (d.err || d.rc.err)) { rc = WL_ERR_CORRUPT; wl_fail_line = __LINE__; }
     for (int64_t f = 0; f < B && !rc; f++) {
+        const int pi = pbits ? (int)get_bits(m, &d, pbits, adaptive) : 0;
+        const wl_model *mp = prof_of(m, pi);
         int set_of[WL_MAX_GROUPS] = {0};
         for (int i = 0; i < ng && sb; i++) set_of[groups[i]] = (int)get_bits(m, &d, sb, adaptive);
-        if (adaptive) { d.a.gen = (uint32_t)f + 1; d.a.set_of = set_of; }
-        rc = adaptive ? decode_adaptive(m, bands, nb, W, set_of, &w, &d) : decode_static(m, bands, nb, W, set_of, &w, &d);
+        if (adaptive) { d.a = ad[pi]; d.a.gen = (uint32_t)f + 1; d.a.set_of = set_of; }
+        rc = adaptive ? decode_adaptive(mp, bands, nb, W, set_of, &w, &d) : decode_static(mp, bands, nb, W, set_of, &w, &d);
+        if (adaptive) ad[pi] = d.a;
         if (rc) break;
         double *zh = zhat + f * H * W;
         dequantise_frame(bands, nb, w.q, W, wl_step(steps[f]), zh);
@@ -1380,7 +1472,7 @@ int64_t wl_decode(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int
             used = (int64_t)(d.p - in);
         }
     }
-    if (adaptive) adapt_free(&d.a);
+    for (int i = 0; i < np; i++) adapt_free(&ad[i]);
     work_free(&w);
     return rc ? rc : used;
 }
@@ -1549,9 +1641,13 @@ int wl_search_steps(const wl_model *m, const double *z, int64_t B, int64_t H, in
             if (rc) break;
             if (s <= limit) a = mid; else b = mid;
         }
-        while (!rc && rdo && a > k_lo) {
-            rc = sse_at(m, bands, nb, w.c, zf, H, W, a, 1, &w, y, &s);
-            if (rc || s <= limit) break;
+        while (!rc && rdo && a > k_lo) { /* every profile's RDO: the encoder may keep any of them */
+            int ok = 1;
+            for (int pi = 0; pi < nprof_of(m) && ok && !rc; pi++) {
+                rc = sse_at(prof_of(m, pi), bands, nb, w.c, zf, H, W, a, 1, &w, y, &s);
+                ok = s <= limit;
+            }
+            if (rc || ok) break;
             a = a - 8 > k_lo ? a - 8 : k_lo; /* 1/32 octave finer */
         }
         steps[f] = a;

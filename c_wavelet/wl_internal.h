@@ -32,6 +32,8 @@
 
 struct wl_model {
     wl_params p;                /* arrays point into the model's own copies below */
+    struct wl_model **prof;     /* context profiles (prof[0] is this model), nprof of them; NULL: one */
+    int nprof;
     void *blocks[24];           /* owned allocations */
     int nblocks;
     uint32_t *cum;              /* [S][G][C][ntok + 1] cumulative frequencies */

@@ -41,6 +41,7 @@ def _conv_hyper(args, frames, log10):
 
 def _wavelet(args, frames, log10):
     """The wavelet family: rate levels, context classes and tables counted in C (training.wavelet)."""
+    from .errors import SaecodecError
     from .models import Transform
     from .models.wavelet import wavelet_model
     from .training.wavelet import WaveletTrainConfig, train_wavelet
@@ -48,14 +49,25 @@ def _wavelet(args, frames, log10):
     targets = tuple(float(v) for v in args.targets.split(",") if v.strip())
     adapt = None
     if args.adapt:
-        shift, inc, limit = (int(v) for v in args.adapt.split(","))
-        adapt = {"shift": shift, "inc": inc, "limit": limit}
+        values = [int(v) for v in args.adapt.split(",")]
+        if len(values) not in (3, 4):
+            raise SaecodecError("--adapt: 'shift,inc,limit' or 'shift,inc,limit,binary'")
+        adapt = dict(zip(("shift", "inc", "limit", "binary"), values))
+    profiles = None
+    if args.profile_of:
+        of = [int(v) for v in args.profile_of.split(",")]
+        if len(of) != len(frames):
+            raise SaecodecError(f"--profile-of: one profile per data file ({len(frames)}), got {len(of)}")
+        profiles = [[j for j, p in enumerate(of) if p == i] for i in range(max(of) + 1)]
     model = wavelet_model(args.name or "wavelet", Transform("asinh", args.transform_scale, False, "mean"),
-                          levels=args.wavelet_levels, min_len=args.min_len, nclasses=args.classes, ll_classes=min(12, args.classes),
-                          nsets=args.sets, ll_pred=args.ll_pred, adapt=adapt, rate_levels=len(targets))
+                          levels=args.wavelet_levels, min_len=args.min_len, nclasses=args.classes,
+                          ll_classes=min(12, args.classes), nsets=args.sets, ll_pred=args.ll_pred, adapt=adapt,
+                          rate_levels=len(targets), rdo_lambda=args.rdo, profiles=len(profiles or [0]))
+    if args.rdo > 0:
+        model.module.theta[:, 1:] = 0.5  # the deadzone that goes with RDO (research Revision 1)
     cfg = WaveletTrainConfig(targets=targets, seed=args.seed, checkpoint=args.checkpoint, resume=args.resume,
                              progress=not args.quiet)
-    model, result = train_wavelet(model, frames, cfg, log10=log10,
+    model, result = train_wavelet(model, frames, cfg, log10=log10, profiles=profiles,
                                   provenance={"data": [str(d) for d in args.data], "dataset": args.dataset,
                                               "log10_data": [str(d) for d in args.log10_data],
                                               "command": "saecodec train --family wavelet"})
@@ -75,14 +87,14 @@ def cmd_train(args) -> int:
     if args.log10_data and args.family not in ("conv-hyper", "wavelet"):
         raise SaecodecError("--log10-data is for --family conv-hyper or wavelet")
     parts = [read_h5(p, args.dataset, args.limit) for p in [*args.data, *args.log10_data]]
-    if len({p.shape[1:] for p in parts}) > 1:
+    if len({p.shape[1:] for p in parts}) > 1 and args.family != "wavelet":
         raise SaecodecError(f"data files have frames of different shapes: {[p.shape[1:] for p in parts]}")
-    frames = np.concatenate(parts).astype(np.float64)
-    if args.family == "wavelet":
-        n_asinh = sum(len(p) for p in parts[:len(args.data)])
-        model, result = _wavelet(args, frames, np.arange(len(frames)) >= n_asinh)
+    if args.family == "wavelet":  # one stack per data file (any frame sizes)
+        stacks = [p.astype(np.float64) for p in parts]
+        model, result = _wavelet(args, stacks, [np.full(len(p), j >= len(args.data)) for j, p in enumerate(parts)])
         save_model(model, args.output, not args.no_register, json.dumps(result["levels"], indent=1))
         return 0
+    frames = np.concatenate(parts).astype(np.float64)
     if args.family == "conv-hyper":
         n_asinh = sum(len(p) for p in parts[:len(args.data)])
         model, val = _conv_hyper(args, frames, np.arange(len(frames)) >= n_asinh)
@@ -184,7 +196,13 @@ def register(sub) -> None:
     w.add_argument("--classes", type=int, default=32, help="wavelet: context classes per table group (default 32)")
     w.add_argument("--sets", type=int, default=1, help="wavelet: table sets the encoder chooses from per frame "
                    "and group (power of two, default 1)")
-    w.add_argument("--adapt", default=None, help="wavelet: adaptive counts 'shift,inc,limit' (default: static)")
+    w.add_argument("--adapt", default=None, help="wavelet: adaptive counts 'shift,inc,limit[,binary]' (the shipped "
+                   "model 0,1024,1073741824,1; default: static)")
+    w.add_argument("--profile-of", default=None, help="wavelet: context profiles, the profile (0, 1, ...) each data "
+                   "file (--data files, then --log10-data files) trains; the encoder picks one per frame (count a "
+                   "power of two; default: one profile of every file)")
+    w.add_argument("--rdo", type=float, default=0.0, help="wavelet: rate-distortion optimised quantisation lambda "
+                   "(0: off; the shipped model 0.08)")
     w.add_argument("--ll-pred", default="med", choices=["none", "avg", "med"], help="wavelet: LL predictor")
     w.add_argument("--targets", default="0.1,0.07,0.05,0.035,0.025,0.017",
                    help="wavelet: offset-free rel L2 of each rate level, coarse to fine (default "

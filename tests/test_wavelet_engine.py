@@ -314,3 +314,29 @@ def test_zero_segments_skip_zero_runs_and_are_counted():
     flags = [s for s in syms if s[0] == "z"]
     assert zr.sum() == len(flags) and zr[..., 0].sum() == sum(s[2] for s in flags) > 0
     assert counts.sum() == len(syms) - len(flags) < z.size  # zero segments code no values
+
+
+@pytest.mark.parametrize("kw", [dict(rdo_lambda=0.08), dict(OLD, adapt={"shift": 0, "inc": 1024, "limit": 1 << 30,
+                                                                         "binary": 1}, rdo_lambda=0.2)])
+def test_context_profiles_choose_per_frame_as_the_reference(kw):
+    """Two profiles (other weights, classes and tables): each frame is coded with the cheaper one;
+    C == reference bit for bit, and the decoder follows the stored choice."""
+    e0, p0 = engine(**kw)
+    p1 = dict(p0)
+    rng = np.random.default_rng(21)
+    p1["ctx_w"] = rng.integers(0, 5, p0["ctx_w"].shape).astype(np.int32)
+    p1["freq"] = np.ascontiguousarray(p0["freq"][..., ::-1])  # another table per class
+    p1["sign_freq"] = np.ascontiguousarray(p0["sign_freq"][:, ::-1])
+    e = Engine([p0, p1])
+    z = smooth(rng, (3, 20, 24))
+    z[1] = rng.normal(size=(20, 24)) * 3  # a frame that prefers the other tables
+    k = np.maximum([step_index(0.05)] * 3, ref.min_steps(p0, z))
+    rb, rz, _ = ref.encode([p0, p1], z, k)
+    cb, cz, _ = e.encode(z, k)
+    assert cb == rb and np.array_equal(cz, rz)
+    dz, dk, used = e.decode(cb, z.shape)
+    assert used == len(cb) and np.array_equal(dz, cz)
+    single = e0.encode(z, k)[0]
+    assert len(cb) <= len(single) + 3  # no worse than profile 0 alone but for the choice bits
+    with pytest.raises(SaecodecError, match="profiles"):
+        Engine([p0, p1, p1])  # 3 is not a power of two

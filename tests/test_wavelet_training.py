@@ -74,6 +74,15 @@ def test_cli_trains_a_wavelet_model(tmp_path, monkeypatch):
                  "--checkpoint", str(tmp_path / "ck.npz")]) == 0
     m = load_file(out)
     assert m.family == "wavelet" and m.module.rate_levels == 2 and len(m.metrics["val"]) == 2
+    # context profiles from data files of their own (any frame sizes), adaptive counts, RDO
+    with h5py.File(tmp_path / "g.h5", "w") as f:
+        f["frames"] = frames(60, (24, 40), seed=26) * 0.01
+    out2 = tmp_path / "p.safetensors"
+    assert main(["train", "--family", "wavelet", "--data", str(path), str(tmp_path / "g.h5"),
+                 "--profile-of", "0,1", "--adapt", "0,1024,1073741824,1", "--rdo", "0.08", "--wavelet-levels",
+                 "3", "--classes", "4", "--targets", "0.08,0.03", "-o", str(out2), "--no-register", "-q"]) == 0
+    m = load_file(out2)
+    assert m.module.profiles == 2 and m.module.adapt["binary"] == 1 and m.module.rdo_lambda == 0.08
 
 
 def test_groups_deeper_than_the_training_frames_borrow_the_nearest_level(data):
@@ -90,3 +99,31 @@ def test_groups_deeper_than_the_training_frames_borrow_the_nearest_level(data):
     a = Engine(m.module.engine_params()).encode(model_domain(m, big), k)[0]
     b = Engine(untrained.module.engine_params()).encode(model_domain(m, big), k)[0]
     assert len(a) < 0.8 * len(b)
+
+
+def test_context_profiles_fit_on_their_own_stacks_and_the_encoder_picks_per_frame(data, tmp_path):
+    clean, val = data
+    rng = np.random.default_rng(24)
+    noisy = (frames(120, (32, 32), seed=25) * rng.lognormal(0, 0.5, (120, 32, 32))).astype(np.float32)
+    cfg = WaveletTrainConfig(targets=(0.06, 0.03), progress=False, calib_frames=32)
+    arch = {**ARCH, "rate_levels": 2}
+    with pytest.raises(Exception, match="say which stacks"):
+        train_wavelet(wavelet_model("t", profiles=2, **arch), [clean, noisy], cfg, val=val)
+    m, res = train_wavelet(wavelet_model("t", profiles=2, **arch), [clean, noisy], cfg, val=val, profiles=[[0], [1]])
+    mod = m.module
+    assert not np.array_equal(mod.freq, mod.more[0]["freq"]) and len(res["borrowed"]) == 2
+    assert json.loads(m.provenance)["profiles"] == [[0], [1]]
+    m.save(tmp_path / "p.safetensors")
+    m2 = load_file(tmp_path / "p.safetensors")
+    assert m2.module.profiles == 2 and np.array_equal(m2.module.more[0]["ctx_w"], mod.more[0]["ctx_w"])
+    # each frame is coded by the profile that codes it smaller: never much worse than either alone
+    k = step_index(res["levels"][1]["step"])
+    both = Engine(mod.engine_params())
+    for z in (model_domain(m, val[:8]), model_domain(m, noisy[-8:])):
+        size = len(both.encode(z, k)[0])
+        alone = [len(Engine(mod.profile(i).engine_params()).encode(z, k)[0]) for i in (0, 1)]
+        assert size <= min(alone) + 2
+    zc, zn = model_domain(m, val[:8]), model_domain(m, noisy[-8:])
+    p0, p1 = (Engine(mod.profile(i).engine_params()) for i in (0, 1))
+    assert len(p0.encode(zc, k)[0]) < len(p1.encode(zc, k)[0])
+    assert len(p1.encode(zn, k)[0]) < len(p0.encode(zn, k)[0])

@@ -614,32 +614,52 @@ def min_steps(params, z):
     return np.array([min_step(params, bands(params, *f.shape), forward(params, f)) for f in z])
 
 
+def _log2fix(f):
+    e = f.bit_length() - 1
+    y = (f << 31) >> e
+    r = e << 16
+    for b in range(15, -1, -1):
+        y = (y * y) >> 31
+        if y >= (2 << 31):
+            y >>= 1
+            r |= 1 << b
+    return r
+
+
 def encode(params, z, steps):
-    """(bytes of the chunk's message, z_hat, steps): one message for all frames."""
+    """(bytes of the chunk's message, z_hat, steps): one message for all frames. ``params``: one
+    parameter dict, or a list of them (context profiles: each frame coded with the profile of
+    the smallest integer code length, ties the lower, its index first as log2(P) raw bits)."""
+    profiles = params if isinstance(params, (list, tuple)) else [params]
+    params = profiles[0]
+    P = len(profiles)
+    pbits = P.bit_length() - 1
     B, H, W = z.shape
     prec = int(params["prec"])
     steps = [int(k) for k in steps]
     frames, zh = [], []
     for f in range(B):
-        q, llr, syms, k = symbols(params, z[f], steps[f])
-        if k != steps[f]:
-            raise ValueError("step too fine")
-        frames.append(syms)
-        zh.append(inverse(params, dequantise(params, bands(params, H, W), q, k)))
+        best = None
+        for pi, pp in enumerate(profiles):
+            q, llr, syms, k = symbols(pp, z[f], steps[f])
+            if k != steps[f]:
+                raise ValueError("step too fine")
+            sets = choose_sets(pp, syms)
+            ops = [(pi, 1, P)] if pbits else []
+            ops += frame_ops(pp, H, W, syms, sets, Adaptive(pp, sets) if params["adapt"] else None)
+            cost = sum(_log2fix(t) - _log2fix(fr) for _, fr, t in ops)
+            if best is None or cost < best[0]:
+                best = (cost, ops, q)
+        frames.append(best[1])
+        zh.append(inverse(params, dequantise(params, bands(params, H, W), best[2], steps[f])))
+    ops = steps_ops(steps) + [op for fo in frames for op in fo]
     if not params["adapt"]:
-        ops = [(s, f, t) for s, f, t in steps_ops(steps)]
-        for syms in frames:
-            ops += frame_ops(params, H, W, syms, choose_sets(params, syms))
         scaled = [(s << (prec - (t.bit_length() - 1)), f << (prec - (t.bit_length() - 1))) for s, f, t in ops]
         words = rans_encode(scaled, prec)
         data = b"".join(int(w).to_bytes(2, "little") for w in words)
     else:
         enc = RangeEncoder()
-        for op in steps_ops(steps):
+        for op in ops:
             enc.put(*op)
-        for syms in frames:
-            sets = choose_sets(params, syms)
-            for op in frame_ops(params, H, W, syms, sets, Adaptive(params, sets)):
-                enc.put(*op)
         data = enc.finish()
     return data, np.array(zh).reshape(z.shape), np.array(steps)

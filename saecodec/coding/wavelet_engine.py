@@ -109,9 +109,22 @@ def check_params(params: dict) -> dict:
 
 
 class Engine:
-    """A prepared engine model (validated in C once)."""
+    """A prepared engine model (validated in C once). ``params``: one parameter dict, or a list
+    of them, one per context profile (everything but the context model shared): the encoder
+    codes each frame with the profile that takes the fewest bits."""
 
-    def __init__(self, params: dict):
+    def __init__(self, params):
+        if isinstance(params, (list, tuple)):
+            profiles = [Engine(q) for q in params]
+            self.__dict__.update({k: v for k, v in profiles[0].__dict__.items()})
+            self.profiles = profiles  # the handles the base points to: alive as long as this engine
+            if len(profiles) > 1:
+                others = ffi.new("wl_model *[]", [e._m for e in profiles[1:]])
+                rc = lib.wl_model_attach(profiles[0]._m, others, len(profiles) - 1)
+                if rc:
+                    raise SaecodecError("wavelet context profiles must share everything but the context model, "
+                                        f"and be 2, 4, 8 or 16 (error {rc}, c_wavelet line {lib.wl_last_line()})")
+            return
         p = check_params(params)
         self.params = p
         S, G, C, T = p["freq"].shape

@@ -84,7 +84,7 @@ class WaveletModule:
                  groups=None, nclasses: int = 32, ntok: int = 72, amax: int = 4095, fmax: int = 4095, prec: int = 15,
                  nsets: int = 1, ll_pred: str = "med", ll_ctx: str = "grad", ll_classes: int = 12,
                  tokens: str = "hybrid", tok_direct: int = 16, signs: str = "context", zero_run: int = 16,
-                 rdo_lambda: float = 0.0, adapt: dict | None = None, rate_levels: int = 6):
+                 rdo_lambda: float = 0.0, adapt: dict | None = None, rate_levels: int = 6, profiles: int = 1):
         if not 0 <= int(levels) <= 16 or int(min_len) < 2 or int(level_rule) not in (0, 1):
             raise SaecodecError(f"wavelet: levels must be 0..16, min_len >= 2, level_rule 0 or 1; got {levels}, "
                                 f"{min_len}, {level_rule}")
@@ -128,7 +128,12 @@ class WaveletModule:
                                                  "binary": int(adapt.get("binary", 0))}
         if self.rate_levels < 1:
             raise SaecodecError("wavelet: at least one rate level")
+        self.profiles = int(profiles)
+        if self.profiles not in (1, 2, 4, 8, 16):
+            raise SaecodecError(f"wavelet: profiles must be 1, 2, 4, 8 or 16, got {profiles}")
         self._defaults()
+        # context profiles 1 .. P-1 (profile 0 is this module's own arrays): {attribute: array}
+        self.more = [{a: getattr(self, a).copy() for a in self.PROFILE_ATTRS} for _ in range(self.profiles - 1)]
 
     # -- parameters ------------------------------------------------------------------------------
     def _defaults(self) -> None:
@@ -163,14 +168,20 @@ class WaveletModule:
         self.zr_freq = np.full((G, C), 1 << (self.prec - 1), np.int32)
         self.level_steps = np.geomspace(0.25, 0.01, self.rate_levels)
 
-    TENSORS = ("lift.taps", "band.w", "band.theta", "band.delta", "ctx.flut", "ctx.w", "ctx.bias", "ctx.a_lo",
-               "ctx.a_shift", "ctx.thresholds", "ctx.eg_k", "tables.freq", "tables.sign", "tables.zero_run",
-               "rate.steps")
+    # tensor name -> attribute; the context model's (PROFILE_ATTRS) exist once per profile: profile
+    # i >= 1 under "profile<i>.<name>"
+    TENSORS = {"lift.taps": "taps", "band.w": "band_w", "band.theta": "theta", "band.delta": "delta",
+               "ctx.flut": "flut", "ctx.w": "ctx_w", "ctx.bias": "bias", "ctx.a_lo": "a_lo", "ctx.a_shift": "a_shift",
+               "ctx.thresholds": "thresholds", "ctx.eg_k": "eg_k", "tables.freq": "freq", "tables.sign": "sign_freq",
+               "tables.zero_run": "zr_freq", "rate.steps": "level_steps"}
+    PROFILE_ATTRS = ("ctx_w", "bias", "a_lo", "a_shift", "thresholds", "eg_k", "freq", "sign_freq", "zr_freq")
 
     def state_dict(self) -> dict:
-        return dict(zip(self.TENSORS, (self.taps, self.band_w, self.theta, self.delta, self.flut, self.ctx_w, self.bias,
-                                       self.a_lo, self.a_shift, self.thresholds, self.eg_k, self.freq, self.sign_freq,
-                                       self.zr_freq, self.level_steps)))
+        out = {k: getattr(self, a) for k, a in self.TENSORS.items()}
+        names = {a: k for k, a in self.TENSORS.items()}
+        for i, prof in enumerate(self.more, 1):
+            out.update({f"profile{i}.{names[a]}": v for a, v in prof.items()})
+        return out
 
     def load_state_dict(self, state: dict) -> None:
         mine = self.state_dict()
@@ -183,23 +194,51 @@ class WaveletModule:
                 raise SaecodecError(f"wavelet: tensor {k} is {v.dtype}{list(v.shape)}, the architecture needs "
                                     f"{mine[k].dtype}{list(mine[k].shape)}")
             new[k] = np.array(v, dtype=mine[k].dtype)
-        (self.taps, self.band_w, self.theta, self.delta, self.flut, self.ctx_w, self.bias, self.a_lo, self.a_shift,
-         self.thresholds, self.eg_k, self.freq, self.sign_freq, self.zr_freq, self.level_steps) = (
-            new[k] for k in self.TENSORS)
+        for k, a in self.TENSORS.items():
+            setattr(self, a, new[k])
+        for i, prof in enumerate(self.more, 1):
+            for k, a in self.TENSORS.items():
+                if a in prof:
+                    prof[a] = new[f"profile{i}.{k}"]
+
+    def profile(self, i: int) -> "WaveletModule":
+        """Profile i as a module of its own (one profile; the shared arrays are this module's)."""
+        arch = {k: v for k, v in self.architecture.items() if k != "profiles"}
+        single = WaveletModule(**arch)
+        for a in self.TENSORS.values():
+            setattr(single, a, getattr(self, a))
+        if i:
+            for a, v in self.more[i - 1].items():
+                setattr(single, a, v)
+        return single
+
+    def set_profile(self, i: int, single: "WaveletModule") -> None:
+        """Take a one-profile module's context model as profile i."""
+        arrays = {a: getattr(single, a) for a in self.PROFILE_ATTRS}
+        if i:
+            self.more[i - 1] = arrays
+        else:
+            for a, v in arrays.items():
+                setattr(self, a, v)
 
     @property
     def architecture(self) -> dict:
-        return {k: getattr(self, k) for k in self.ARCH_KEYS}
+        arch = {k: getattr(self, k) for k in self.ARCH_KEYS}
+        if self.profiles > 1:  # files of one profile keep their metadata (and identity)
+            arch["profiles"] = self.profiles
+        return arch
 
     @classmethod
     def from_architecture(cls, arch: dict) -> "WaveletModule":
-        if set(arch) - set(cls.ARCH_KEYS):
+        if set(arch) - set(cls.ARCH_KEYS) - {"profiles"}:
             raise SaecodecError(f"wavelet: unknown architecture keys {sorted(set(arch) - set(cls.ARCH_KEYS))} "
                                 "(a newer saecodec?)")
         return cls(**arch)
 
-    def engine_params(self) -> dict:
-        """The engine's parameters (coding.wavelet_engine.PARAMS)."""
+    def engine_params(self):
+        """The engine's parameters (coding.wavelet_engine.PARAMS): a dict, or one per profile."""
+        if self.profiles > 1:
+            return [self.profile(i).engine_params() for i in range(self.profiles)]
         kinds = {n: i for i, n in enumerate(OP_NAMES)}
         ops = [op for prog in self.programs for op in prog]
         starts = np.cumsum([0] + [len(p) for p in self.programs]).astype(np.int32)

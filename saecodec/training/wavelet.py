@@ -327,17 +327,27 @@ def _binary_tables(counts: np.ndarray, prior: float, prec: int) -> np.ndarray:
     return np.clip(np.round(p0 * P), 1, P - 1).astype(np.int32)
 
 
-def train_wavelet(model, frames, cfg: WaveletTrainConfig, log10=None, val=None, provenance: dict | None = None):
+def train_wavelet(model, frames, cfg: WaveletTrainConfig, log10=None, val=None, provenance: dict | None = None,
+                  profiles=None):
     """Fit ``model`` (a wavelet-family Model, architecture fixed) on ``frames`` (N, H, W), or a
     list of such stacks (any sizes); returns (model, result). ``log10``: per stack None (the
     model's transform), a boolean per frame (log10 of the intensity) or "u" (already in the
     metric domain); ``val``: held-out frames in the model's input (else the last
-    ``cfg.val_frames`` of the first stack are held out)."""
+    ``cfg.val_frames`` of the first stack are held out). ``profiles``: with a model of P
+    context profiles, P lists of stack indices, the stacks each profile's context model is
+    fitted on (the rate levels use every stack); one profile fits on every stack."""
     mod = model.module
     stacks = frames if isinstance(frames, (list, tuple)) else [frames]
     flags = log10 if isinstance(log10, (list, tuple)) else [log10] * len(stacks)
     zs = [model_domain(model, np.asarray(s), f if f is None or isinstance(f, str) else np.asarray(f, bool))
           for s, f in zip(stacks, flags)]
+    if profiles is None:
+        if mod.profiles > 1:
+            raise SaecodecError(f"the model has {mod.profiles} context profiles: say which stacks train each")
+        profiles = [list(range(len(zs)))]
+    profiles = [[int(j) for j in grp] for grp in profiles]
+    if len(profiles) != mod.profiles or any(not grp or not all(0 <= j < len(zs) for j in grp) for grp in profiles):
+        raise SaecodecError(f"profiles: {mod.profiles} non-empty lists of stack indices (0 .. {len(zs) - 1})")
     if val is None:
         nv = min(cfg.val_frames, len(zs[0]) // 5)
         val, zs[0] = zs[0][len(zs[0]) - nv:], zs[0][:len(zs[0]) - nv]
@@ -348,12 +358,14 @@ def train_wavelet(model, frames, cfg: WaveletTrainConfig, log10=None, val=None, 
         raise SaecodecError("no training frames")
     config = {"cfg": {k: v for k, v in asdict(cfg).items() if k not in ("checkpoint", "resume", "progress")},
               "arch": mod.architecture, "frames": [list(z.shape) for z in zs]}
+    if mod.profiles > 1:
+        config["profiles"] = profiles
     ck = _Checkpoint(cfg.checkpoint, cfg.resume, config)
     rng = np.random.default_rng(cfg.seed)
     t0 = time.perf_counter()
     eng = we.Engine(mod.engine_params())
 
-    # 1. rate levels
+    # 1. rate levels (shared by the profiles)
     if "level_steps" not in ck.state:
         if len(cfg.targets) != mod.rate_levels:
             raise SaecodecError(f"{len(cfg.targets)} target errors for {mod.rate_levels} rate levels")
@@ -364,9 +376,52 @@ def train_wavelet(model, frames, cfg: WaveletTrainConfig, log10=None, val=None, 
     steps = np.asarray(ck.state["level_steps"], np.int64)
     mod.level_steps = np.array([we.step(int(k)) for k in steps])
 
+    # 2-3. each profile's context model and tables on its stacks
+    borrowed, symbols = [], 0
+    for i, grp in enumerate(profiles):
+        single = mod.profile(i)
+        prefix = f"p{i}_" if mod.profiles > 1 else ""
+        b, n = _fit_profile(single, [zs[j] for j in grp], steps, cfg, ck, prefix, rng,
+                            f" [profile {i}]" if mod.profiles > 1 else "")
+        mod.set_profile(i, single)
+        borrowed.append(b)
+        symbols += n
+
+    # 4. measurement on held-out frames
+    eng = we.Engine(mod.engine_params())
+    levels = []
+    for lv, k in enumerate(steps):
+        data, zhat, _ = eng.encode(val, k) if len(val) else (b"", val, None)
+        d = val - val.mean(axis=(1, 2), keepdims=True)
+        e2 = ((zhat - val) ** 2).sum(axis=(1, 2))
+        d2 = (d ** 2).sum(axis=(1, 2))
+        levels.append({"level": lv, "step": float(we.step(int(k))), "bytes_per_frame": len(data) / max(1, len(val)),
+                       "agg_rel_l2": float(np.sqrt(e2.sum() / max(d2.sum(), 1e-300))),
+                       "median_rel_l2": float(np.median(np.sqrt(e2 / np.maximum(d2, 1e-300)))) if len(val) else 0.0})
+    result = {"levels": levels, "train_frames": int(total), "val_frames": int(len(val)),
+              "borrowed": borrowed[0] if mod.profiles == 1 else borrowed,
+              "seconds": round(time.perf_counter() - t0, 1), "symbols": int(symbols)}
+    model.metrics = {"val": levels}
+    model.provenance = json.dumps({**(provenance or {}), "trainer": "saecodec.training.wavelet",
+                                   "config": config["cfg"], "train_frames": int(total),
+                                   **({"profiles": profiles} if mod.profiles > 1 else {})}, sort_keys=True)
+    model.identity = None
+    return model, result
+
+
+def _fit_profile(mod, zs, steps, cfg, ck, prefix, rng, tag):
+    """Stages 2-3 for one context profile (``mod``: a one-profile module, fitted in place) on
+    the stacks ``zs``; checkpoint keys carry ``prefix``. Returns (borrowed groups, symbols)."""
+    total = sum(len(z) for z in zs)
+    state = {k[len(prefix):]: v for k, v in ck.state.items() if k.startswith(prefix)} if prefix else ck.state
+
+    def save(**values):
+        ck.save(**{prefix + k: v for k, v in values.items()})
+        state.update(values)
+
     def count_pass(engine, shape, desc, per_frame_fn=None):
         acc = np.zeros(shape, np.int64)
-        bar = _Progress(total * len(steps), desc, cfg.progress)
+        bar = _Progress(total * len(steps), desc + tag, cfg.progress)
         for z in zs:
             for sl in _batches(len(z), cfg.batch):
                 for k in steps:
@@ -381,27 +436,29 @@ def train_wavelet(model, frames, cfg: WaveletTrainConfig, log10=None, val=None, 
         return acc
 
     # 2. contexts
+    eng = we.Engine(mod.engine_params())
     ll_group = {int(mod.groups[lv][0]) for lv in range(len(mod.groups))} if mod.ll_ctx == "grad" else set()
-    if cfg.fit_weights and "ctx_w" not in ck.state:
+    if cfg.fit_weights and "ctx_w" not in state:
         fit = fit_weights(eng, mod, zs, steps, cfg, rng)
         ranges = np.array([[g, *fit["range"][g]] for g in sorted(fit["range"])], np.int64).reshape(-1, 3)
-        ck.save(ctx_w=fit["ctx_w"], bias=fit["bias"], ranges=ranges)
+        save(ctx_w=fit["ctx_w"], bias=fit["bias"], ranges=ranges)
     ranges = {}
-    if "ctx_w" in ck.state:
-        mod.ctx_w = np.asarray(ck.state["ctx_w"], np.int32)
-        mod.bias = np.asarray(ck.state["bias"], np.int32)
-        ranges = {int(g): (int(lo), int(hi)) for g, lo, hi in ck.state["ranges"]}
+    if "ctx_w" in state:
+        mod.ctx_w = np.asarray(state["ctx_w"], np.int32)
+        mod.bias = np.asarray(state["bias"], np.int32)
+        ranges = {int(g): (int(lo), int(hi)) for g, lo, hi in state["ranges"]}
         set_bins(mod, ranges, mod.nclasses)
-    if cfg.fit_classes and "thresholds" not in ck.state:
+    if cfg.fit_classes and "thresholds" not in state:
         fe, edges = _fine_engine(mod, ranges)
         fine = count_pass(fe, (mod.ngroups, FINE, mod.ntok), "contexts")
         thr = fit_thresholds(fine, edges, mod.nclasses, mod.amax, skip=ll_group)
         for g in ll_group:
             thr[g] = mod.thresholds[g]
-        ck.save(thresholds=thr)
-    if "thresholds" in ck.state:
-        mod.thresholds = np.asarray(ck.state["thresholds"], np.int32)
+        save(thresholds=thr)
+    if "thresholds" in state:
+        mod.thresholds = np.asarray(state["thresholds"], np.int32)
     eng = we.Engine(mod.engine_params())
+    S, G, C, T = mod.freq.shape
 
     def binary_counts(engine):
         """Sign counts by pattern and zero-segment flag counts over every frame and rate level."""
@@ -415,51 +472,26 @@ def train_wavelet(model, frames, cfg: WaveletTrainConfig, log10=None, val=None, 
                         zruns += zr
         return signs, zruns
 
+    def tables(engine, desc):
+        counts = count_pass(engine, (G, C, T), desc)[None] if S == 1 else \
+            _table_sets(engine, count_pass, (S, G, C, T), cfg, mod.prec)
+        signs, zruns = binary_counts(engine)
+        save(freq=_tables(counts, cfg.prior, mod.prec), counts=counts,
+             sign_freq=_binary_tables(signs, cfg.prior, mod.prec), zr_freq=_binary_tables(zruns, cfg.prior, mod.prec))
+
     # 3. tables (and table sets)
-    S, G, C, T = mod.freq.shape
-    if "freq" not in ck.state:
-        if S == 1:
-            counts = count_pass(eng, (G, C, T), "tables")[None]
-        else:
-            counts = _table_sets(eng, count_pass, (S, G, C, T), cfg, mod.prec)
-        signs, zruns = binary_counts(eng)
-        ck.save(freq=_tables(counts, cfg.prior, mod.prec), counts=counts,
-                sign_freq=_binary_tables(signs, cfg.prior, mod.prec), zr_freq=_binary_tables(zruns, cfg.prior, mod.prec))
+    if "freq" not in state:
+        tables(eng, "tables")
         if mod.rdo_lambda > 0 and not cfg.extra.get("rdo_refit_done"):
             # the encoder's RDO weighs rates with these tables: count again with them, once
-            mod.freq, mod.sign_freq, mod.zr_freq = (np.asarray(ck.state[k], np.int32) for k in ("freq", "sign_freq",
-                                                                                                "zr_freq"))
-            eng = we.Engine(mod.engine_params())
-            counts = count_pass(eng, (G, C, T), "tables (RDO)")[None] if S == 1 else \
-                _table_sets(eng, count_pass, (S, G, C, T), cfg, mod.prec)
-            signs, zruns = binary_counts(eng)
-            ck.save(freq=_tables(counts, cfg.prior, mod.prec), counts=counts,
-                    sign_freq=_binary_tables(signs, cfg.prior, mod.prec),
-                    zr_freq=_binary_tables(zruns, cfg.prior, mod.prec))
-    mod.freq = np.asarray(ck.state["freq"], np.int32)
-    mod.sign_freq = np.asarray(ck.state["sign_freq"], np.int32)
-    mod.zr_freq = np.asarray(ck.state["zr_freq"], np.int32)
-    counts = np.asarray(ck.state["counts"])
-    borrowed = borrow_untrained(mod, counts.sum(axis=(0, 2, 3)))
-
-    # 4. measurement on held-out frames
-    eng = we.Engine(mod.engine_params())
-    levels = []
-    for lv, k in enumerate(steps):
-        data, zhat, _ = eng.encode(val, k) if len(val) else (b"", val, None)
-        d = val - val.mean(axis=(1, 2), keepdims=True)
-        e2 = ((zhat - val) ** 2).sum(axis=(1, 2))
-        d2 = (d ** 2).sum(axis=(1, 2))
-        levels.append({"level": lv, "step": float(we.step(int(k))), "bytes_per_frame": len(data) / max(1, len(val)),
-                       "agg_rel_l2": float(np.sqrt(e2.sum() / max(d2.sum(), 1e-300))),
-                       "median_rel_l2": float(np.median(np.sqrt(e2 / np.maximum(d2, 1e-300)))) if len(val) else 0.0})
-    result = {"levels": levels, "train_frames": int(total), "val_frames": int(len(val)), "borrowed": borrowed,
-              "seconds": round(time.perf_counter() - t0, 1), "symbols": int(counts.sum())}
-    model.metrics = {"val": levels}
-    model.provenance = json.dumps({**(provenance or {}), "trainer": "saecodec.training.wavelet",
-                                   "config": config["cfg"], "train_frames": int(total)}, sort_keys=True)
-    model.identity = None
-    return model, result
+            mod.freq, mod.sign_freq, mod.zr_freq = (np.asarray(state[k], np.int32) for k in ("freq", "sign_freq",
+                                                                                             "zr_freq"))
+            tables(we.Engine(mod.engine_params()), "tables (RDO)")
+    mod.freq = np.asarray(state["freq"], np.int32)
+    mod.sign_freq = np.asarray(state["sign_freq"], np.int32)
+    mod.zr_freq = np.asarray(state["zr_freq"], np.int32)
+    counts = np.asarray(state["counts"])
+    return borrow_untrained(mod, counts.sum(axis=(0, 2, 3))), int(counts.sum())
 
 
 def _table_sets(eng, count_pass, shape, cfg, prec):
