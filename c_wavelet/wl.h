@@ -158,6 +158,10 @@ int64_t wl_features(const wl_model *m, const double *z, int64_t B, int64_t H, in
 int wl_search_steps(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W,
                     const double *target, int32_t lo, int32_t hi, int32_t *steps);
 
+/* Encoder only: masked pixels (mask[i] != 0) of B frames (H, W) of z set to a smooth fill of the
+ * valid ones: nearest valid value, then at most `sweeps` Gauss-Seidel sweeps of the 4-neighbour
+ * mean (fewer in a mostly masked frame; wl_fill.c). 0, WL_ERR_ARG or WL_ERR_NOMEM. */
+int wl_fill_smooth(float *z, const uint8_t *mask, int64_t B, int64_t H, int64_t W, int32_t sweeps);
 void wl_free(void *p);
 
 #endif

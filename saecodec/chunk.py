@@ -97,6 +97,8 @@ def _encode(model, arr, options, mask, device, codings, settings) -> bytes:
         return _raw_payload(flags, head, c)  # float64 would round it
     filled = masks.fill(c.reshape(_plane_shape(c.shape)), masked.reshape(_plane_shape(c.shape)))
     z, side = model.transform.forward(tiling.split(filled.reshape(c.shape), tile))
+    if masked.any() and hasattr(model.module, "fill_masked"):  # a family's own fill, in its domain
+        z = model.module.fill_masked(z, tiling.split(masked.reshape(c.shape), tile))
     lat = runtime.encode(model, z, tile, device)
     section, seen, seen_side = coder.write(lat, side)
     gated = opts.error_bound is None and opts.max_error is not None

@@ -340,3 +340,26 @@ def test_context_profiles_choose_per_frame_as_the_reference(kw):
     assert len(cb) <= len(single) + 3  # no worse than profile 0 alone but for the choice bits
     with pytest.raises(SaecodecError, match="profiles"):
         Engine([p0, p1, p1])  # 3 is not a power of two
+
+
+def test_smooth_fill_keeps_valid_pixels_and_fills_harmonically():
+    """The encoder's mask fill: valid pixels untouched, masked ones a smooth continuation (within
+    the valid values' range, by the maximum principle; a linear ramp is harmonic, so it is
+    restored), frames without valid pixels left alone, and the same bits on every call."""
+    from saecodec.coding.wavelet_engine import fill_smooth
+
+    yy, xx = np.mgrid[:24, :20]
+    ramp = (0.1 * xx + 0.05 * yy).astype(np.float32)
+    z = np.stack([ramp, np.random.default_rng(0).normal(size=(24, 20)).astype(np.float32), ramp])
+    m = np.zeros(z.shape, bool)
+    m[0, 8:14, 6:12] = True  # a hole inside the ramp
+    m[1, :, :5] = True  # an edge strip
+    m[2] = True  # nothing valid
+    out = fill_smooth(np.where(m, np.float32(7.0), z), m, 2000)
+    np.testing.assert_array_equal(out[~m], z[~m])
+    np.testing.assert_allclose(out[0], ramp, atol=1e-4)
+    assert (out[1][m[1]] >= z[1][~m[1]].min()).all() and (out[1][m[1]] <= z[1][~m[1]].max()).all()
+    np.testing.assert_array_equal(out[2], 7.0)
+    np.testing.assert_array_equal(out, fill_smooth(np.where(m, np.float32(7.0), z), m, 2000))
+    with pytest.raises(SaecodecError):
+        fill_smooth(z, m[:, :5], 4)

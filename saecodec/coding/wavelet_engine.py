@@ -294,6 +294,20 @@ class Engine:
         raise SaecodecError(f"wavelet engine error {rc} (c_wavelet line {line})")
 
 
+def fill_smooth(z: np.ndarray, masked: np.ndarray, sweeps: int) -> np.ndarray:
+    """Encoder only: frames ``z`` (B, H, W) float32 with their ``masked`` pixels (B, H, W bool)
+    set to a smooth fill of the valid ones (nearest valid value, then ``sweeps`` Gauss-Seidel
+    sweeps of the 4-neighbour mean; c_wavelet/wl_fill.c). Returns a new array."""
+    out = np.array(z, dtype=np.float32, order="C", copy=True)
+    m = np.ascontiguousarray(masked, dtype=np.uint8)
+    if out.ndim != 3 or m.shape != out.shape:
+        raise SaecodecError(f"fill_smooth: frames {out.shape} and mask {m.shape} must be (B, H, W) alike")
+    if out.size:
+        Engine._check(lib.wl_fill_smooth(ffi.cast("float *", ffi.from_buffer(out)), ffi.from_buffer("uint8_t[]", m),
+                                         *out.shape, int(sweeps)))
+    return out
+
+
 def _dp(a: np.ndarray):
     return ffi.cast("double *", ffi.from_buffer(a))
 

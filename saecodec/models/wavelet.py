@@ -62,6 +62,9 @@ SIGNS = ("raw", "context")
 LL_CONTEXTS = ("features", "grad")
 
 
+FILL_SWEEPS = 32  # the harmonic fill of masked pixels (research Revision 3 item 3; 20 give all its gain)
+
+
 def hybrid_tokens(direct: int) -> int:
     """Tokens the hybrid scheme needs for every |v| < 2^31."""
     return direct + 2 * (31 - int(np.log2(direct)))
@@ -84,7 +87,8 @@ class WaveletModule:
                  groups=None, nclasses: int = 32, ntok: int = 72, amax: int = 4095, fmax: int = 4095, prec: int = 15,
                  nsets: int = 1, ll_pred: str = "med", ll_ctx: str = "grad", ll_classes: int = 12,
                  tokens: str = "hybrid", tok_direct: int = 16, signs: str = "context", zero_run: int = 16,
-                 rdo_lambda: float = 0.0, adapt: dict | None = None, rate_levels: int = 6, profiles: int = 1):
+                 rdo_lambda: float = 0.0, adapt: dict | None = None, rate_levels: int = 6, profiles: int = 1,
+                 fill_sweeps: int = FILL_SWEEPS):
         if not 0 <= int(levels) <= 16 or int(min_len) < 2 or int(level_rule) not in (0, 1):
             raise SaecodecError(f"wavelet: levels must be 0..16, min_len >= 2, level_rule 0 or 1; got {levels}, "
                                 f"{min_len}, {level_rule}")
@@ -131,6 +135,11 @@ class WaveletModule:
         self.profiles = int(profiles)
         if self.profiles not in (1, 2, 4, 8, 16):
             raise SaecodecError(f"wavelet: profiles must be 1, 2, 4, 8 or 16, got {profiles}")
+        # encoder only: masked pixels filled smoothly (nearest valid value, then this many
+        # Gauss-Seidel sweeps of the 4-neighbour mean; 0: the package's plane-median fill)
+        self.fill_sweeps = int(fill_sweeps)
+        if not 0 <= self.fill_sweeps <= 100_000:
+            raise SaecodecError(f"wavelet: fill_sweeps must be 0 .. 100000, got {fill_sweeps}")
         self._defaults()
         # context profiles 1 .. P-1 (profile 0 is this module's own arrays): {attribute: array}
         self.more = [{a: getattr(self, a).copy() for a in self.PROFILE_ATTRS} for _ in range(self.profiles - 1)]
@@ -226,14 +235,26 @@ class WaveletModule:
         arch = {k: getattr(self, k) for k in self.ARCH_KEYS}
         if self.profiles > 1:  # files of one profile keep their metadata (and identity)
             arch["profiles"] = self.profiles
+        if self.fill_sweeps != FILL_SWEEPS:
+            arch["fill_sweeps"] = self.fill_sweeps
         return arch
 
     @classmethod
     def from_architecture(cls, arch: dict) -> "WaveletModule":
-        if set(arch) - set(cls.ARCH_KEYS) - {"profiles"}:
+        if set(arch) - set(cls.ARCH_KEYS) - {"profiles", "fill_sweeps"}:
             raise SaecodecError(f"wavelet: unknown architecture keys {sorted(set(arch) - set(cls.ARCH_KEYS))} "
                                 "(a newer saecodec?)")
         return cls(**arch)
+
+    def fill_masked(self, z: np.ndarray, masked: np.ndarray) -> np.ndarray:
+        """Encoder only (the chunk pipeline's family hook): the network input ``z`` (B, h*w)
+        with its ``masked`` pixels (B, h, w) refilled smoothly in the model's domain; the mask
+        block restores them exactly, so only their cost matters (research Revision 3 item 3)."""
+        if not self.fill_sweeps or not masked.any():
+            return z
+        from ..coding.wavelet_engine import fill_smooth
+
+        return fill_smooth(z.reshape(masked.shape), masked, self.fill_sweeps).reshape(z.shape)
 
     def engine_params(self):
         """The engine's parameters (coding.wavelet_engine.PARAMS): a dict, or one per profile."""

@@ -62,27 +62,32 @@ def model_domain(model, frames: np.ndarray, log10=None) -> np.ndarray:
     "u": the frames are already in the metric domain (a set measured in its own units, such as
     asinh of counts), taken as they are (less their mean when the transform removes it)."""
     b, h, w = frames.shape
+    bad = ~np.isfinite(np.asarray(frames))
     frames = _filled(np.asarray(frames))
     if isinstance(log10, str):
         if log10 != "u":
             raise SaecodecError(f"unknown frame domain {log10!r}")
-        u = np.asarray(frames, np.float64).copy()
+        z = np.asarray(frames, np.float64).copy()
         if model.transform.per_frame:
-            u -= u.mean(axis=(1, 2), keepdims=True)
-        return u
-    z, side = model.transform.forward(frames)
-    z = z.reshape(b, h, w).astype(np.float64)
-    if log10 is not None and np.any(log10):
-        u = np.log10(np.maximum(frames[log10].astype(np.float64), 1e-6))
-        if model.transform.per_frame:
-            u = u - u.mean(axis=(1, 2), keepdims=True)
-        z[log10] = u
+            z -= z.mean(axis=(1, 2), keepdims=True)
+    else:
+        z, side = model.transform.forward(frames)
+        z = z.reshape(b, h, w).astype(np.float64)
+        if log10 is not None and np.any(log10):
+            u = np.log10(np.maximum(frames[log10].astype(np.float64), 1e-6))
+            if model.transform.per_frame:
+                u = u - u.mean(axis=(1, 2), keepdims=True)
+            z[log10] = u
+    if bad.any() and hasattr(model.module, "fill_masked"):  # the family's own fill, as the codec runs it
+        rows = np.flatnonzero(bad.reshape(b, -1).any(axis=1))
+        filled = model.module.fill_masked(z[rows].astype(np.float32), bad[rows])
+        z[rows] = np.where(bad[rows], filled, z[rows])
     return z
 
 
 def _filled(frames: np.ndarray) -> np.ndarray:
     """Non-finite pixels replaced by their frame's median finite value, as the codec fills masked
-    pixels before the transform (coding.mask.fill)."""
+    pixels before the transform (coding.mask.fill; the family's own fill follows in model_domain)."""
     bad = ~np.isfinite(frames)
     if not bad.any():
         return frames
