@@ -100,6 +100,55 @@ def _encode(model, arr, options, mask, device, codings, settings) -> bytes:
     if masked.any() and hasattr(model.module, "fill_masked"):  # a family's own fill, in its domain
         z = model.module.fill_masked(z, tiling.split(masked.reshape(c.shape), tile))
     lat = runtime.encode(model, z, tile, device)
+    steps = _bound_steps(model, coder, c, masked, opts, tile, side)
+    if steps is None:
+        return _code_latents(model, c, opts, device, codings, coder, tile, masked, z, side, lat, flags, head)
+    out = None
+    for k in steps:  # the wavelet prediction's step chosen from the bound: the smallest payload
+        coder.frame_steps = k
+        p = _code_latents(model, c, opts, device, codings, coder, tile, masked, z, side, lat, flags, dict(head))
+        out = p if out is None or len(p) < len(out) else out
+    return out
+
+
+def _bound_steps(model, coder, c: np.ndarray, masked: np.ndarray, opts: CodecOptions, tile, side) -> list | None:
+    """The bounded modes with a prediction whose coder sets its own step (the wavelet family),
+    no level or target_error given: the candidate steps per frame, from the bound (None: code
+    at the coder's own rate). A prediction as fine as the bound leaves a residual of noise to
+    code; one much coarser leaves most of the frame to the residual; the research measured
+    the best step at 2-2.5x the bound (abs 1e-2) to 5-6x (1e-3) in the model's domain (docs/wavelet.md)."""
+    factors = getattr(coder, "BOUND_STEP_FACTORS", None)
+    if not factors or opts.error_bound is None or opts.level is not None or opts.target_error is not None:
+        return None
+    frames = tiling.split(c, tile).astype(np.float64)
+    valid = ~tiling.split(masked.reshape(c.shape), tile)
+    eb = float(opts.error_bound)
+    if opts.bound_mode == "rel":
+        eb *= float(np.ptp(frames[valid])) if valid.any() else 0.0
+    du = bound_in_model_domain(model.transform, frames, valid, "pwrel" if opts.bound_mode == "pwrel" else "abs", eb)
+    du = du / np.abs(np.asarray(side, np.float64)[:, 1])  # the coder's units (per-frame scale)
+    if not (np.isfinite(du).all() and (du > 0).all()):
+        return None
+    return [f * du for f in factors]
+
+
+def bound_in_model_domain(transform, frames: np.ndarray, valid: np.ndarray, mode: str, eb: float) -> np.ndarray:
+    """Per frame (B, h, w), the median over its valid pixels of how far a pointwise bound lets
+    a pixel's value move in the model's domain u: to_u(|x| + e) - to_u(|x|), e = eb (abs) or
+    eb |x| (pwrel)."""
+    out = np.zeros(len(frames))
+    with np.errstate(over="ignore", invalid="ignore"):
+        for i, (f, v) in enumerate(zip(frames, valid)):
+            x = np.abs(f[v])
+            if x.size:
+                e = eb if mode == "abs" else eb * x
+                out[i] = np.median(transform.to_u(x + e) - transform.to_u(x))
+    return out
+
+
+def _code_latents(model, c, opts, device, codings, coder, tile, masked, z, side, lat, flags, head) -> bytes:
+    """The payload of a chunk whose frames the model codes: latents, the quality gate or the
+    residual, the mask."""
     section, seen, seen_side = coder.write(lat, side)
     gated = opts.error_bound is None and opts.max_error is not None
     z_dec = runtime.decode(model, seen, tile, device) if gated or opts.error_bound is not None else None

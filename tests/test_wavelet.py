@@ -204,6 +204,38 @@ def test_masks_gate_and_bounds_work_as_for_any_family(wl, wl_path):
         assert np.abs(y - x[2:]).max() <= 0.25
 
 
+@pytest.mark.parametrize("mode,eb", [("abs", 1e-2), ("abs", 1e-3), ("rel", 1e-3), ("pwrel", 1e-2), ("pwrel", 1e-3)])
+def test_bounded_modes_with_the_wavelet_prediction_hold_every_bound(mode, eb):
+    """The wavelet prediction's step comes from the bound (the smallest of a few payloads): the
+    bound holds on every element, masks and odd sizes included, and where the prediction pays
+    (smooth log10 frames, the committed trained tiny model) the payload uses it."""
+    from pathlib import Path
+
+    from saecodec.coding import wavelet as wc
+
+    m = load_file(Path(__file__).parent / "fixture" / "models" / "wavelet-tiny.safetensors")
+    x = np.log10(blobs(4, (40, 37), seed=5)).astype(np.float32)
+    x[0, 3:9, 4:12] = np.nan
+    p = chunk.encode_chunk(m, x, error_bound=eb, bound_mode=mode, predictor="network")
+    y = chunk.decode_chunk(m, p)
+    ok = np.isfinite(x)
+    assert np.isnan(y[~ok]).all()
+    lim = {"abs": eb, "rel": eb * float(np.ptp(x[ok])), "pwrel": eb * np.abs(x[ok])}[mode]
+    assert (np.abs(y[ok].astype(np.float64) - x[ok]) <= lim).all()
+    classical = chunk.encode_chunk(m, x, error_bound=eb, bound_mode=mode)
+    if eb == 1e-2 or mode == "rel":
+        assert chunk.payload_stats(p)["latents"] and len(p) < 0.9 * len(classical)
+    sizes = []
+    old = wc.WaveletCoder.BOUND_STEP_FACTORS
+    for f in old:
+        wc.WaveletCoder.BOUND_STEP_FACTORS = (f,)
+        try:
+            sizes.append(len(chunk.encode_chunk(m, x, error_bound=eb, bound_mode=mode, predictor="network")))
+        finally:
+            wc.WaveletCoder.BOUND_STEP_FACTORS = old
+    assert len(p) == min(sizes)
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (1, 37), (37, 1), (3, 5), (2, 64, 64), (1, 130, 67)])
 def test_any_frame_size_and_empty_chunks(wl, wl_path, shape):
     m, _ = wl

@@ -31,6 +31,9 @@ class WaveletCoder:
     kind, kind_code = "wavelet", LATENT_WAVELET
     value_code = 0  # no stored value type: symbols are integers
     rate_control = True  # takes ``level`` and ``target_error``
+    # the bounded modes' prediction: steps tried per chunk, in units of the bound's typical reach
+    # in the model's domain (chunk._bound_steps); the smallest payload is kept
+    BOUND_STEP_FACTORS = (2.0, 3.5, 6.0)
 
     def __init__(self, model, value_code: int = 0, *, level=None, target_error=None):
         self.module = model.module
@@ -44,6 +47,7 @@ class WaveletCoder:
             raise SaecodecError(f"level {level} is outside model {model.name!r}'s rate levels 0 .. {levels - 1}")
         self.level = (levels - 1) / 2 if level is None else float(level)
         self.target_error = None if target_error is None else float(target_error)
+        self.frame_steps = None  # per-frame steps (the bounded modes), overriding level and target_error
 
     # -- encoder ----------------------------------------------------------------------------
     def write(self, latents: np.ndarray, side: np.ndarray) -> tuple[bytes, np.ndarray, np.ndarray]:
@@ -64,7 +68,9 @@ class WaveletCoder:
             out += side[:, 1].astype("<f4").tobytes()
         if not b:
             return bytes(out), z.copy(), side
-        if self.target_error is None:
+        if self.frame_steps is not None:
+            steps = np.array([we.step_index(d) for d in np.broadcast_to(self.frame_steps, (b,))], np.int32)
+        elif self.target_error is None:
             steps = np.full(b, we.step_index(self.module.step_of_level(self.level)), np.int32)
         else:
             steps = self.engine.search(z, self.target_error, 0, we.STEP_MAX)
