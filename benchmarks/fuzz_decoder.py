@@ -121,8 +121,7 @@ def wavelet_seeds() -> list:
     xn = x.copy()
     xn[0, :4, :9] = np.nan
     out = []
-    for kw in ({"levels": 3, "rdo_lambda": 0.08}, {"levels": 3, "adapt": {"shift": 0, "inc": 1024, "limit": 1 << 30,
-                                                                           "binary": 1}, "nsets": 2}):
+    for kw in ({"levels": 3, "rdo_lambda": 0.08}, {"levels": 3, "adapt": {"rate": 32, "smax": 7}, "nsets": 2}):
         m = wavelet_model("fuzz-wavelet", rate_levels=4, **kw)
         m.freeze()
         out += [(m, chunk.encode_chunk(m, xn)), (m, chunk.encode_chunk(m, x, target_error=0.02, max_error=None)),

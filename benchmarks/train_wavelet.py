@@ -11,8 +11,8 @@
    by least squares; hybrid tokens; sign contexts; LL gradient classes; zero segments of 16; RDO
    lambda 0.08 with theta 0.5; band weights 1, delta 0), two context profiles the encoder picks
    from per frame (Revision 3: "clean" fitted on the clean sets, "noisy" on train-mix; --profiles 1
-   for one model of all sets), each with one table set (--sets), adaptive counts A = 32 with
-   binary tables adaptive too (--static for frozen tables), six rate levels at offset-free rel L2
+   for one model of all sets), each with one table set (--sets), adaptive decisions (prior strength
+   A = 32, slowest rate shift 7; --static for frozen tables), six rate levels at offset-free rel L2
    0.1 .. 0.017 shared by the profiles; every stage checkpointed
    (--resume continues); transform asinh(I / 1e-3) / ln 10 without per-frame offset (the LL band
    codes the level), the recipe in the provenance;
@@ -25,7 +25,7 @@
 
 The same from the CLI (after step 1; noisy frames in their u domain need the script):
 saecodec train --family wavelet --log10-data clean_a.h5 clean_b.h5 --data noisy.h5 \
-    --profile-of 1,0,0 --adapt 0,1024,1073741824,1 --rdo 0.08 -o m.safetensors
+    --profile-of 1,0,0 --adapt 32,7 --rdo 0.08 -o m.safetensors
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ def main():
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--name", default="sas-wavelet")
     ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--static", action="store_true", help="frozen tables (default: adaptive counts A = 32, "
-                    "binary tables too)")
+    ap.add_argument("--static", action="store_true", help="frozen tables (default: adaptive decisions, prior "
+                    "strength 32)")
     ap.add_argument("--profiles", type=int, default=2, choices=[1, 2],
                     help="context profiles: 2 = 'clean' (clean sets) and 'noisy' (train-mix), default; 1 = one "
                     "model of every set")
@@ -101,7 +101,7 @@ def main():
         stacks.append(cached(data / f"noisy_{n // div}.npz", lambda: noisy_set(n // div, seed, preset_name)))
         domains.append("u")
     t_data = time.perf_counter() - t0
-    adapt = None if args.static else {"shift": 0, "inc": 1 << 10, "limit": 1 << 30, "binary": 1}
+    adapt = None if args.static else {"rate": 32, "smax": 7}
     profiles = [[0, 1], [2]] if args.profiles == 2 and not args.no_noisy else None
     model = wavelet_model(args.name, rate_levels=len(TARGETS), rdo_lambda=0.08, adapt=adapt, nsets=args.sets,
                           profiles=len(profiles or [0]))

@@ -29,7 +29,7 @@ typedef struct {
     double rdo_lambda;
     int32_t zero_run; const uint32_t *zr_freq;
     int32_t prec, nsets; const uint32_t *freq;
-    int32_t adapt; int32_t adapt_binary; int32_t adapt_shift; int32_t adapt_inc, adapt_limit;
+    int32_t adapt; int32_t adapt_rate; int32_t adapt_smax;
 } wl_params;
 typedef struct wl_model wl_model;
 int wl_model_new(const wl_params *p, wl_model **out);
@@ -47,6 +47,9 @@ int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int6
 int64_t wl_min_steps(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W, int32_t *steps);
 int64_t wl_decode(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int64_t H, int64_t W,
                   int32_t *steps, double *zhat);
+int64_t wl_decode_to(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int64_t H, int64_t W,
+                     int32_t *steps, void *out, int out_kind, const double *fs, const double *fo, double ts,
+                     int flags);
 int wl_stats(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W, const int32_t *steps,
              int per_frame, int64_t *counts, int64_t *signs, int64_t *zruns, int64_t *raw_bits);
 int64_t wl_features(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W, const int32_t *steps,
@@ -66,5 +69,5 @@ def make_ffi(module: str = MODULE, extra_cflags=(), src: str = HERE) -> cffi.FFI
     ffi = cffi.FFI()
     ffi.cdef(CDEF)
     ffi.set_source(module, '#include "wl.h"', sources=[os.path.join(src, f) for f in SOURCES],
-                   include_dirs=[src], extra_compile_args=CFLAGS + list(extra_cflags), libraries=["m"])
+                   include_dirs=[src], extra_compile_args=CFLAGS + list(extra_cflags), libraries=["m", "pthread"])
     return ffi

@@ -91,11 +91,12 @@ typedef struct {
     /* tables */
     int32_t prec, nsets;        /* frequencies sum to 2^prec (10..16); nsets table sets */
     const uint32_t *freq;       /* [nsets][G][nclasses][ntok], every entry >= 1 */
-    int32_t adapt;              /* 0 static tables (rANS); 1 adaptive counts (range coder, below) */
-    int32_t adapt_binary;       /* adaptive: the sign and zero-segment tables adapt too */
-    int32_t adapt_shift;        /* adaptive: initial counts max(1, freq >> adapt_shift) of the chosen set */
-    int32_t adapt_inc, adapt_limit; /* adaptive: +inc per coded symbol; above limit every count c -> (c + 1) >> 1;
-                                       shift 0, inc 2^prec / A: p = (n_k + A p0_k) / (n + A) per frame and table */
+    int32_t adapt;              /* 0 static tables (rANS); 1 adaptive: binary decisions (below) in a binary range coder */
+    int32_t adapt_rate;         /* adaptive: prior strength A (0..254): a decision starts with P(0) from the frozen
+                                   table and visit count 1 + round(A x its share of the table), a sign or segment
+                                   flag 1 + A; after each bit P(0) moves by its distance to the bit's end >> shift,
+                                   shift = round(log2(count)) in 1 .. adapt_smax, and the count grows (to 255) */
+    int32_t adapt_smax;         /* adaptive: the slowest rate shift (1..15) */
 } wl_params;
 
 typedef struct wl_model wl_model;
@@ -139,6 +140,12 @@ int64_t wl_min_steps(const wl_model *m, const double *z, int64_t B, int64_t H, i
  * Never reads outside in[0, n) nor writes outside zhat[0, B*H*W). */
 int64_t wl_decode(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int64_t H, int64_t W,
                   int32_t *steps, double *zhat);
+/* wl_decode into out: out_kind 0 float64 z_hat; 1 float32 through the linear map of each frame f:
+ * u = z * fs[f] (flags & 1), u = u + fo[f] (flags & 2), y = u * ts (ts != 1), then the nearest float32,
+ * clamped to its finite range, NaN 0. */
+int64_t wl_decode_to(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int64_t H, int64_t W,
+                     int32_t *steps, void *out, int out_kind, const double *fs, const double *fo, double ts,
+                     int flags);
 
 /* Symbol counts for table training: counts[(f)][G][nclasses][ntok] (f: per frame when per_frame),
  * signs[G][WL_NSIGN][2] (detail signs by pattern), zruns[G][nclasses][2] (segment flags: all

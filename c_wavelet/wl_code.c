@@ -9,7 +9,8 @@
  * activity of its neighbours; a token (escape + Exp-Golomb, or hybrid exponent/mantissa
  * with raw bits) under the table of (group, class) from the frame's table set; a sign (a raw
  * bit, or under a table of the signs around it). Static tables: rANS (32-bit state, 16-bit
- * words, one message per frame); adaptive counts: a range coder (LZMA's carry scheme).
+ * words, one message per chunk); adaptive: tokens as binary decisions (unary), every decision under
+ * an adaptive probability, in a binary range coder (LZMA's).
  * The encoder's z_hat is the decoder's inverse transform of the same dequantised values.
  */
 #include <math.h>
@@ -68,8 +69,8 @@ static int same_shared(const wl_model *a, const wl_model *b) {
 #define EQA(f, n, t) (!memcmp(p->f, q->f, (size_t)(n) * sizeof(t)))
     if (!(EQ(levels) && EQ(min_len) && EQ(level_rule) && EQ(nprog) && EQ(ntaps_total) && EQ(ll_pred) && EQ(ll_ctx) &&
           EQ(ll_classes) && EQ(ngroups) && EQ(nclasses) && EQ(ntok) && EQ(amax) && EQ(fmax) && EQ(tok_mode) &&
-          EQ(tok_direct) && EQ(sign_ctx) && EQ(zero_run) && EQ(prec) && EQ(nsets) && EQ(adapt) && EQ(adapt_binary) &&
-          EQ(adapt_shift) && EQ(adapt_inc) && EQ(adapt_limit) && EQ(rdo_lambda)))
+          EQ(tok_direct) && EQ(sign_ctx) && EQ(zero_run) && EQ(prec) && EQ(nsets) && EQ(adapt) && EQ(adapt_rate) &&
+          EQ(adapt_smax) && EQ(rdo_lambda)))
         return 0;
     const int nops = p->prog_start[p->nprog];
     return EQA(prog_start, p->nprog + 1, int32_t) && EQA(op_kind, nops, int32_t) && EQA(op_off, nops, int32_t) &&
@@ -105,6 +106,13 @@ WL_INLINE int ilog2_64(uint64_t v) { return 63 - __builtin_clzll(v); }
 static int hybrid_tokens(int direct) {
     const int ld = ilog2_64((uint64_t)direct);
     return direct + 2 * (31 - ld);
+}
+
+/* a binary decision's state: P(0) in 2^-WL_PB, clamped to 1 .. 2^WL_PB - 1, and its visit count 1 + w
+ * (at most 255) */
+WL_INLINE uint32_t node_state(uint64_t p0, uint64_t w) {
+    const uint64_t top = (1u << WL_PB) - 1, d = 1 + (w < 254 ? w : 254);
+    return (uint32_t)(p0 < 1 ? 1 : p0 > top ? top : p0) | (uint32_t)(d << 16);
 }
 
 int wl_model_new(const wl_params *p, wl_model **out) {
@@ -170,9 +178,7 @@ int wl_model_new(const wl_params *p, wl_model **out) {
     CHECK(p->prec >= 10 && p->prec <= 16 && p->nsets >= 1 && p->nsets <= WL_MAX_SETS);
     CHECK((p->nsets & (p->nsets - 1)) == 0);
     CHECK(p->adapt == 0 || p->adapt == 1);
-    CHECK(p->adapt_binary == 0 || p->adapt_binary == 1);
-    if (p->adapt) CHECK(p->adapt_shift >= 0 && p->adapt_shift <= 16 && p->adapt_inc >= 1 && p->adapt_inc <= (1 << 20) &&
-                        p->adapt_limit >= 2 * T && p->adapt_limit <= (1 << 30)); /* totals stay below 2^31 */
+    if (p->adapt) CHECK(p->adapt_rate >= 0 && p->adapt_rate <= 254 && p->adapt_smax >= 1 && p->adapt_smax <= 15);
     const int64_t ntab = (int64_t)p->nsets * G * C;
     for (int64_t i = 0; i < ntab; i++) {
         uint64_t sum = 0;
@@ -223,6 +229,23 @@ int wl_model_new(const wl_params *p, wl_model **out) {
         for (int s = 0; s < (1 << WL_SLOT_BITS); s++) {
             while (cu[t + 1] <= ((uint32_t)s << sh)) t++;
             m->slot[(i << WL_SLOT_BITS) + s] = (uint8_t)t;
+        }
+    }
+    if (q->adapt) { /* the binary decisions' starting states (docs/wavelet.md "Adaptive") */
+        for (int d = 0; d < 256; d++) {
+            const uint64_t v = 2ull * (uint64_t)d * (uint64_t)d; /* round(log2 d) = floor(log2(2 d^2)) / 2 */
+            int sh = d ? (ilog2_64(v) >> 1) : 1;
+            m->shift_of[d] = (uint8_t)(sh < 1 ? 1 : sh > q->adapt_smax ? q->adapt_smax : sh);
+        }
+        OWN(m->init_node, NULL, ntab * (T - 1), uint32_t);
+        for (int64_t i = 0; i < ntab; i++) {
+            uint64_t rest = 1ull << q->prec; /* S_k: the frequencies of tokens >= k */
+            for (int t = 0; t < T - 1; t++) {
+                const uint64_t f = q->freq[i * T + t];
+                m->init_node[i * (T - 1) + t] = node_state(((f << WL_PB) + rest / 2) / rest,
+                                                           (q->adapt_rate * rest + (1ull << (q->prec - 1))) >> q->prec);
+                rest -= f;
+            }
         }
     }
     *out = m;
@@ -283,6 +306,7 @@ typedef struct {
     int32_t *nsum;                /* parent band's 4-neighbour sums (band-sized) */
     int32_t *acc_s, *acc_sn;      /* sibling sums (band-sized) */
     int32_t *pre;                 /* one row */
+    int32_t *smax;                /* one row: the zero segments' largest pre (decoder) */
     uint8_t *cls;                 /* band-sized classes (the encoder's RDO) */
 } ctxbuf_t;
 
@@ -416,6 +440,16 @@ WL_INLINE int ctx_class(const ctx_t *cx, const int32_t *prow, int32_t pre) {
     int32_t a = pre + cx->w[0] * (prow[-1] >> 2) + cx->w[4] * (prow[-2] >> 2) - cx->a_lo;
     a = a < 0 ? 0 : a >> cx->a_shift;
     return cx->lut[a > cx->amax ? cx->amax : a];
+}
+
+/* the largest pre of each segment [k seg, (k + 1) seg) of a row of w values, into smax[k] */
+WL_CLONES static void seg_maxima(const int32_t *pre, int64_t w, int64_t seg, int32_t *smax) {
+    for (int64_t x0 = 0, k = 0; x0 < w; x0 += seg, k++) {
+        const int64_t x1 = x0 + seg < w ? x0 + seg : w;
+        int32_t mx = pre[x0];
+        for (int64_t x = x0 + 1; x < x1; x++) mx = pre[x] > mx ? pre[x] : mx;
+        smax[k] = mx;
+    }
 }
 
 /* the class of a zero segment [x0, x1) of a row: its largest pre plus the first value's W, WW terms */
@@ -639,20 +673,24 @@ WL_INLINE void rans_put(uint32_t *x, uint16_t **pp, uint32_t start, uint32_t fre
     *x = ((*x / freq) << prec) + (*x % freq) + start;
 }
 
-/* --- range coder (adaptive counts): 64-bit low and range, LZMA's carry through a cached byte ---- */
-#define RC_TOP (1ull << 56)
+/* --- adaptive: binary decisions in a binary range coder (LZMA's: 32-bit range, a 33-bit low with a
+ * cached byte for the carry) ------------------------------------------------------------------------ */
+#define BR_TOP (1u << 24)
 typedef struct {
-    uint64_t low, range, pending;
+    uint64_t low;
+    uint32_t range;
     uint8_t cache;
-    int carry, first, err;
+    int64_t pending;
+    int first, err;
     uint8_t *buf;
     size_t pos, cap;
 } rc_enc;
 
 static void rc_init(rc_enc *e, uint8_t *buf, size_t cap) {
     memset(e, 0, sizeof *e);
-    e->range = ~0ull;
-    e->first = 1; /* the initial cache byte is always 0 (every code value is < 2^64): not written */
+    e->range = 0xFFFFFFFFu;
+    e->pending = 1;
+    e->first = 1; /* the first byte out is always 0 (low < 2^32 at the start): not written */
     e->buf = buf;
     e->cap = cap;
 }
@@ -662,29 +700,39 @@ WL_INLINE void rc_out(rc_enc *e, uint8_t v) {
 }
 
 static void rc_shift(rc_enc *e) {
-    if (e->carry || (e->low >> 56) != 0xFF) {
-        if (!e->first) rc_out(e, (uint8_t)(e->cache + e->carry));
-        e->first = 0;
-        for (; e->pending; e->pending--) rc_out(e, (uint8_t)(0xFF + e->carry));
-        e->cache = (uint8_t)(e->low >> 56);
-        e->carry = 0;
-    } else e->pending++;
-    e->low <<= 8;
+    if ((uint32_t)e->low < 0xFF000000u || (e->low >> 32) != 0) {
+        const uint8_t carry = (uint8_t)(e->low >> 32);
+        uint8_t out = e->cache;
+        do {
+            if (!e->first) rc_out(e, (uint8_t)(out + carry));
+            e->first = 0;
+            out = 0xFF;
+        } while (--e->pending != 0);
+        e->cache = (uint8_t)((uint32_t)e->low >> 24);
+    }
+    e->pending++;
+    e->low = (uint32_t)((uint32_t)e->low << 8);
 }
 
-/* a symbol [start, start + freq) of total (total < 2^32) */
+/* an operation: a binary decision (total 2^WL_PB: bit = start != 0, P(0) = start or freq), or
+ * log2(total) direct bits of start (total <= 256) */
 WL_INLINE void rc_put(rc_enc *e, uint32_t start, uint32_t freq, uint32_t total) {
-    const uint64_t r = e->range / total;
-    const uint64_t nl = e->low + r * start;
-    e->carry |= nl < e->low;
-    e->low = nl;
-    e->range = r * freq;
-    while (e->range < RC_TOP) { e->range <<= 8; rc_shift(e); }
+    if (total == (1u << WL_PB)) {
+        const uint32_t p0 = start ? start : freq, bound = (e->range >> WL_PB) * p0;
+        if (start) { e->low += bound; e->range -= bound; } else e->range = bound;
+        while (e->range < BR_TOP) { e->range <<= 8; rc_shift(e); }
+        return;
+    }
+    for (int i = ilog2_64(total) - 1; i >= 0; i--) {
+        e->range >>= 1;
+        if ((start >> i) & 1) e->low += e->range;
+        while (e->range < BR_TOP) { e->range <<= 8; rc_shift(e); }
+    }
 }
 
-static void rc_flush(rc_enc *e) { for (int i = 0; i < 9; i++) rc_shift(e); }
+static void rc_flush(rc_enc *e) { for (int i = 0; i < 5; i++) rc_shift(e); }
 
-typedef struct { uint64_t code, range; const uint8_t *p, *end; int err; } rc_dec;
+typedef struct { uint32_t code, range; const uint8_t *p, *end; int err; } rc_dec;
 
 WL_INLINE uint8_t rc_byte(rc_dec *d) {
     if (d->p >= d->end) { d->err = 1; return 0; }
@@ -692,90 +740,157 @@ WL_INLINE uint8_t rc_byte(rc_dec *d) {
 }
 
 static void rc_dec_init(rc_dec *d, const uint8_t *p, const uint8_t *end) {
-    d->code = 0; d->range = ~0ull; d->p = p; d->end = end; d->err = 0;
-    for (int i = 0; i < 8; i++) d->code = (d->code << 8) | rc_byte(d);
+    d->code = 0; d->range = 0xFFFFFFFFu; d->p = p; d->end = end; d->err = 0;
+    for (int i = 0; i < 4; i++) d->code = (d->code << 8) | rc_byte(d);
+    if (d->code == 0xFFFFFFFFu) d->err = 1; /* code < range always */
 }
 
-/* --- adaptive counts ------------------------------------------------------------------------------- *
- * Per frame and table, counts start from the frozen frequencies of the frame's set (f >> shift, at
- * least 1), grow by inc for each coded symbol and are halved ((c + 1) >> 1) when their total passes
- * limit: with shift 0 and inc = 2^prec / A, a symbol is coded with (n_k + A p0_k) / (n + A) (n_k: its
- * count so far in this frame and table). The binary tables (signs, zero segments) adapt the same
- * way when adapt_binary. Tables are set up lazily: a stamp says which frame last touched them. */
+/* a decision's state: P(0) in 2^-WL_PB (1 .. 2^WL_PB - 1) and a visit count d (<= 255) that sets its
+ * rate: after a bit, P(0) moves by (target - P(0)) >> shift_of[d] toward 2^WL_PB (bit 0) or 0 (bit 1) */
+WL_INLINE uint32_t st_update(const uint8_t *shift_of, uint32_t s, int bit) {
+    const uint32_t p0 = s & 0xFFFF, d = s >> 16, sh = shift_of[d];
+    const uint32_t np = bit ? p0 - (p0 >> sh) : p0 + (((1u << WL_PB) - p0) >> sh);
+    return np | ((d + (d < 255)) << 16);
+}
+
+WL_INLINE int rc_get_bit(rc_dec *r, uint32_t *st, const uint8_t *shift_of) {
+    const uint32_t s = *st, bound = (r->range >> WL_PB) * (s & 0xFFFF);
+    int bit;
+    if (r->code < bound) { r->range = bound; bit = 0; }
+    else { r->code -= bound; r->range -= bound; bit = 1; }
+    *st = st_update(shift_of, s, bit);
+    while (r->range < BR_TOP) { r->range <<= 8; r->code = (r->code << 8) | rc_byte(r); }
+    return bit;
+}
+
+WL_INLINE uint32_t rc_get_bits(rc_dec *r, int nb) {
+    uint32_t v = 0;
+    for (int i = 0; i < nb; i++) {
+        r->range >>= 1;
+        const int bit = r->code >= r->range;
+        if (bit) r->code -= r->range;
+        v = (v << 1) | (uint32_t)bit;
+        while (r->range < BR_TOP) { r->range <<= 8; r->code = (r->code << 8) | rc_byte(r); }
+    }
+    return v;
+}
+
+/* --- adaptive states ------------------------------------------------------------------------------- *
+ * Per frame, every token table (group, class) of the frame's set starts as the model's decisions
+ * (unary: node k decides t == k (0) or t > k (1), P(0) = f_k / S_k, S_k the frequencies of the tokens
+ * >= k, visit count 1 + round(rate S_k / 2^prec)); sign and zero-segment tables start at their frozen
+ * P(0) with count 1 + rate. Set up lazily: a stamp says which frame last touched a table. */
 typedef struct {
-    uint32_t *cnt, *tot, *stamp;   /* tokens: [G*C][T], [G*C], [G*C] */
-    uint32_t *bcnt, *bstamp;       /* binary: [G*WL_NSIGN + G*C][2], [..] */
+    uint32_t *node;                /* tokens: [G*C][T]: the frame that set the table up, then its T-1 states */
+    uint32_t *bst;                 /* binary: [G*WL_NSIGN + G*C][2]: the frame that set it up, its state */
     uint32_t gen;
     const int *set_of;
+    int slot;
 } adapt_t;
 
+/* --- per-thread buffers ------------------------------------------------------------------------ *
+ * A call's work buffers (slot 0) and adaptive counts (slot 1 + profile) come from blocks each thread
+ * keeps between calls (up to WL_KEEP_BYTES each; bigger ones are freed after the call): no allocation,
+ * and no fresh zero pages to fault in, per chunk. Freed when the thread exits. */
+#include <pthread.h>
+#define WL_SLOTS 17
+#define WL_KEEP_BYTES ((size_t)64 << 20)
+typedef struct { void *p; size_t cap; int fresh; } slot_t;
+static __thread slot_t tls_slots[WL_SLOTS];
+static __thread uint32_t tls_gen; /* the adaptive states' frames, counted per thread */
+static pthread_key_t tls_key;
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+static int tls_key_ok;
+
+static void tls_destroy(void *unused) {
+    (void)unused;
+    for (int i = 0; i < WL_SLOTS; i++) { free(tls_slots[i].p); tls_slots[i].p = NULL; tls_slots[i].cap = 0; }
+}
+static void tls_make_key(void) { tls_key_ok = pthread_key_create(&tls_key, tls_destroy) == 0; }
+
+static void *slot_get(int i, size_t bytes) {
+    slot_t *s = &tls_slots[i];
+    if (s->cap < bytes) {
+        free(s->p);
+        s->cap = 0;
+        s->p = malloc(bytes);
+        if (!s->p) return NULL;
+        s->cap = bytes;
+        s->fresh = 1;
+        pthread_once(&tls_once, tls_make_key);
+        if (tls_key_ok) pthread_setspecific(tls_key, (void *)1); /* the destructor runs at thread exit */
+    }
+    return s->p;
+}
+
+static void slot_done(int i) {
+    slot_t *s = &tls_slots[i];
+    if (s->cap > WL_KEEP_BYTES) { free(s->p); s->p = NULL; s->cap = 0; }
+}
+
+/* carve n items of size sz at 64-byte alignment from *at */
+static void *carve(uint8_t **at, size_t n, size_t sz) {
+    void *p = *at;
+    *at += (n * sz + 63) & ~(size_t)63;
+    return p;
+}
+
 static void adapt_free(adapt_t *a) {
-    free(a->cnt); free(a->tot); free(a->stamp); free(a->bcnt); free(a->bstamp);
+    if (a->node) slot_done(1 + a->slot);
     memset(a, 0, sizeof *a);
 }
 
-static int adapt_alloc(const wl_model *m, adapt_t *a) {
+/* A frame's stamp for the adaptive states: bit 31 set (states stay below 2^24, so a state left in a
+ * block by a call with another layout never reads as the stamp), a new value for every frame this
+ * thread codes; after 2^31 frames the blocks' stamps are cleared and the count starts again. */
+static uint32_t next_gen(void) {
+    if (++tls_gen >= 0x7FFFFFFFu) {
+        tls_gen = 1;
+        for (int i = 1; i < WL_SLOTS; i++) tls_slots[i].fresh = 1;
+    }
+    return 0x80000000u | tls_gen;
+}
+
+/* prof: the profile index (each has its own block) */
+static int adapt_alloc(const wl_model *m, adapt_t *a, int prof) {
     memset(a, 0, sizeof *a);
-    const int64_t ntab = m->tab_stride, T = m->p.ntok, nbin = (int64_t)m->p.ngroups * (WL_NSIGN + m->p.nclasses);
-    a->cnt = malloc((size_t)(ntab * T) * sizeof(uint32_t));
-    a->tot = malloc((size_t)ntab * sizeof(uint32_t));
-    a->stamp = calloc((size_t)ntab, sizeof(uint32_t));
-    a->bcnt = malloc((size_t)(2 * nbin) * sizeof(uint32_t));
-    a->bstamp = calloc((size_t)nbin, sizeof(uint32_t));
-    if (!a->cnt || !a->tot || !a->stamp || !a->bcnt || !a->bstamp) { adapt_free(a); return -1; }
+    const size_t ntab = (size_t)m->tab_stride, T = (size_t)m->p.ntok,
+                 nbin = (size_t)m->p.ngroups * (WL_NSIGN + (size_t)m->p.nclasses);
+    const size_t bytes = ((ntab * T * 4 + 63) & ~(size_t)63) + ((2 * nbin * 4 + 63) & ~(size_t)63);
+    uint8_t *at = slot_get(1 + prof, bytes);
+    if (!at) return -1;
+    a->slot = prof;
+    a->node = carve(&at, ntab * T, 4);
+    a->bst = carve(&at, 2 * nbin, 4);
+    if (tls_slots[1 + prof].fresh) { /* new memory: no stamp of a frame to come may be in it */
+        memset(tls_slots[1 + prof].p, 0, bytes);
+        tls_slots[1 + prof].fresh = 0;
+    }
     return 0;
 }
 
-WL_INLINE void halve(uint32_t *c, int n, uint32_t *tot) {
-    uint32_t t = 0;
-    for (int i = 0; i < n; i++) { c[i] = (c[i] + 1) >> 1; t += c[i]; }
-    *tot = t;
-}
-
-/* the counts of token table tab (g * C + class) in this frame */
-static uint32_t *tok_counts(const wl_model *m, adapt_t *a, int64_t tab) {
-    const wl_params *p = &m->p;
-    const int T = p->ntok;
-    uint32_t *c = a->cnt + tab * T;
-    if (a->stamp[tab] != a->gen) {
-        const int g = (int)(tab / p->nclasses);
-        const uint32_t *f = p->freq + ((int64_t)a->set_of[g] * m->tab_stride + tab) * T;
-        uint32_t tot = 0;
-        for (int t = 0; t < T; t++) { const uint32_t v = f[t] >> p->adapt_shift; c[t] = v ? v : 1; tot += c[t]; }
-        a->tot[tab] = tot;
-        while (a->tot[tab] > (uint32_t)p->adapt_limit) halve(c, T, &a->tot[tab]);
-        a->stamp[tab] = a->gen;
+/* the decision states of token table tab (g * C + class) in this frame */
+WL_INLINE uint32_t *tok_states(const wl_model *m, adapt_t *a, int64_t tab) {
+    const int64_t n = m->p.ntok - 1;
+    uint32_t *st = a->node + tab * (n + 1);
+    if (WL_UNLIKELY(st[0] != a->gen)) {
+        const int64_t i = (int64_t)a->set_of[tab / m->p.nclasses] * m->tab_stride + tab;
+        memcpy(st + 1, m->init_node + i * n, (size_t)n * sizeof(uint32_t));
+        st[0] = a->gen;
     }
-    return c;
+    return st + 1;
 }
 
-WL_INLINE void tok_update(const wl_model *m, adapt_t *a, int64_t tab, int t) {
-    uint32_t *c = a->cnt + tab * m->p.ntok;
-    c[t] += (uint32_t)m->p.adapt_inc;
-    a->tot[tab] += (uint32_t)m->p.adapt_inc;
-    if (a->tot[tab] > (uint32_t)m->p.adapt_limit) halve(c, m->p.ntok, &a->tot[tab]);
-}
-
-/* binary table index bi (signs: g * 729 + pattern; zero segments: G * 729 + g * C + class), frozen
- * frequency f0 of symbol 0: its two counts in this frame */
-static uint32_t *bin_counts(const wl_model *m, adapt_t *a, int64_t bi, uint32_t f0) {
-    const wl_params *p = &m->p;
-    uint32_t *c = a->bcnt + 2 * bi;
-    if (a->bstamp[bi] != a->gen) {
-        const uint32_t c0 = f0 >> p->adapt_shift, c1 = ((1u << p->prec) - f0) >> p->adapt_shift;
-        c[0] = c0 ? c0 : 1;
-        c[1] = c1 ? c1 : 1;
-        uint32_t tot = c[0] + c[1];
-        while (tot > (uint32_t)p->adapt_limit) halve(c, 2, &tot);
-        a->bstamp[bi] = a->gen;
+/* binary table bi (signs: g * 729 + pattern; zero segments: G * 729 + g * C + class), frozen
+ * frequency f0 of symbol 0 (out of 2^prec): its state in this frame */
+WL_INLINE uint32_t *bin_state(const wl_model *m, adapt_t *a, int64_t bi, uint32_t f0) {
+    uint32_t *st = a->bst + 2 * bi;
+    if (WL_UNLIKELY(st[0] != a->gen)) {
+        const int prec = m->p.prec;
+        st[1] = node_state((((uint64_t)f0 << WL_PB) + (1ull << (prec - 1))) >> prec, (uint64_t)m->p.adapt_rate);
+        st[0] = a->gen;
     }
-    return c;
-}
-
-WL_INLINE void bin_update(const wl_model *m, uint32_t *c, int b) {
-    c[b] += (uint32_t)m->p.adapt_inc;
-    uint32_t tot = c[0] + c[1];
-    if (tot > (uint32_t)m->p.adapt_limit) halve(c, 2, &tot);
+    return st + 1;
 }
 
 /* --- frame buffers ------------------------------------------------------------------------------ */
@@ -788,40 +903,39 @@ typedef struct {
 } work_t;
 
 static void work_free(work_t *w) {
-    free(w->c); free(w->scratch); free(w->q); free(w->llr); free(w->tab); free(w->val); free(w->sgn);
-    free(w->q0); free(w->qbest);
-    free(w->cb.pad); free(w->cb.opre); free(w->cb.nsum); free(w->cb.acc_s); free(w->cb.acc_sn); free(w->cb.pre);
-    free(w->cb.cls);
+    if (w->q) slot_done(0);
     memset(w, 0, sizeof *w);
 }
 
 static int work_alloc(work_t *w, int64_t H, int64_t W, int syms) {
     memset(w, 0, sizeof *w);
-    const size_t n = (size_t)(H * W);
-    w->c = malloc(n * sizeof(double));
-    w->scratch = malloc((size_t)wl_scratch_size(H, W) * sizeof(double));
-    w->q = malloc(n * sizeof(int32_t));
-    w->llr = malloc(n * sizeof(int32_t));
+    const size_t n = (size_t)(H * W), a = 64;
+#define SZ(k, s) ((((size_t)(k) * (s)) + a - 1) & ~(a - 1))
+    size_t bytes = SZ(n, 8) + SZ(wl_scratch_size(H, W), 8) + 2 * SZ(n, 4) + SZ((H + 2) * (W + 3), 4) + 4 * SZ(n, 4) +
+                   2 * SZ(W, 4) + SZ(n, 1);
+    if (syms) bytes += 2 * SZ(n, 4) + SZ(2 * n, 2) + 2 * SZ(2 * n, 4);
+#undef SZ
+    uint8_t *at = slot_get(0, bytes);
+    if (!at) return -1;
+    w->c = carve(&at, n, 8);
+    w->scratch = carve(&at, (size_t)wl_scratch_size(H, W), 8);
+    w->q = carve(&at, n, 4);
+    w->llr = carve(&at, n, 4);
     if (syms) {
-        w->q0 = malloc(n * sizeof(int32_t));
-        w->qbest = malloc(n * sizeof(int32_t));
-        w->tab = malloc(2 * n * sizeof(uint16_t)); /* values and zero-segment flags */
-        w->val = malloc(2 * n * sizeof(int32_t));
-        w->sgn = malloc(2 * n * sizeof(int32_t));
+        w->q0 = carve(&at, n, 4);
+        w->qbest = carve(&at, n, 4);
+        w->tab = carve(&at, 2 * n, 2); /* values and zero-segment flags */
+        w->val = carve(&at, 2 * n, 4);
+        w->sgn = carve(&at, 2 * n, 4);
     }
-    w->cb.pad = malloc((size_t)((H + 2) * (W + 3)) * sizeof(int32_t));
-    w->cb.opre = malloc(n * sizeof(int32_t));
-    w->cb.nsum = malloc(n * sizeof(int32_t));
-    w->cb.acc_s = malloc(n * sizeof(int32_t));
-    w->cb.acc_sn = malloc(n * sizeof(int32_t));
-    w->cb.pre = malloc((size_t)W * sizeof(int32_t));
-    w->cb.cls = malloc(n);
-    if (!w->c || !w->scratch || !w->q || !w->llr || (syms && (!w->tab || !w->val || !w->sgn || !w->q0 || !w->qbest)) ||
-        !w->cb.pad ||
-        !w->cb.opre || !w->cb.nsum || !w->cb.acc_s || !w->cb.acc_sn || !w->cb.pre || !w->cb.cls) {
-        work_free(w);
-        return -1;
-    }
+    w->cb.pad = carve(&at, (size_t)((H + 2) * (W + 3)), 4);
+    w->cb.opre = carve(&at, n, 4);
+    w->cb.nsum = carve(&at, n, 4);
+    w->cb.acc_s = carve(&at, n, 4);
+    w->cb.acc_sn = carve(&at, n, 4);
+    w->cb.pre = carve(&at, (size_t)W, 4);
+    w->cb.smax = carve(&at, (size_t)W, 4);
+    w->cb.cls = carve(&at, n, 1);
     return 0;
 }
 
@@ -970,23 +1084,24 @@ static void steps_ops(const int32_t *steps, int64_t B, opvec_t *o) {
 }
 
 /* The operations of one frame in decode order: its table sets, then every symbol. a: adaptive
- * counts (NULL: the frozen tables). */
+ * states (NULL: the frozen tables, rANS); adaptive: binary decisions (total 2^WL_PB, start != 0 for
+ * a 1, P(0) = start or freq) and direct bits. */
 static void frame_ops(const wl_model *m, const syms_t *s, const int *set_of, const int *groups, int ng, int sb,
                       adapt_t *a, opvec_t *o) {
     const wl_params *p = &m->p;
     const int C = p->nclasses, T = p->ntok;
-    const uint32_t P = 1u << p->prec;
-    const int abin = a && p->adapt_binary;
+    const uint32_t P = 1u << p->prec, PB = 1u << WL_PB;
     for (int i = 0; i < ng && sb; i++) op_push(o, (uint32_t)set_of[groups[i]], 1, 1u << sb);
     op_t vops[MAX_VALUE_OPS];
     for (int64_t i = 0; i < s->n; i++) {
         if (s->tab[i] == ZFLAG) { /* symbol 0: all zero */
             const int b = !s->val[i];
             const uint32_t f0 = p->zr_freq[s->sgn[i]];
-            if (abin) {
-                uint32_t *c = bin_counts(m, a, (int64_t)p->ngroups * WL_NSIGN + s->sgn[i], f0);
-                op_push(o, b ? c[0] : 0, c[b], c[0] + c[1]);
-                bin_update(m, c, b);
+            if (a) {
+                uint32_t *st = bin_state(m, a, (int64_t)p->ngroups * WL_NSIGN + s->sgn[i], f0);
+                const uint32_t p0 = *st & 0xFFFF;
+                op_push(o, b ? p0 : 0, b ? PB - p0 : p0, PB);
+                *st = st_update(m->shift_of, *st, b);
             } else op_push(o, b ? f0 : 0, b ? P - f0 : f0, P);
             continue;
         }
@@ -994,20 +1109,26 @@ static void frame_ops(const wl_model *m, const syms_t *s, const int *set_of, con
         int tok;
         const uint32_t *cum = a ? NULL : m->cum + ((int64_t)set_of[g] * m->tab_stride + tab) * (T + 1);
         const int n = value_ops(m, s->val[i], p->eg_k[g], cum, s->sgn[i], vops, &tok);
-        if (a) {
-            const uint32_t *c = tok_counts(m, a, tab);
-            uint32_t start = 0;
-            for (int t = 0; t < tok; t++) start += c[t];
-            vops[0] = (op_t){start, c[tok], a->tot[tab]};
-            tok_update(m, a, tab, tok);
-            if (abin && s->val[i] && s->sgn[i] >= 0) { /* the sign, last */
-                const int b = s->val[i] < 0;
-                uint32_t *c2 = bin_counts(m, a, s->sgn[i], p->sign_freq[s->sgn[i]]);
-                vops[n - 1] = (op_t){b ? c2[0] : 0, c2[b], c2[0] + c2[1]};
-                bin_update(m, c2, b);
-            }
+        if (!a) {
+            for (int j = 0; j < n; j++) op_push(o, vops[j].start, vops[j].freq, vops[j].total);
+            continue;
         }
-        for (int j = 0; j < n; j++) op_push(o, vops[j].start, vops[j].freq, vops[j].total);
+        uint32_t *st = tok_states(m, a, tab); /* the token: decisions t > k for k = 0 .. min(t, T - 2) */
+        for (int k = 0; k < T - 1 && k <= tok; k++) {
+            const int b = tok > k;
+            const uint32_t p0 = st[k] & 0xFFFF;
+            op_push(o, b ? p0 : 0, b ? PB - p0 : p0, PB);
+            st[k] = st_update(m->shift_of, st[k], b);
+        }
+        for (int j = 1; j < n; j++) {
+            if (j == n - 1 && s->val[i] && s->sgn[i] >= 0) { /* the sign, last */
+                const int b = s->val[i] < 0;
+                uint32_t *ss = bin_state(m, a, s->sgn[i], p->sign_freq[s->sgn[i]]);
+                const uint32_t p0 = *ss & 0xFFFF;
+                op_push(o, b ? p0 : 0, b ? PB - p0 : p0, PB);
+                *ss = st_update(m->shift_of, *ss, b);
+            } else op_push(o, vops[j].start, vops[j].freq, vops[j].total);
+        }
     }
 }
 
@@ -1165,21 +1286,26 @@ int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int6
         adapt_t ad[16];
         memset(ad, 0, sizeof ad);
         const int np = nprof_of(m);
-        for (int i = 0; i < np && !rc; i++) if (adapt_alloc(prof_of(m, i), &ad[i])) rc = WL_ERR_NOMEM;
+        for (int i = 0; i < np && !rc; i++) if (adapt_alloc(prof_of(m, i), &ad[i], i)) rc = WL_ERR_NOMEM;
         rc_enc e;
-        cap = 4096;
-        buf = rc ? NULL : malloc(cap);
-        if (!buf) { for (int i = 0; i < np; i++) adapt_free(&ad[i]); free(trial.v); work_free(&w); WL_FAIL(WL_ERR_NOMEM); }
-        rc_init(&e, buf, cap);
         steps_ops(steps, B, &o);
+        cap = 5 * o.n + 4096;
+        buf = rc || o.err ? NULL : malloc(cap);
+        if (!buf) {
+            for (int i = 0; i < np; i++) adapt_free(&ad[i]);
+            free(o.v); free(trial.v); work_free(&w);
+            WL_FAIL(WL_ERR_NOMEM);
+        }
+        rc_init(&e, buf, cap);
         for (size_t j = 0; j < o.n; j++) rc_put(&e, o.v[j].start, o.v[j].freq, o.v[j].total);
         for (int64_t f = 0; f < B && !rc; f++) {
             o.n = 0;
-            rc = encode_frame(m, z + f * H * W, H, W, steps[f], bands, nb, groups, ng, &w, ad, (uint32_t)f + 1, &trial,
+            rc = encode_frame(m, z + f * H * W, H, W, steps[f], bands, nb, groups, ng, &w, ad, next_gen(), &trial,
                               &o, zhat + f * H * W);
             if (rc) break;
-            /* each operation shifts out at most 5 bytes (the range stays >= 2^24 after r * freq) */
-            const size_t need = e.pos + 5 * o.n + 32;
+            /* an operation shifts at most twice (the range stays >= 2^9 after a decision, >= 2^16 after
+             * 8 direct bits), each shift writing its byte and the pending ones */
+            const size_t need = e.pos + (size_t)e.pending + 5 * o.n + 32;
             if (need > e.cap) {
                 size_t nc = e.cap;
                 while (nc < need) nc *= 2;
@@ -1191,9 +1317,10 @@ int64_t wl_encode(const wl_model *m, const double *z, int64_t B, int64_t H, int6
             for (size_t j = 0; j < o.n; j++) rc_put(&e, o.v[j].start, o.v[j].freq, o.v[j].total);
         }
         if (!rc) {
-            if (e.pos + 32 > e.cap) {
-                uint8_t *nbuf = realloc(e.buf, e.pos + 32);
-                if (!nbuf) rc = WL_ERR_NOMEM; else { e.buf = nbuf; e.cap = e.pos + 32; }
+            const size_t need = e.pos + (size_t)e.pending + 32;
+            if (need > e.cap) {
+                uint8_t *nbuf = realloc(e.buf, need);
+                if (!nbuf) rc = WL_ERR_NOMEM; else { e.buf = nbuf; e.cap = need; }
             }
             if (!rc) rc_flush(&e);
             if (!rc && e.err) { rc = WL_ERR_NOMEM; wl_fail_line = __LINE__; }
@@ -1269,58 +1396,22 @@ WL_INLINE int rans_get_bin(dec_t *d, uint32_t f0, int prec) {
     return bit;
 }
 
-WL_INLINE uint32_t rc_get_freq(rc_dec *r, uint32_t total, uint64_t *rr) {
-    *rr = r->range / total;
-    uint64_t v = r->code / *rr;
-    if (v >= total) { r->err = 1; v = total - 1; }
-    return (uint32_t)v;
-}
-WL_INLINE void rc_take(rc_dec *r, uint64_t rr, uint32_t start, uint32_t freq) {
-    r->code -= rr * start;
-    r->range = rr * freq;
-    while (r->range < RC_TOP) { r->code = (r->code << 8) | rc_byte(r); r->range <<= 8; }
-}
-WL_INLINE uint32_t rc_get_bits(rc_dec *r, int nb) {
-    uint64_t rr;
-    const uint32_t v = rc_get_freq(r, 1u << nb, &rr);
-    rc_take(r, rr, v, 1);
-    return v;
-}
-/* a binary symbol of counts (c0, c1) */
-WL_INLINE int rc_get_bin2(rc_dec *r, uint32_t c0, uint32_t c1) {
-    uint64_t rr;
-    const uint32_t v = rc_get_freq(r, c0 + c1, &rr);
-    const int bit = v >= c0;
-    rc_take(r, rr, bit ? c0 : 0, bit ? c1 : c0);
-    return bit;
-}
-
 WL_INLINE uint32_t get_bits(const wl_model *m, dec_t *d, int nb, int adaptive) {
     return adaptive ? rc_get_bits(&d->rc, nb) : rans_get_bits(d, nb, m->p.prec);
 }
 
-/* a binary symbol with frozen frequency f0 of symbol 0, table bi when the binary tables adapt */
+/* a binary symbol with frozen frequency f0 of symbol 0, table bi when adaptive */
 WL_INLINE int get_bin(const wl_model *m, dec_t *d, uint32_t f0, int64_t bi, int adaptive) {
     if (!adaptive) return rans_get_bin(d, f0, m->p.prec);
-    if (!m->p.adapt_binary) return rc_get_bin2(&d->rc, f0, (1u << m->p.prec) - f0);
-    uint32_t *c = bin_counts(m, &d->a, bi, f0);
-    const int b = rc_get_bin2(&d->rc, c[0], c[1]);
-    bin_update(m, c, b);
-    return b;
+    return rc_get_bit(&d->rc, bin_state(m, &d->a, bi, f0), m->shift_of);
 }
 
 WL_INLINE int get_tok(const wl_model *m, dec_t *d, int64_t tab, int set, int adaptive) {
     if (!adaptive) return rans_get_tok(m, d, (int64_t)set * m->tab_stride + tab);
-    const int T = m->p.ntok;
-    const uint32_t *c = tok_counts(m, &d->a, tab);
-    uint64_t rr;
-    const uint32_t v = rc_get_freq(&d->rc, d->a.tot[tab], &rr);
-    uint32_t start = 0;
+    uint32_t *st = tok_states(m, &d->a, tab);
+    const int last = m->p.ntok - 1;
     int t = 0;
-    while (t < T - 1 && start + c[t] <= v) start += c[t++];
-    if (start + c[t] <= v) d->rc.err = 1;
-    rc_take(&d->rc, rr, start, c[t]);
-    tok_update(m, &d->a, tab, t);
+    while (t < last && rc_get_bit(&d->rc, &st[t], m->shift_of)) t++;
     return t;
 }
 
@@ -1360,8 +1451,10 @@ WL_INLINE int get_sign(const wl_model *m, dec_t *d, int sidx, int adaptive) {
     return get_bin(m, d, m->p.sign_freq[sidx], sidx, adaptive);
 }
 
+/* The frame's quantised values into w->q and, dequantised as dequantise_frame does (the same
+ * operations), its coefficients into c at step D. */
 WL_INLINE int decode_symbols(const wl_model *m, const wl_band *bands, int nb, int64_t W, const int *set_of,
-                             work_t *w, dec_t *d, int adaptive) {
+                             work_t *w, dec_t *d, int adaptive, double *c, double D) {
     const wl_params *p = &m->p;
     const int C = p->nclasses;
     int32_t *pre = w->cb.pre;
@@ -1373,6 +1466,8 @@ WL_INLINE int decode_symbols(const wl_model *m, const wl_band *bands, int nb, in
         const int g = b->group, k = p->eg_k[g], set = set_of[g];
         const int64_t tab0 = (int64_t)g * C;
         int32_t *qb = w->q + b->y0 * W + b->x0;
+        double *cb = c + b->y0 * W + b->x0;
+        const double Db = band_step(b, D), de = b->delta;
         const int signs = p->sign_ctx && b->orient != 0;
         const int zr = p->zero_run && b->orient != 0;
         const int64_t seg = zr ? p->zero_run : b->w;
@@ -1380,13 +1475,15 @@ WL_INLINE int decode_symbols(const wl_model *m, const wl_band *bands, int nb, in
         for (int64_t y = 0; y < b->h; y++) {
             int32_t *prow = cx.pad + (y + 2) * cx.ps + 2;
             int32_t *qr = qb + y * W;
+            double *cr = cb + y * W;
             if (!cx.grad) ctx_row(&cx, y, pre);
+            if (zr) seg_maxima(pre, b->w, seg, w->cb.smax);
             for (int64_t x0 = 0; x0 < b->w; x0 += seg) {
                 const int64_t x1 = x0 + seg < b->w ? x0 + seg : b->w;
-                if (zr) {
-                    const int64_t zi = g * C + seg_class(&cx, prow, pre, x0, x1);
+                if (zr) { /* seg_class */
+                    const int64_t zi = g * C + ctx_class(&cx, prow + x0, w->cb.smax[x0 / seg]);
                     if (!get_bin(m, d, p->zr_freq[zi], zbase + zi, adaptive)) {
-                        for (int64_t x = x0; x < x1; x++) { prow[x] = z0; qr[x] = 0; }
+                        for (int64_t x = x0; x < x1; x++) { prow[x] = z0; qr[x] = 0; cr[x] = 0.0; }
                         continue;
                     }
                 }
@@ -1400,6 +1497,9 @@ WL_INLINE int decode_symbols(const wl_model *m, const wl_band *bands, int nb, in
                     if (b->orient == 0) v += ll_predict(p->ll_pred, w->q, W, y, x);
                     if (v >= WL_MAX_Q || v <= -(int64_t)WL_MAX_Q) WL_FAIL(WL_ERR_CORRUPT);
                     qr[x] = (int32_t)v;
+                    const int64_t av = v < 0 ? -v : v;
+                    const double r = ((double)av - de) * Db, rz = av ? r : 0.0;
+                    cr[x] = v < 0 ? -rz : rz;
                 }
             }
             if (d->err || d->rc.err) WL_FAIL(WL_ERR_CORRUPT);
@@ -1408,16 +1508,43 @@ WL_INLINE int decode_symbols(const wl_model *m, const wl_band *bands, int nb, in
     return 0;
 }
 
-static int decode_static(const wl_model *m, const wl_band *b, int nb, int64_t W, const int *s, work_t *w, dec_t *d) {
-    return decode_symbols(m, b, nb, W, s, w, d, 0);
+static int decode_static(const wl_model *m, const wl_band *b, int nb, int64_t W, const int *s, work_t *w, dec_t *d,
+                         double *c, double D) {
+    return decode_symbols(m, b, nb, W, s, w, d, 0, c, D);
 }
-static int decode_adaptive(const wl_model *m, const wl_band *b, int nb, int64_t W, const int *s, work_t *w, dec_t *d) {
-    return decode_symbols(m, b, nb, W, s, w, d, 1);
+static int decode_adaptive(const wl_model *m, const wl_band *b, int nb, int64_t W, const int *s, work_t *w, dec_t *d,
+                           double *c, double D) {
+    return decode_symbols(m, b, nb, W, s, w, d, 1, c, D);
+}
+
+/* a decoded frame (float64) into the caller's output: as it is, or to float32 through a linear map:
+ * u = z * fs (when mul), u = u + fo (when add), y = u * ts (when ts != 1), then the float32 nearest y,
+ * beyond float32's range its largest finite value of y's sign, NaN 0: Transform.inverse, the linear
+ * from_u and bound.cast, operation for operation */
+WL_CLONES static void frame_out_f32(const double *z, int64_t n, float *out, double fs, double fo, double ts, int mul,
+                                    int add) {
+    const float big = 3.4028234663852886e38f;
+    for (int64_t i = 0; i < n; i++) {
+        double u = z[i];
+        if (mul) u = u * fs;
+        if (add) u = u + fo;
+        if (ts != 1.0) u = u * ts;
+        float v = (float)u;
+        v = v > big ? big : v;
+        v = v < -big ? -big : v;
+        out[i] = v == v ? v : 0.0f;
+    }
 }
 
 int64_t wl_decode(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int64_t H, int64_t W,
                   int32_t *steps, double *zhat) {
-    if (!check_dims(B, H, W)) WL_FAIL(WL_ERR_ARG);
+    return wl_decode_to(m, in, n, B, H, W, steps, zhat, 0, NULL, NULL, 1.0, 0);
+}
+
+int64_t wl_decode_to(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int64_t H, int64_t W,
+                     int32_t *steps, void *out, int out_kind, const double *fs, const double *fo, double ts,
+                     int flags) {
+    if (!check_dims(B, H, W) || out_kind < 0 || out_kind > 1 || (out_kind == 1 && (!fs || !fo))) WL_FAIL(WL_ERR_ARG);
     const wl_params *p = &m->p;
     wl_band bands[WL_MAX_BANDS];
     const int nb = wl_layout(m, H, W, bands);
@@ -1431,9 +1558,9 @@ int64_t wl_decode(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int
     adapt_t ad[16];
     memset(ad, 0, sizeof ad);
     int rc = 0;
-    if (adaptive) {
-        for (int i = 0; i < np && !rc; i++) if (adapt_alloc(prof_of(m, i), &ad[i])) rc = WL_ERR_NOMEM;
-        if (rc) { for (int i = 0; i < np; i++) adapt_free(&ad[i]); work_free(&w); WL_FAIL(WL_ERR_NOMEM); }
+    if (adaptive) { /* a frame uses one profile's states, set up afresh: the profiles share one block */
+        if (adapt_alloc(m, &ad[0], 0)) { work_free(&w); WL_FAIL(WL_ERR_NOMEM); }
+        for (int i = 1; i < np; i++) ad[i] = ad[0];
         rc_dec_init(&d.rc, in, in + n);
     } else {
         d.p = in;
@@ -1454,13 +1581,16 @@ int64_t wl_decode(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int
         const wl_model *mp = prof_of(m, pi);
         int set_of[WL_MAX_GROUPS] = {0};
         for (int i = 0; i < ng && sb; i++) set_of[groups[i]] = (int)get_bits(m, &d, sb, adaptive);
-        if (adaptive) { d.a = ad[pi]; d.a.gen = (uint32_t)f + 1; d.a.set_of = set_of; }
-        rc = adaptive ? decode_adaptive(mp, bands, nb, W, set_of, &w, &d) : decode_static(mp, bands, nb, W, set_of, &w, &d);
+        if (adaptive) { d.a = ad[pi]; d.a.gen = next_gen(); d.a.set_of = set_of; }
+        double *zh = out_kind == 0 ? (double *)out + f * H * W : w.c;
+        const double D = wl_step(steps[f]);
+        rc = adaptive ? decode_adaptive(mp, bands, nb, W, set_of, &w, &d, zh, D)
+                      : decode_static(mp, bands, nb, W, set_of, &w, &d, zh, D);
         if (adaptive) ad[pi] = d.a;
         if (rc) break;
-        double *zh = zhat + f * H * W;
-        dequantise_frame(bands, nb, w.q, W, wl_step(steps[f]), zh);
         wl_inverse_s(m, zh, H, W, w.scratch);
+        if (out_kind == 1)
+            frame_out_f32(zh, H * W, (float *)out + f * H * W, flags & 1 ? fs[f] : 1.0, flags & 2 ? fo[f] : 0.0, ts, flags & 1, (flags >> 1) & 1);
     }
     int64_t used = 0;
     if (!rc) {
@@ -1472,7 +1602,7 @@ int64_t wl_decode(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int
             used = (int64_t)(d.p - in);
         }
     }
-    for (int i = 0; i < np; i++) adapt_free(&ad[i]);
+    adapt_free(&ad[0]);
     work_free(&w);
     return rc ? rc : used;
 }

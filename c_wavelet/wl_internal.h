@@ -29,17 +29,20 @@
 
 #define WL_SLOT_BITS 6 /* coarse decode lookup: the first symbol of each of 2^6 slots */
 #define RANS_L (1u << 16)
+#define WL_PB 15 /* adaptive decisions: probabilities in 2^-WL_PB */
 
 struct wl_model {
     wl_params p;                /* arrays point into the model's own copies below */
     struct wl_model **prof;     /* context profiles (prof[0] is this model), nprof of them; NULL: one */
     int nprof;
-    void *blocks[24];           /* owned allocations */
+    void *blocks[32];           /* owned allocations */
     int nblocks;
     uint32_t *cum;              /* [S][G][C][ntok + 1] cumulative frequencies */
     uint8_t *slot;              /* [S][G][C][2^WL_SLOT_BITS] first symbol whose range meets the slot */
     uint32_t *cost;             /* [S][G][C][ntok] code length in 1/65536 bits (for the set choice) */
     int64_t tab_stride;         /* tables per set: G * nclasses */
+    uint32_t *init_node;        /* adaptive: [S][G][C][ntok - 1] each frame's starting token decisions (wl_code.c) */
+    uint8_t shift_of[256];      /* adaptive: a decision's rate shift by its visit count */
 };
 
 extern __thread int wl_fail_line;

@@ -71,11 +71,30 @@ WL_CLONES static void run_op_cols(const wl_model *m, int op, double *s, double *
     }
 }
 
+/* the inverse's first operations when they are scales, at most one per half (CDF 9/7: scale_d, then
+ * scale_s): their factors (1 / tap, as run_op_cols computes it; 1 and no multiply when absent), and
+ * the operations left for lift_cols (b_left) */
+typedef struct { double fs, fd; int s, d, b_left; } head_t;
+
+static head_t inverse_head(const wl_model *m, int prog) {
+    const wl_params *p = &m->p;
+    head_t h = {1.0, 1.0, 0, 0, p->prog_start[prog + 1]};
+    while (h.b_left > p->prog_start[prog]) {
+        const int op = h.b_left - 1, k = p->op_kind[op];
+        if (k == WL_SCALE_S && !h.s) { h.s = 1; h.fs = 1.0 / p->taps[p->op_tap0[op]]; }
+        else if (k == WL_SCALE_D && !h.d) { h.d = 1; h.fd = 1.0 / p->taps[p->op_tap0[op]]; }
+        else break;
+        h.b_left--;
+    }
+    return h;
+}
+
+/* the program; the inverse from operation b_left - 1 down (its head done by the caller's copy) */
 static void lift_cols(const wl_model *m, int prog, double *s, double *d, int64_t N, int64_t w, double *acc,
-                      int inverse) {
+                      int inverse, int b_left) {
     const int a = m->p.prog_start[prog], b = m->p.prog_start[prog + 1];
     if (!inverse) for (int op = a; op < b; op++) run_op_cols(m, op, s, d, N, w, acc, 0);
-    else for (int op = b - 1; op >= a; op--) run_op_cols(m, op, s, d, N, w, acc, 1);
+    else for (int op = b_left - 1; op >= a; op--) run_op_cols(m, op, s, d, N, w, acc, 1);
 }
 
 /* --- levels -------------------------------------------------------------------------------- */
@@ -120,17 +139,21 @@ WL_CLONES static void rows_level(const wl_model *m, int prog, double *x, int64_t
                 const double *row = xs + i * W;
                 for (int64_t j = 0; j < w; j++) ((j & 1) ? d : s)[(j >> 1) * R + i] = row[j];
             }
-            lift_cols(m, prog, s, d, w, R, acc, 0);
+            lift_cols(m, prog, s, d, w, R, acc, 0, 0);
             for (int64_t i = 0; i < R; i++) {
                 double *row = xs + i * W;
                 for (int64_t j = 0; j < w; j++) row[j] = tmp[j * R + i]; /* [s | d] */
             }
         } else {
+            const head_t hd = inverse_head(m, prog); /* its scales applied in the transposing copy */
             for (int64_t i = 0; i < R; i++) {
                 const double *row = xs + i * W;
-                for (int64_t j = 0; j < w; j++) tmp[j * R + i] = row[j];
+                if (hd.s) for (int64_t j = 0; j < ns; j++) tmp[j * R + i] = row[j] * hd.fs;
+                else for (int64_t j = 0; j < ns; j++) tmp[j * R + i] = row[j];
+                if (hd.d) for (int64_t j = ns; j < w; j++) tmp[j * R + i] = row[j] * hd.fd;
+                else for (int64_t j = ns; j < w; j++) tmp[j * R + i] = row[j];
             }
-            lift_cols(m, prog, s, d, w, R, acc, 1);
+            lift_cols(m, prog, s, d, w, R, acc, 1, hd.b_left);
             for (int64_t i = 0; i < R; i++) {
                 double *row = xs + i * W;
                 for (int64_t j = 0; j < w; j++) row[j] = ((j & 1) ? d : s)[(j >> 1) * R + i];
@@ -152,11 +175,18 @@ WL_CLONES static void cols_level(const wl_model *m, int prog, double *x, int64_t
         if (!inverse) {
             for (int64_t r = 0; r < h; r++)
                 memcpy((r & 1 ? d : s) + (r >> 1) * sw, xs + r * W, (size_t)sw * sizeof(double));
-            lift_cols(m, prog, s, d, h, sw, acc, 0);
+            lift_cols(m, prog, s, d, h, sw, acc, 0, 0);
             for (int64_t r = 0; r < h; r++) memcpy(xs + r * W, tmp + r * sw, (size_t)sw * sizeof(double));
         } else {
-            for (int64_t r = 0; r < h; r++) memcpy(tmp + r * sw, xs + r * W, (size_t)sw * sizeof(double));
-            lift_cols(m, prog, s, d, h, sw, acc, 1);
+            const head_t hd = inverse_head(m, prog); /* its scales applied in the copy */
+            for (int64_t r = 0; r < h; r++) {
+                const int on = r < ns ? hd.s : hd.d;
+                const double f = r < ns ? hd.fs : hd.fd, *src = xs + r * W;
+                double *dst = tmp + r * sw;
+                if (on) for (int64_t j = 0; j < sw; j++) dst[j] = src[j] * f;
+                else memcpy(dst, src, (size_t)sw * sizeof(double));
+            }
+            lift_cols(m, prog, s, d, h, sw, acc, 1, hd.b_left);
             for (int64_t r = 0; r < h; r++)
                 memcpy(xs + r * W, (r & 1 ? d : s) + (r >> 1) * sw, (size_t)sw * sizeof(double));
         }

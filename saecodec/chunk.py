@@ -152,6 +152,9 @@ def _code_latents(model, c, opts, device, codings, coder, tile, masked, z, side,
     section, seen, seen_side = coder.write(lat, side)
     gated = opts.error_bound is None and opts.max_error is not None
     z_dec = runtime.decode(model, seen, tile, device) if gated or opts.error_bound is not None else None
+    if gated and hasattr(coder, "refine"):  # the target met by finer steps where a frame misses it: no gate
+        section, seen, seen_side, z_dec, gated = _refined(model, coder, c, masked, tile, opts, lat, side, z,
+                                                          (section, seen, seen_side, z_dec), device)
 
     body, gate_block = bytearray(), b""
     if gated:
@@ -175,6 +178,25 @@ def _code_latents(model, c, opts, device, codings, coder, tile, masked, z, side,
     if len(out) > len(header) + raw.OVERHEAD + c.nbytes:  # the lossless chunk is smaller
         return _raw_payload(flags, head, c)
     return fmt.seal(out)
+
+
+def _refined(model, coder, c, masked, tile, opts, lat, side, z, coded, device) -> tuple:
+    """The pure mode of a coder whose decoder reconstructs exactly what its encoder computed (the
+    wavelet family) meets ``max_error`` without the quality gate: each frame the gate would send to
+    the bounded coding is coded again at a finer step (``coder.refine``), until every frame meets
+    the target as the gate measures it (the decoder's cast included). Returns (section, latents,
+    side, decoded network output, whether the gate is still needed: a frame that no step helps)."""
+    frames, valid = tiling.split(c, tile), gate.valid_frames(masked, c.shape, tile)
+    section, seen, seen_side, z_dec = coded
+    for attempt in range(8):
+        miss = gate.assess(model, frames, valid, z, z_dec, seen_side, opts.max_error).fallback
+        if not miss.any():
+            return section, seen, seen_side, z_dec, False
+        if not coder.refine(miss, attempt):
+            break
+        section, seen, seen_side = coder.write(lat, side)
+        z_dec = runtime.decode(model, seen, tile, device)
+    return section, seen, seen_side, z_dec, True
 
 
 def _runs_network(opts: CodecOptions, c: np.ndarray) -> bool:
@@ -259,6 +281,7 @@ class _Parts(NamedTuple):
     mask: tuple | None = None  # (masked positions as packed bits, their values)
     residual: dict | None = None  # bound.read_section
     gate: gate.Gate | None = None  # the quality gate (pure mode)
+    final: np.ndarray | None = None  # the frames (B, th, tw) in the element type: a coder decoded them to the end
 
 
 def needs_network(h: fmt.Header) -> bool:
@@ -312,13 +335,16 @@ def _read_payload(model, buf, device=None) -> tuple[fmt.Header, _Parts, Model | 
             raise PayloadError("corrupted payload: neither latents nor residual")
         coder = latents.coder_for(model, h.latent_code, net=lambda: runtime.HyperNet(model, device)) \
             if has_latents else None
-        lat = coder.read(reader, frames, h.tile) if has_latents else None
+        final = None
+        if has_latents and g is None and not h.flags & fmt.FLAG_RESIDUAL and hasattr(coder, "read_final"):
+            final = coder.read_final(reader, frames, h.tile, h.dtype, model.transform)  # one pass, or None
+        lat = coder.read(reader, frames, h.tile) if has_latents and final is None else None
         mask = masks.read_bits(reader, h.shape, h.dtype) if h.flags & fmt.FLAG_MASK else None
         residual = None
         if h.flags & fmt.FLAG_RESIDUAL:
             p, hh, ww = _plane_shape(h.shape)
             residual = bound.read_section(reader, p, (hh, ww), h.dtype, has_latents, h.version)
-        parts = _Parts(latents=lat, mask=mask, residual=residual, gate=g)
+        parts = _Parts(latents=lat, mask=mask, residual=residual, gate=g, final=final)
     if reader.remaining():
         raise PayloadError(f"corrupted payload: {reader.remaining()} unexpected trailing bytes")
     return h, parts, model
@@ -330,7 +356,9 @@ def decode_chunk(model, buf, *, device=None) -> np.ndarray:
     h, parts, model = _read_payload(model, buf, device)
     if parts.raw is not None:
         return _order(parts.raw, h)
-    if parts.gate is not None:
+    if parts.final is not None:
+        out = tiling.join(parts.final, h.shape, h.tile)
+    elif parts.gate is not None:
         lat, side = parts.latents if parts.latents is not None else (None, None)
         z = None if lat is None else runtime.decode(model, lat, h.tile, device)
         out = tiling.join(gate.apply(parts.gate, model, z, side, h.tile, h.dtype), h.shape, h.tile)

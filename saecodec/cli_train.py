@@ -50,9 +50,9 @@ def _wavelet(args, frames, log10):
     adapt = None
     if args.adapt:
         values = [int(v) for v in args.adapt.split(",")]
-        if len(values) not in (3, 4):
-            raise SaecodecError("--adapt: 'shift,inc,limit' or 'shift,inc,limit,binary'")
-        adapt = dict(zip(("shift", "inc", "limit", "binary"), values))
+        if len(values) not in (1, 2):
+            raise SaecodecError("--adapt: 'rate' or 'rate,smax' (the shipped model: 32,7)")
+        adapt = dict(zip(("rate", "smax"), values))
     profiles = None
     if args.profile_of:
         of = [int(v) for v in args.profile_of.split(",")]
@@ -196,8 +196,8 @@ def register(sub) -> None:
     w.add_argument("--classes", type=int, default=32, help="wavelet: context classes per table group (default 32)")
     w.add_argument("--sets", type=int, default=1, help="wavelet: table sets the encoder chooses from per frame "
                    "and group (power of two, default 1)")
-    w.add_argument("--adapt", default=None, help="wavelet: adaptive counts 'shift,inc,limit[,binary]' (the shipped "
-                   "model 0,1024,1073741824,1; default: static)")
+    w.add_argument("--adapt", default=None, help="wavelet: adaptive decisions 'rate[,smax]' (prior strength "
+                   "and slowest rate shift; the shipped model 32,7; default: static tables)")
     w.add_argument("--profile-of", default=None, help="wavelet: context profiles, the profile (0, 1, ...) each data "
                    "file (--data files, then --log10-data files) trains; the encoder picks one per frame (count a "
                    "power of two; default: one profile of every file)")

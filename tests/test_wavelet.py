@@ -192,9 +192,22 @@ def test_masks_gate_and_bounds_work_as_for_any_family(wl, wl_path):
     assert np.isnan(y[0, :3, :3]).all() and (y[1, 10] == -1).all()
     ok = np.isfinite(x) & (x != -1)
     assert offset_free_u(m, np.where(ok, x, 1), np.where(ok, y, 1)).max() < 0.25
-    # the gate: a target the step cannot meet sends frames to the bounded coding
+    # max_error beyond the level's step: the frames that miss it get finer steps, no gate section
     c = SAECodec(m, level=0, max_error=0.01)
     b = c.encode(x[2:])
+    h = fmt.Header.unpack(fmt.Reader(b))
+    assert chunk.fallback_frames(b) == 0 and not h.ext & fmt.EXT_GATE
+    assert offset_free_u(m, x[2:], c.decode(b)).max() <= 0.01
+    assert len(b) > len(SAECodec(m, level=0, max_error=None).encode(x[2:]))
+    # where finer steps do not help (none left), the gate sends the frames to the bounded coding
+    from saecodec.coding import wavelet as wc
+
+    refine = wc.WaveletCoder.refine
+    wc.WaveletCoder.refine = lambda self, frames, attempt: False
+    try:
+        b = c.encode(x[2:])
+    finally:
+        wc.WaveletCoder.refine = refine
     assert chunk.fallback_frames(b) == 2
     assert offset_free_u(m, x[2:], c.decode(b)).max() <= 0.01
     # bounded, with and without the wavelet prediction
@@ -250,17 +263,58 @@ def test_any_frame_size_and_empty_chunks(wl, wl_path, shape):
     assert c.decode(c.encode(empty)).shape == (0, 8, 8)
 
 
-def test_decoded_values_are_bit_identical_with_1_and_2_threads(wl, wl_path):
-    m, _ = wl
-    chunks = [frames(3, (40 + i, 48), seed=10 + i) for i in range(6)]
-    c = SAECodec(m, target_error=0.01)
-    serial = [c.encode(x) for x in chunks]
+def test_decoded_values_are_bit_identical_with_1_and_2_threads_and_in_a_fresh_process(tmp_path):
+    """Decoded bits do not depend on the thread count (chunks decoded in a 2-thread pool, and
+    OMP/torch threads 1 or 2) nor on the process: an adaptive two-profile model, float32
+    intensities (asinh) and log10 values (the one-pass path), masks, max_error, target_error and
+    the bounded mode with the wavelet prediction."""
+    import hashlib
+
+    m = wavelet_model("wl-det", levels=3, nclasses=8, ll_classes=6, rdo_lambda=0.08, adapt={"rate": 32, "smax": 7},
+                      profiles=2)
+    m.module.set_profile(1, WaveletModule(levels=3, nclasses=8, ll_classes=6, ntok=72))
+    m.module.more[0]["ctx_w"] = m.module.ctx_w[:, ::-1].copy()
+    path = tmp_path / "wl-det.safetensors"
+    m.save(path)
+    m = load_file(path)
+    lin = m.for_log10_input("wl-det-log10")
+    lin_path = tmp_path / "wl-det-log10.safetensors"
+    lin.save(lin_path)
+    lin = load_file(lin_path)
+    chunks = [frames(3, (40 + i, 48), seed=10 + i) for i in range(4)]
+    chunks[1][0, 5:9, 3:20] = np.nan
+    settings = [{}, {"target_error": 0.01, "max_error": None}, {"level": 0, "max_error": 0.01},
+                {"error_bound": 0.5, "predictor": "network"}]
+    jobs = [(m, x, kw) for x, kw in zip(chunks, settings)]
+    jobs += [(lin, np.log10(x).astype(np.float32), kw) for x, kw in zip(chunks, settings)]
+    serial = [chunk.encode_chunk(mm, x, **kw) for mm, x, kw in jobs]
     with ThreadPoolExecutor(2) as ex:
-        parallel = list(ex.map(c.encode, chunks))
-        assert parallel == serial
-        dec2 = list(ex.map(c.decode, serial))
-    dec1 = [c.decode(b) for b in serial]
+        assert list(ex.map(lambda j: chunk.encode_chunk(j[0], j[1], **j[2]), jobs)) == serial
+        dec2 = list(ex.map(lambda jp: chunk.decode_chunk(jp[0][0], jp[1]), zip(jobs, serial)))
+    dec1 = [chunk.decode_chunk(mm, p) for (mm, _, _), p in zip(jobs, serial)]
     assert all(a.tobytes() == b.tobytes() for a, b in zip(dec1, dec2))
+    for model, mpath, sl in ((m, path, slice(0, 4)), (lin, lin_path, slice(4, 8))):
+        np.savez(tmp_path / "p.npz", payloads=np.array([np.frombuffer(p, np.uint8) for p in serial[sl]],
+                                                       dtype=object), allow_pickle=True)
+        want = hashlib.sha256(b"".join(np.ascontiguousarray(d).tobytes() for d in dec1[sl])).hexdigest()
+        for threads in ("1", "2"):
+            env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
+            out = subprocess.run([sys.executable, "-c", DETERMINISM_READER, str(mpath), str(tmp_path / "p.npz")],
+                                 capture_output=True, text=True, env=env, check=True)
+            assert out.stdout.strip() == want
+
+
+DETERMINISM_READER = """
+import hashlib, sys
+import numpy as np
+from saecodec import chunk
+from saecodec.models import load_file
+m = load_file(sys.argv[1])
+h = hashlib.sha256()
+for p in np.load(sys.argv[2], allow_pickle=True)["payloads"]:
+    h.update(np.ascontiguousarray(chunk.decode_chunk(m, p.tobytes())).tobytes())
+print(h.hexdigest())
+"""
 
 
 def test_corrupted_wavelet_payloads_are_errors(wl, wl_path):
@@ -323,9 +377,30 @@ def test_masked_pixels_get_the_family_fill_and_come_back_exactly(wl):
     assert sizes[32] < 0.97 * sizes[0]
 
 
+@pytest.mark.parametrize("transform", [Transform("linear", 1.0, per_frame=False, normalise="mean"),
+                                       Transform("linear", 2.5, per_frame=True, normalise="std"),
+                                       Transform("linear", 1e30, per_frame=True, normalise="mean")])
+def test_one_pass_float32_decode_is_the_generic_path_bit_for_bit(transform, monkeypatch):
+    """float32 chunks of a linear-transform model decode in one C pass per frame (inverse
+    transform and cast fused): the same bits as the generic path, per-frame offsets and scales,
+    a scale that sends values beyond float32's range (clamped) included."""
+    from saecodec.coding import wavelet as wc
+
+    m = wavelet_model("wl-linear", transform=transform, levels=3, nclasses=4, ll_classes=4, adapt={"rate": 32})
+    x = np.log10(frames(3, (33, 40), seed=4)).astype(np.float32)
+    x[1] = np.float32(3.4e38) * (0.8 + 0.2 * np.random.default_rng(1).random(x[1].shape))  # near float32's end
+    p = chunk.encode_chunk(m, x, level=1, max_error=None)
+    fast = chunk.decode_chunk(m, p)
+    monkeypatch.setattr(wc.WaveletCoder, "read_final", lambda *a: None)
+    slow = chunk.decode_chunk(m, p)
+    assert fast.dtype == slow.dtype == np.float32
+    np.testing.assert_array_equal(fast.view(np.uint32), slow.view(np.uint32))
+
+
 GOLDEN = {  # payload and decoded sha256 (first 16 hex digits) of the committed tiny model: the format is frozen
-    "level 1": ({"level": 1}, "f108584011bccaba", "3f17b848ea7c3ca2"),
+    "level 1": ({"level": 1}, "6b558a3cfd41ba81", "444240d6f3a8b5d9"),
     "target_error": ({"target_error": 0.01, "max_error": None}, "365363bd1923517a", "aea2d53357a4ab7b"),
+    "adaptive level 2": ({"level": 2, "max_error": None}, "d479aa100871853e", "51db6569a3b109f5"),
 }
 
 
@@ -338,7 +413,11 @@ def test_golden_payloads_of_the_committed_tiny_model(case):
     import hashlib
     from pathlib import Path
 
-    m = load_file(Path(__file__).parent / "fixture" / "models" / "wavelet-tiny.safetensors")
+    if case.startswith("adaptive"):  # the adaptive coder, on the untrained tables of a fixed architecture
+        m = wavelet_model("wl-golden", transform=Transform("linear", 1.0, per_frame=False, normalise="mean"),
+                          levels=3, nclasses=8, ll_classes=6, nsets=2, rdo_lambda=0.08, adapt={"rate": 32, "smax": 7})
+    else:
+        m = load_file(Path(__file__).parent / "fixture" / "models" / "wavelet-tiny.safetensors")
     x = np.log10(blobs(3, (32, 32), seed=11)).astype(np.float32)
     x[1, 5, 5] = np.nan
     kw, payload_hash, decoded_hash = GOLDEN[case]

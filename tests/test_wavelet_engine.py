@@ -136,12 +136,12 @@ def test_level_rules():
 
 
 # -- coder -----------------------------------------------------------------------------------
-CODERS = [dict(), dict(nsets=4), dict(adapt={"shift": 4, "inc": 24, "limit": 4096}),
-          dict(adapt={"shift": 0, "inc": 1024, "limit": 1 << 30, "binary": 1}, nsets=2), OLD,
+CODERS = [dict(), dict(nsets=4), dict(adapt={"rate": 5, "smax": 4}),
+          dict(adapt={"rate": 32, "smax": 7}, nsets=2), OLD,
           dict(OLD, nsets=2, ll_pred="avg", ntok=6, nclasses=5, levels=3, min_len=4),
-          dict(OLD, ll_pred="none", ntok=3, nclasses=1, levels=2, min_len=2, adapt={"shift": 0, "inc": 1, "limit": 64}),
+          dict(OLD, ll_pred="none", ntok=3, nclasses=1, levels=2, min_len=2, adapt={"rate": 0, "smax": 1}),
           dict(tok_direct=4, ntok=64, ll_classes=3, nclasses=7, level_rule=1, min_len=3),
-          dict(zero_run=4, nsets=2, rdo_lambda=0.08), dict(OLD, zero_run=3, adapt={"shift": 3, "inc": 16, "limit": 2048}),
+          dict(zero_run=4, nsets=2, rdo_lambda=0.08), dict(OLD, zero_run=3, adapt={"rate": 254, "smax": 15}),
           dict(OLD, rdo_lambda=0.3)]
 
 
@@ -316,8 +316,7 @@ def test_zero_segments_skip_zero_runs_and_are_counted():
     assert counts.sum() == len(syms) - len(flags) < z.size  # zero segments code no values
 
 
-@pytest.mark.parametrize("kw", [dict(rdo_lambda=0.08), dict(OLD, adapt={"shift": 0, "inc": 1024, "limit": 1 << 30,
-                                                                         "binary": 1}, rdo_lambda=0.2)])
+@pytest.mark.parametrize("kw", [dict(rdo_lambda=0.08), dict(OLD, adapt={"rate": 32, "smax": 7}, rdo_lambda=0.2)])
 def test_context_profiles_choose_per_frame_as_the_reference(kw):
     """Two profiles (other weights, classes and tables): each frame is coded with the cheaper one;
     C == reference bit for bit, and the decoder follows the stored choice."""

@@ -79,10 +79,10 @@ def test_cli_trains_a_wavelet_model(tmp_path, monkeypatch):
         f["frames"] = frames(60, (24, 40), seed=26) * 0.01
     out2 = tmp_path / "p.safetensors"
     assert main(["train", "--family", "wavelet", "--data", str(path), str(tmp_path / "g.h5"),
-                 "--profile-of", "0,1", "--adapt", "0,1024,1073741824,1", "--rdo", "0.08", "--wavelet-levels",
+                 "--profile-of", "0,1", "--adapt", "32,7", "--rdo", "0.08", "--wavelet-levels",
                  "3", "--classes", "4", "--targets", "0.08,0.03", "-o", str(out2), "--no-register", "-q"]) == 0
     m = load_file(out2)
-    assert m.module.profiles == 2 and m.module.adapt["binary"] == 1 and m.module.rdo_lambda == 0.08
+    assert m.module.profiles == 2 and m.module.adapt == {"rate": 32, "smax": 7} and m.module.rdo_lambda == 0.08
 
 
 def test_groups_deeper_than_the_training_frames_borrow_the_nearest_level(data):

@@ -488,75 +488,102 @@ def rans_encode(ops_forward, prec, x0=RANS_L):
     return out[::-1]
 
 
+PB = 15  # adaptive decisions: probabilities in 2^-PB
+
+
 class RangeEncoder:
-    """A range encoder with a 64-bit low and range, LZMA's carry through a cached byte; the first
-    cached byte (always 0) is not written; 9 shifts flush it."""
+    """The adaptive mode's binary range coder (LZMA's): a 32-bit range, a 33-bit low with a cached
+    byte and pending 0xFF bytes for the carry; the first byte out (always 0) is not written; 5
+    shifts flush it. An operation is a binary decision (total 2^PB: bit = start != 0, P(0) = start
+    or freq) or log2(total) direct bits of start."""
 
     def __init__(self):
-        self.low, self.range, self.cache, self.pending, self.carry, self.first = 0, (1 << 64) - 1, 0, 0, 0, True
+        self.low, self.range, self.cache, self.pending, self.first = 0, 0xFFFFFFFF, 0, 1, True
         self.out = bytearray()
 
     def shift(self):
-        if self.carry or (self.low >> 56) != 0xFF:
-            if not self.first:
-                self.out.append((self.cache + self.carry) & 0xFF)
-            self.first = False
-            for _ in range(self.pending):
-                self.out.append((0xFF + self.carry) & 0xFF)
-            self.pending = 0
-            self.cache = self.low >> 56
-            self.carry = 0
-        else:
-            self.pending += 1
-        self.low = (self.low << 8) & ((1 << 64) - 1)
+        if (self.low & 0xFFFFFFFF) < 0xFF000000 or (self.low >> 32):
+            carry = self.low >> 32
+            byte = self.cache
+            while True:
+                if not self.first:
+                    self.out.append((byte + carry) & 0xFF)
+                self.first = False
+                byte = 0xFF
+                self.pending -= 1
+                if not self.pending:
+                    break
+            self.cache = (self.low >> 24) & 0xFF
+        self.pending += 1
+        self.low = (self.low << 8) & 0xFFFFFFFF
 
-    def put(self, start, freq, total):
-        r = self.range // total
-        nl = self.low + r * start
-        if nl >> 64:
-            self.carry = 1
-        self.low = nl & ((1 << 64) - 1)
-        self.range = r * freq
-        while self.range < (1 << 56):
+    def _norm(self):
+        while self.range < (1 << 24):
             self.range <<= 8
             self.shift()
 
+    def put(self, start, freq, total):
+        if total == 1 << PB:
+            p0 = start if start else freq
+            bound = (self.range >> PB) * p0
+            if start:
+                self.low += bound
+                self.range -= bound
+            else:
+                self.range = bound
+            self._norm()
+            return
+        for i in range(total.bit_length() - 2, -1, -1):
+            self.range >>= 1
+            if (start >> i) & 1:
+                self.low += self.range
+            self._norm()
+
     def finish(self):
-        for _ in range(9):
+        for _ in range(5):
             self.shift()
         return bytes(self.out)
 
 
+def node_state(p0, w):
+    """(P(0) clamped to 1 .. 2^PB - 1, visit count 1 + min(w, 254))"""
+    return [min(max(int(p0), 1), (1 << PB) - 1), 1 + min(int(w), 254)]
+
+
 class Adaptive:
-    """Counts of one frame: tokens per (group, class) from the frame's sets, binary tables from
-    their frozen frequencies; (f >> shift, at least 1), +inc per symbol, halved above limit."""
+    """The decisions of one frame: unary token nodes per (group, class) from the frame's sets, sign
+    and zero-segment flags from their frozen frequencies; each moves after a bit (docs/wavelet.md)."""
 
     def __init__(self, params, sets):
         self.p, self.sets, self.tok, self.bin = params, sets, {}, {}
+        smax = int(params["adapt_smax"])
+        self.shift_of = [min(max((((2 * d * d).bit_length() - 1) >> 1) if d else 1, 1), smax) for d in range(256)]
 
-    def _halve(self, c):
-        while sum(c) > int(self.p["adapt_limit"]):
-            c[:] = [(v + 1) >> 1 for v in c]
-
-    def tok_counts(self, g, cl):
+    def tok_states(self, g, cl):
         if (g, cl) not in self.tok:
-            f = self.p["freq"][self.sets[g], g, cl]
-            c = [max(1, int(v) >> int(self.p["adapt_shift"])) for v in f]
-            self._halve(c)
-            self.tok[g, cl] = c
+            f = [int(v) for v in self.p["freq"][self.sets[g], g, cl]]
+            prec, A = int(self.p["prec"]), int(self.p["adapt_rate"])
+            rest, nodes = 1 << prec, []
+            for k in range(len(f) - 1):
+                nodes.append(node_state(((f[k] << PB) + rest // 2) // rest, (A * rest + (1 << (prec - 1))) >> prec))
+                rest -= f[k]
+            self.tok[g, cl] = nodes
         return self.tok[g, cl]
 
-    def bin_counts(self, key, f0):
+    def bin_state(self, key, f0):
         if key not in self.bin:
-            P = 1 << int(self.p["prec"])
-            c = [max(1, f0 >> int(self.p["adapt_shift"])), max(1, (P - f0) >> int(self.p["adapt_shift"]))]
-            self._halve(c)
-            self.bin[key] = c
+            prec = int(self.p["prec"])
+            self.bin[key] = node_state(((f0 << PB) + (1 << (prec - 1))) >> prec, int(self.p["adapt_rate"]))
         return self.bin[key]
 
-    def update(self, c, t):
-        c[t] += int(self.p["adapt_inc"])
-        self._halve(c)
+    def code(self, st, bit):
+        """the decision's operation, then its update"""
+        p0, d = st
+        op = (p0 if bit else 0, (1 << PB) - p0 if bit else p0, 1 << PB)
+        sh = self.shift_of[d]
+        st[0] = p0 - (p0 >> sh) if bit else p0 + (((1 << PB) - p0) >> sh)
+        st[1] = min(d + 1, 255)
+        return op
 
 
 def steps_ops(steps):
@@ -573,20 +600,16 @@ def steps_ops(steps):
 
 
 def frame_ops(params, H, W, syms, sets, ad=None):
-    """The coder operations (start, freq, total) of one frame in decode order; ad: adaptive counts."""
+    """The coder operations (start, freq, total) of one frame in decode order; ad: the adaptive
+    decisions (None: the frozen tables)."""
     S = params["freq"].shape[0]
     sb = S.bit_length() - 1
     P = 1 << int(params["prec"])
-    G = params["freq"].shape[1]
-    abin = ad is not None and params["adapt_binary"]
     ops = [(sets[g], 1, 1 << sb) for g in present_groups(params, H, W)] if sb else []
 
     def binary(key, f0, b):
-        if abin:
-            c = ad.bin_counts(key, f0)
-            op = (c[0] if b else 0, c[b], c[0] + c[1])
-            ad.update(c, b)
-            return op
+        if ad is not None:
+            return ad.code(ad.bin_state(key, f0), b)
         return (f0 if b else 0, P - f0 if b else f0, P)
 
     for sym in syms:
@@ -600,9 +623,9 @@ def frame_ops(params, H, W, syms, sets, ad=None):
                     f = params["freq"][sets[g], g, cl]
                     ops.append((int(f[:op[1]].sum()), int(f[op[1]]), P))
                 else:
-                    c = ad.tok_counts(g, cl)
-                    ops.append((sum(c[:op[1]]), c[op[1]], sum(c)))
-                    ad.update(c, op[1])
+                    nodes = ad.tok_states(g, cl)
+                    for k in range(min(op[1] + 1, len(nodes))):
+                        ops.append(ad.code(nodes[k], int(op[1] > k)))
             elif op[0] == "bits":
                 ops.append((op[1], 1, 1 << op[2]))
             else:

@@ -1,5 +1,5 @@
 /* Fuzz the wavelet engine's decoder: valid streams (static tables with 4 table sets, and
- * adaptive counts, the binary tables too; hybrid tokens with sign contexts, zero segments and
+ * adaptive binary decisions; hybrid tokens with sign contexts, zero segments and
  * RDO, and escape tokens with raw signs) of
  * frames of random shapes, mutated (bit flips, byte overwrites,
  * truncation, extension, block copies) or replaced by random bytes. The decoder must return
@@ -8,7 +8,7 @@
  * on every valid stream.
  *
  *   gcc -O1 -g -fsanitize=address,undefined -ffp-contract=off -I../../c_wavelet fuzz_decode.c \
- *       ../../c_wavelet/wl_lift.c ../../c_wavelet/wl_code.c -lm -o fuzz_asan
+ *       ../../c_wavelet/wl_lift.c ../../c_wavelet/wl_code.c -lm -lpthread -o fuzz_asan
  *   ./fuzz_asan 100000 1
  */
 #include <math.h>
@@ -77,8 +77,7 @@ static wl_model *make_model(int adapt, int variant) {
                    band_w, theta, delta, group_of, 2, variant ? 0 : 1, 5,
                    G, C, ntok, AMAX, FMAX, flut, ctx_w, bias, a_lo, a_shift, lut,
                    variant ? 0 : 1, 16, eg_k, variant ? 0 : 1, sign_freq, variant ? 0.0 : 0.08, variant ? 0 : 8,
-                   zr_freq, 15, S, freq, adapt, adapt && !variant, variant ? 4 : 0, variant ? 24 : 1024,
-                   variant ? 4096 : (1 << 30)};
+                   zr_freq, 15, S, freq, adapt, variant ? 5 : 32, variant ? 4 : 7};
     wl_model *m;
     if (wl_model_new(&p, &m)) { fprintf(stderr, "model rejected at line %d\n", wl_last_line()); exit(2); }
     return m;

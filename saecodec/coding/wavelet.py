@@ -48,6 +48,8 @@ class WaveletCoder:
         self.level = (levels - 1) / 2 if level is None else float(level)
         self.target_error = None if target_error is None else float(target_error)
         self.frame_steps = None  # per-frame steps (the bounded modes), overriding level and target_error
+        self.step_index = None  # per-frame step indices (refine), overriding everything
+        self.used = None  # the step indices of the last write
 
     # -- encoder ----------------------------------------------------------------------------
     def write(self, latents: np.ndarray, side: np.ndarray) -> tuple[bytes, np.ndarray, np.ndarray]:
@@ -68,17 +70,46 @@ class WaveletCoder:
             out += side[:, 1].astype("<f4").tobytes()
         if not b:
             return bytes(out), z.copy(), side
-        if self.frame_steps is not None:
+        if self.step_index is not None:
+            steps = self.step_index
+        elif self.frame_steps is not None:
             steps = np.array([we.step_index(d) for d in np.broadcast_to(self.frame_steps, (b,))], np.int32)
         elif self.target_error is None:
             steps = np.full(b, we.step_index(self.module.step_of_level(self.level)), np.int32)
         else:
             steps = self.engine.search(z, self.target_error, 0, we.STEP_MAX)
-        data, z_hat, _ = self.engine.encode(z, steps)
+        data, z_hat, self.used = self.engine.encode(z, steps)
         return bytes(out + data), z_hat, side
 
+    def refine(self, frames: np.ndarray, attempt: int) -> bool:
+        """Finer steps for the frames (B,) bool of the last write that missed the pure mode's target:
+        half an octave finer the first time, then an octave per attempt (the decoder reads each
+        frame's step, the format does not change); False when no frame can go finer."""
+        k = np.array(self.used, np.int64)
+        finer = np.maximum(k - (128 if attempt == 0 else 256), 0)
+        if not (finer[frames] < k[frames]).any():
+            return False
+        self.step_index = np.where(frames, finer, k).astype(np.int32)
+        return True
+
     # -- decoder ----------------------------------------------------------------------------
-    def read(self, reader: Reader, frames: int, tile: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    def read_final(self, reader: Reader, frames: int, tile: tuple[int, int], dtype: np.dtype, transform):
+        """The frames (B, h, w) as the chunk's element type, decoded straight through the model's
+        inverse transform and the cast (one C pass per frame) where that is the same as
+        ``read`` + ``Transform.inverse`` + ``bound.cast``: float32 chunks and a linear transform;
+        else None (nothing read)."""
+        if dtype != np.float32 or transform.kind != "linear" or not frames:
+            return None
+        if self.offsets or self.scales:
+            side = self._side(reader, frames)
+            fs, fo = side[:, 1], side[:, 0]
+        else:
+            fs = fo = None
+        out, used = self.engine.decode_f32(reader.buf[reader.pos:], (frames, *tile), fs, fo, transform.scale)
+        reader.take(used)
+        return out
+
+    def _side(self, reader: Reader, frames: int) -> np.ndarray:
         side = np.zeros((frames, 2), np.float32)
         side[:, 1] = 1.0
         if self.offsets:
@@ -87,6 +118,10 @@ class WaveletCoder:
             side[:, 1] = reader.array("<f4", frames)
         if not np.isfinite(side).all():
             raise PayloadError("corrupted payload: non-finite frame normalisation")
+        return side
+
+    def read(self, reader: Reader, frames: int, tile: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        side = self._side(reader, frames)
         h, w = tile
         if frames == 0:
             return np.zeros((0, h, w)), side

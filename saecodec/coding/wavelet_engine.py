@@ -50,9 +50,7 @@ PARAMS = {
     "sign_ctx": (np.int32, None), "sign_freq": (np.uint32, 2),
     "zero_run": (np.int32, None), "zr_freq": (np.uint32, 2), "rdo_lambda": (np.float64, None),
     "prec": (np.int32, None), "freq": (np.uint32, 4),
-    "adapt": (np.int32, None), "adapt_binary": (np.int32, None), "adapt_shift": (np.int32, None),
-    "adapt_inc": (np.int32, None),
-    "adapt_limit": (np.int32, None),
+    "adapt": (np.int32, None), "adapt_rate": (np.int32, None), "adapt_smax": (np.int32, None),
 }
 
 
@@ -135,8 +133,7 @@ class Engine:
         self._arrays = keep  # alive while the C call copies them
         c = ffi.new("wl_params *")
         for name in ("levels", "min_len", "level_rule", "ll_pred", "ll_ctx", "ll_classes", "amax", "tok_mode",
-                     "tok_direct", "sign_ctx", "zero_run", "prec", "adapt", "adapt_binary", "adapt_shift",
-                     "adapt_inc", "adapt_limit"):
+                     "tok_direct", "sign_ctx", "zero_run", "prec", "adapt", "adapt_rate", "adapt_smax"):
             setattr(c, name, p[name])
         c.nprog = len(p["prog_start"]) - 1
         for name in ("prog_start", "op_kind", "op_off", "op_ntaps", "op_tap0", "prog_of", "group_of", "ctx_w",
@@ -236,6 +233,31 @@ class Engine:
         self._check(n)
         return zhat, st, int(n)
 
+    def decode_f32(self, buf, shape: tuple[int, int, int], fs: np.ndarray, fo: np.ndarray, ts: float, out=None):
+        """(frames (B, H, W) float32, bytes consumed) of the chunk's message at the start of ``buf``,
+        through the linear map of each frame f: u = z fs[f] (when any fs != 1), u + fo[f] (when any
+        fo != 0), times ts (when ts != 1), the float32 nearest, clamped to its finite range, NaN 0:
+        Transform.inverse, a linear transform's from_u and bound.cast in one pass per frame, the same
+        operations, the same bits."""
+        B, H, W = shape
+        st = np.empty(B, np.int32)
+        out = np.empty((B, H, W), np.float32) if out is None else out
+        if fs is None:  # no per-frame scale or offset (the shipped models)
+            fs = fo = _ONES
+            flags = 0
+        else:
+            fs = np.ascontiguousarray(fs, np.float64)
+            fo = np.ascontiguousarray(fo, np.float64)
+            flags = int((fs != 1.0).any()) | (int(fo.any()) << 1)
+        src = ffi.from_buffer(buf) if len(buf) else ffi.new("uint8_t[1]")
+        n = lib.wl_decode_to(self._m, src, len(buf), B, H, W, ffi.from_buffer("int32_t[]", st),
+                             ffi.from_buffer(out), 1, _dp(fs), _dp(fo), float(ts), flags)
+        if n == _CORRUPT:
+            raise PayloadError(f"corrupted payload: the wavelet section does not decode (c_wavelet line "
+                               f"{lib.wl_last_line()})")
+        self._check(n)
+        return out, int(n)
+
     def stats(self, z: np.ndarray, steps, per_frame: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """Token counts ([B,] G, C, T: the tables are S-independent), detail sign counts by
         pattern (G, NSIGN, 2: +, -), zero-segment flags (G, C, 2: all zero, not) and the raw bits
@@ -306,6 +328,9 @@ def fill_smooth(z: np.ndarray, masked: np.ndarray, sweeps: int) -> np.ndarray:
         Engine._check(lib.wl_fill_smooth(ffi.cast("float *", ffi.from_buffer(out)), ffi.from_buffer("uint8_t[]", m),
                                          *out.shape, int(sweeps)))
     return out
+
+
+_ONES = np.ones(1)  # (flags 0: never read)
 
 
 def _dp(a: np.ndarray):

@@ -62,6 +62,7 @@ SIGNS = ("raw", "context")
 LL_CONTEXTS = ("features", "grad")
 
 
+ADAPT = {"rate": 32, "smax": 7}  # the adaptive decisions' default (measured: docs/wavelet.md "Adaptive")
 FILL_SWEEPS = 32  # the harmonic fill of masked pixels (research Revision 3 item 3; 20 give all its gain)
 
 
@@ -126,10 +127,13 @@ class WaveletModule:
         if tokens == "hybrid" and self.ntok < hybrid_tokens(self.tok_direct):
             raise SaecodecError(f"wavelet: hybrid tokens with direct {tok_direct} need ntok >= "
                                 f"{hybrid_tokens(self.tok_direct)}")
-        # adaptive counts: {"shift", "inc", "limit"[, "binary"]}; A = 32 of the research is
-        # {"shift": 0, "inc": 2^prec / 32, "limit": 2^30}
-        self.adapt = None if adapt is None else {**{k: int(adapt[k]) for k in ("shift", "inc", "limit")},
-                                                 "binary": int(adapt.get("binary", 0))}
+        # adaptive decisions (docs/wavelet.md "Adaptive"): {"rate": prior strength A, "smax": the
+        # slowest rate shift}; A = 32 is the research's p = (n_k + A p0_k) / (n + A)
+        if adapt is not None and (set(adapt) - {"rate", "smax"} or not 0 <= int(adapt.get("rate", ADAPT["rate"])) <= 254
+                                  or not 1 <= int(adapt.get("smax", ADAPT["smax"])) <= 15):
+            raise SaecodecError(f"wavelet: adapt takes rate (0..254) and smax (1..15), got {adapt} (a model of an "
+                                "earlier engine: retrain it)")
+        self.adapt = None if adapt is None else {k: int(adapt.get(k, v)) for k, v in ADAPT.items()}
         if self.rate_levels < 1:
             raise SaecodecError("wavelet: at least one rate level")
         self.profiles = int(profiles)
@@ -264,7 +268,7 @@ class WaveletModule:
         ops = [op for prog in self.programs for op in prog]
         starts = np.cumsum([0] + [len(p) for p in self.programs]).astype(np.int32)
         ntaps = np.array([t for _, _, t in ops], np.int32)
-        adapt = self.adapt or {"shift": 0, "inc": 1, "limit": 1 << 16, "binary": 0}
+        adapt = self.adapt or ADAPT
         return {
             "levels": self.levels, "min_len": self.min_len, "level_rule": self.level_rule, "prog_start": starts,
             "op_kind": np.array([kinds[n] for n, _, _ in ops], np.int32),
@@ -280,8 +284,7 @@ class WaveletModule:
             "zero_run": self.zero_run, "zr_freq": self.zr_freq.astype(np.uint32), "rdo_lambda": self.rdo_lambda,
             "prec": self.prec,
             "freq": self.freq.astype(np.uint32), "adapt": int(self.adapt is not None),
-            "adapt_binary": adapt["binary"], "adapt_shift": adapt["shift"],
-            "adapt_inc": adapt["inc"], "adapt_limit": adapt["limit"]}
+            "adapt_rate": adapt["rate"], "adapt_smax": adapt["smax"]}
 
     def step_of_level(self, level: float) -> float:
         """The quantiser step of a (continuous) rate level: log-linear between the trained levels."""
