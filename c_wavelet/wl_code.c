@@ -394,15 +394,20 @@ WL_CLONES static void ctx_setup(const wl_model *m, const wl_band *bands, int bi,
         /* the parent's two terms once per parent value, then spread over its 2 x 2 children */
         int32_t *pf = cb->acc_s;
         neighbour_sums(cx->par, W, pb->h, pb->w, p->fmax, cb->nsum);
-        for (int64_t py = 0; py < pb->h; py++)
-            for (int64_t px = 0; px < pb->w; px++)
-                pf[py * pb->w + px] = base + cx->w[6] * feat_of(p, iabs(cx->par[py * W + px])) +
-                                      cx->w[7] * feat_of(p, cb->nsum[py * pb->w + px]);
+        const int32_t *fl = p->flut, fm = p->fmax, w6 = cx->w[6], w7 = cx->w[7];
+        for (int64_t py = 0; py < pb->h; py++) {
+            const int32_t *pq = cx->par + py * W, *ns = cb->nsum + py * pb->w;
+            int32_t *o = pf + py * pb->w;
+            for (int64_t px = 0; px < pb->w; px++) /* int32 lookups: vectorised gathers */
+                o[px] = base + w6 * fl[cmag(pq[px], fm)] + w7 * fl[ns[px] < fm ? ns[px] : fm];
+        }
+        const int64_t xe = 2 * pb->w < bw ? 2 * pb->w : bw;
         for (int64_t y = 0; y < b->h; y++) {
-            const int32_t *pr = pf + ((y >> 1) < pb->h ? (y >> 1) : pb->h - 1) * pb->w;
             int32_t *o = cx->opre + y * bw;
-            const int64_t xe = 2 * pb->w < bw ? 2 * pb->w : bw;
-            for (int64_t x = 0; x < xe; x++) o[x] = pr[x >> 1];
+            if ((y & 1) && (y >> 1) < pb->h) { memcpy(o, o - bw, (size_t)bw * sizeof(int32_t)); continue; }
+            const int32_t *pr = pf + ((y >> 1) < pb->h ? (y >> 1) : pb->h - 1) * pb->w;
+            for (int64_t px = 0; px < (xe >> 1); px++) { o[2 * px] = pr[px]; o[2 * px + 1] = pr[px]; }
+            if (xe & 1) o[xe - 1] = pr[(xe - 1) >> 1];
             for (int64_t x = xe; x < bw; x++) o[x] = pr[pb->w - 1];
         }
     } else {
@@ -422,7 +427,9 @@ WL_CLONES static void ctx_setup(const wl_model *m, const wl_band *bands, int bi,
                 for (int64_t x = 0; x < ww; x++) S[y * bw + x] += cmag(ob[y * W + x], p->fmax); /* see neighbour_sums */
         }
         neighbour_sums(S, bw, b->h, bw, p->fmax, SN);
-        for (int64_t i = 0; i < n; i++) cx->opre[i] += cx->w[8] * feat_of(p, S[i]) + cx->w[9] * feat_of(p, SN[i]);
+        const int32_t *fl = p->flut, fm = p->fmax, w8 = cx->w[8], w9 = cx->w[9];
+        int32_t *op = cx->opre;
+        for (int64_t i = 0; i < n; i++) op[i] += w8 * fl[S[i] < fm ? S[i] : fm] + w9 * fl[SN[i] < fm ? SN[i] : fm];
     }
 }
 
