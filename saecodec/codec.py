@@ -141,11 +141,12 @@ class SAECodec(Codec):
 
     @classmethod
     def from_config(cls, config):
-        """From a stored config (its model by identity) or one written by hand (by name or path)."""
+        """From a stored config: its model by identity (or a name written by hand), resolved in
+        the model store only; a file path in a config is refused (``model_store.identify_stored``)."""
         config = dict(config)
         if "model" not in config:
             raise SaecodecError("a saecodec config names no model")
-        config["model"], config["model_name"] = model_store.identify(config["model"], config.get("model_name"))
+        config["model"], config["model_name"] = model_store.identify_stored(config["model"], config.get("model_name"))
         return cls.from_options(CodecOptions.from_config(config))
 
     def __repr__(self):

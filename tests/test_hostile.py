@@ -51,3 +51,95 @@ def test_conv_hyper_resume_from_a_malicious_checkpoint_runs_nothing(tmp_path):
         train_conv_hyper(blobs(8, (16, 16)).astype(np.float32), arch=dict(chans=(4,), M=4, Nh=4, lambdas=(100, 1000)),
                          transform=Transform("asinh", 1.0, True, "mean"), cfg=cfg, name="evil")
     assert not marker.exists()
+
+
+# -- 7: models resolve by identity from the model store; no file is opened or quoted -------
+SECRET = b"root:x:0:0:TOPSECRET\n"
+
+
+def test_a_stored_config_never_opens_a_file_path(tmp_path, tiny_model, on_model_path):
+    import zarr
+
+    from saecodec import SAECodec
+
+    secret = tmp_path / "passwd"
+    secret.write_bytes(SECRET * 100)
+    quoted = (str(int.from_bytes(SECRET[:8], "little")), "TOPSECRET", "root:x")
+    for model in (str(secret), str(tmp_path / "x.safetensors"), "../passwd"):
+        with pytest.raises(SaecodecError, match="not by a file path") as e:
+            SAECodec.from_config({"id": "saecodec", "model": model})
+        assert not any(q in str(e.value) for q in quoted)
+    z = zarr.create(shape=(2, 16, 16), chunks=(1, 16, 16), dtype="f4", store=str(tmp_path / "a.zarr"),
+                    zarr_format=2, compressor=SAECodec("tiny-test", max_error=None))
+    z[...] = blobs(2).astype("f4")
+    meta = tmp_path / "a.zarr" / ".zarray"
+    meta.write_text(meta.read_text().replace('"model": "', f'"model": "{secret}", "x": "'))
+    with pytest.raises(Exception) as e:
+        zarr.open_array(str(tmp_path / "a.zarr"), mode="r")[...]
+    assert not any(q in str(e.value) for q in quoted)
+
+
+def test_model_file_errors_quote_no_bytes_of_the_file(tmp_path):
+    from saecodec.model_store import identify
+    from saecodec.modelfile import read_metadata
+
+    for content in (SECRET * 100, b"\x10\x00\x00\x00\x00\x00\x00\x00\x80TOPSECRET\xff\xfe" * 4,
+                    b"\x0c\x00\x00\x00\x00\x00\x00\x00[\"TOPSECRET\"]"):
+        f = tmp_path / "m.safetensors"
+        f.write_bytes(content)
+        for call in (lambda: read_metadata(f), lambda: identify(str(f))):
+            with pytest.raises(SaecodecError) as e:
+                call()
+            msg = str(e.value)
+            assert "TOPSECRET" not in msg and str(int.from_bytes(content[:8], "little")) not in msg
+            assert "\\x" not in msg and "0x80" not in msg
+
+
+def test_a_crafted_architecture_is_refused_before_any_module_is_built(tmp_path, tiny_model):
+    """A small file whose JSON asks for a 1.1 GB network: refused by the shape check against
+    the stored tensors, in a process that never grows by that much."""
+    import json
+    import subprocess
+
+    from safetensors.torch import load as st_load
+    from safetensors.torch import save as st_save
+
+    data = tiny_model.to_bytes()
+    meta = tiny_model.metadata()
+    meta["architecture"] = {**meta["architecture"], "m": 32768}
+    meta["frame_shape"] = [64, 64]
+    meta["architecture"]["n"] = 4096
+    from saecodec.modelfile import METADATA_KEY, canonical_json
+
+    crafted = tmp_path / "crafted.safetensors"
+    crafted.write_bytes(st_save(st_load(data), metadata={METADATA_KEY: canonical_json(meta)}))
+    assert crafted.stat().st_size < 1_000_000
+    code = f"""
+import resource, sys
+from saecodec.models.model import load_file
+import torch
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    load_file({str(crafted)!r})
+except Exception as e:
+    print(type(e).__name__, str(e)[-200:])
+print("grew", (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    assert "SaecodecError" in out and "do not match" in out, out
+    assert int(out.split("grew")[-1]) < 200, out  # MB; building it would take 1100
+
+
+def test_a_model_given_by_path_does_not_shadow_the_zoo_model_of_its_name(tmp_path, tiny_model):
+    import dataclasses
+
+    from saecodec import SAECodec, model_store
+
+    zoo = model_store.find("sas64-l1")
+    impostor = dataclasses.replace(tiny_model, name="sas64-l1", identity=None, path=None)
+    path = tmp_path / "impostor.safetensors"
+    ident = impostor.save(path)
+    assert SAECodec(str(path)).model == ident  # the user's file, given in code, is used as given
+    assert SAECodec("sas64-l1").model == zoo.identity
+    assert model_store.find("sas64-l1").identity == zoo.identity
+    assert model_store.identify_stored("sas64-l1") == (zoo.identity, "sas64-l1")
