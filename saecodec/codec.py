@@ -8,6 +8,8 @@ loaded through :mod:`saecodec.model_store` on first use.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from numcodecs.abc import Codec
 from numcodecs.compat import ensure_contiguous_ndarray, ndarray_copy
@@ -122,6 +124,9 @@ class SAECodec(Codec):
         return self._model
 
     def encode(self, buf):
+        if self.__dict__.get("_refused"):
+            raise SaecodecError(f"this codec's stored config cannot be used to write: {self._refused}; it was "
+                                "written by another saecodec version or damaged (reading works)")
         arr = buf if isinstance(buf, np.ndarray) else ensure_contiguous_ndarray(buf)
         return chunk.encode_chunk(self.resolve_model(), arr, self.options, device=self.device)
 
@@ -137,7 +142,8 @@ class SAECodec(Codec):
         return dec
 
     def get_config(self):
-        return {"id": self.codec_id, **self.options.to_config()}
+        stored = self.__dict__.get("_stored")
+        return {"id": self.codec_id, **(stored if stored is not None else self.options.to_config())}
 
     @classmethod
     def from_config(cls, config):
@@ -146,8 +152,19 @@ class SAECodec(Codec):
         config = dict(config)
         if "model" not in config:
             raise SaecodecError("a saecodec config names no model")
-        config["model"], config["model_name"] = model_store.identify_stored(config["model"], config.get("model_name"))
-        return cls.from_options(CodecOptions.from_config(config))
+        stored = {k: v for k, v in config.items() if k != "id"}
+        name = config.get("model_name")
+        config["model"], config["model_name"] = model_store.identify_stored(
+            config["model"], name if isinstance(name, str) else None)
+        options, refused = CodecOptions.for_reading(config)
+        if refused is None and not isinstance(name, (str, type(None))):
+            refused = f"model_name must be a string, got {type(name).__name__}"
+        codec = cls.from_options(options)
+        if refused is not None:
+            warnings.warn(f"saecodec: {refused}. The data reads (decoding needs only the model); writing with "
+                          "this config is refused", stacklevel=2)
+            codec._stored, codec._refused = stored, refused  # written back as it was, never re-encoded
+        return codec
 
     def __repr__(self):
         return f"{type(self).__name__}({self.options.repr_args()})"

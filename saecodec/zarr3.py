@@ -57,7 +57,8 @@ class SAEZarrCodec(ArrayBytesCodec):
         return codec
 
     def to_dict(self):
-        return self.options.to_zarr()
+        config = self._inner.get_config()  # a stored config a reader could not use is kept as it was
+        return {"name": CODEC_ID, "configuration": {k: v for k, v in config.items() if k != "id"}}
 
     def validate(self, *, shape, dtype, chunk_grid):
         if len(shape) < 2:

@@ -143,3 +143,95 @@ def test_a_model_given_by_path_does_not_shadow_the_zoo_model_of_its_name(tmp_pat
     assert SAECodec("sas64-l1").model == zoo.identity
     assert model_store.find("sas64-l1").identity == zoo.identity
     assert model_store.identify_stored("sas64-l1") == (zoo.identity, "sas64-l1")
+
+
+# -- 6: a zlib bomb in the config's mask ---------------------------------------------------
+def _zlib_zeros(nbytes: int) -> bytes:
+    """zlib of ``nbytes`` zero bytes, made without holding them."""
+    import zlib
+
+    c, block = zlib.compressobj(9), bytes(1 << 20)
+    out = b"".join(c.compress(block) for _ in range(nbytes >> 20))
+    return out + c.flush()
+
+
+def test_a_mask_bomb_inflates_no_further_than_its_stated_shape():
+    import base64
+    import tracemalloc
+
+    from saecodec.coding.mask import FrameMask
+
+    bomb = {"shape": [4096, 4096], "bits": base64.b64encode(_zlib_zeros(256 << 20)).decode()}  # 256 MiB
+    tracemalloc.start()
+    try:
+        with pytest.raises(SaecodecError, match="wrong size"):
+            FrameMask.of(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * (4096 * 4096 // 8) + (4 << 20), peak  # the stated 2 MiB, not 256
+    with pytest.raises(SaecodecError, match="more than"):
+        FrameMask.of({"shape": [1 << 20, 1 << 20], "bits": ""})
+
+
+# -- 9: configs of a newer saecodec, and bad encoder options, still read ------------------------
+BAD_OPTIONS = [{"newer_option": 3}, {"bound_mode": "bogus", "error_bound": 1}, {"level": -3}, {"predictor": "x"},
+               {"latent_dtype": "float8"}, {"error_bound": "abc"}, {"mask_values": list(range(40))},
+               {"max_error": -1}, {"mask_below": "nan"}, {"mask": {"shape": [3], "bits": "!!"}},
+               {"model_name": {"a": 1}}]
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_unknown_and_invalid_encoder_options_do_not_make_an_array_unreadable(tiny_model, on_model_path, tmp_path,
+                                                                              zarr_format):
+    import json
+
+    import zarr
+
+    from saecodec import SAECodec, SAEZarrCodec
+
+    x = blobs(2).astype("f4")
+    path = tmp_path / "a.zarr"
+    if zarr_format == 2:
+        z = zarr.create(shape=x.shape, chunks=(1, 16, 16), dtype="f4", store=str(path), zarr_format=2,
+                        compressor=SAECodec("tiny-test", max_error=None))
+    else:
+        z = zarr.create_array(store=str(path), shape=x.shape, chunks=(1, 16, 16), dtype="f4", compressors=None,
+                              serializer=SAEZarrCodec(model="tiny-test", max_error=None))
+    z[...] = x
+    ref = zarr.open_array(str(path), mode="r")[...]
+    meta = path / (".zarray" if zarr_format == 2 else "zarr.json")
+    clean = json.loads(meta.read_text())
+    for bad in BAD_OPTIONS:
+        doc = json.loads(json.dumps(clean))
+        config = doc["compressor"] if zarr_format == 2 else doc["codecs"][0]["configuration"]
+        config.update(bad)
+        meta.write_text(json.dumps(doc))
+        with pytest.warns(UserWarning, match="decoding needs only the model"):
+            back = zarr.open_array(str(path), mode="r")[...]
+        np.testing.assert_array_equal(back, ref)
+        with pytest.warns(UserWarning):
+            a = zarr.open_array(str(path), mode="r+")
+        with pytest.raises(Exception, match="cannot be used to write"):
+            a[0] = x[0]
+        stored = a.metadata.to_dict()
+        stored = stored["compressor"] if zarr_format == 2 else stored["codecs"][0]["configuration"]
+        assert all(stored[k] == v for k, v in bad.items())  # kept as it was, never rewritten
+
+
+def test_hdf5_filter_reads_cd_values_with_bad_encoder_options(tiny_model, on_model_path):
+    from saecodec import SAECodec
+    from saecodec.hdf5 import SAE
+    from saecodec.plugin.filter import H5Z_FLAG_REVERSE, filter_call
+
+    x = blobs(1).astype("f4")
+    payload = SAECodec("tiny-test", max_error=None).encode(x)
+    cd = list(SAE(model="tiny-test", max_error=None).filter_options) + [1, 2, 16, 16]
+    end = 11 + cd[10]  # the option words end with the predictor's and the level's
+    for at, word in ((9, 77), (11, 9), (end - 2, 9), (end - 1, 7 << 20)):
+        bad = list(cd)
+        bad[at] = word
+        back = np.frombuffer(filter_call(H5Z_FLAG_REVERSE, bad, payload), "f4")
+        np.testing.assert_array_equal(back.reshape(x.shape), SAECodec("tiny-test").decode(payload))
+        with pytest.raises(SaecodecError, match="newer saecodec"):
+            filter_call(0, bad, x.tobytes())

@@ -276,25 +276,25 @@ def put_block(out: bytearray, data: bytes) -> None:
 
 
 def inflate(reader: Reader, expected: int, what: str) -> bytes:
-    """Read a zlib block that must inflate to exactly ``expected`` bytes.
+    """Read a zlib block that must inflate to exactly ``expected`` bytes (:func:`inflate_exact`)."""
+    return inflate_exact(reader.take(reader.varint(reader.remaining())), expected, f"corrupted payload: {what}")
 
-    Inflation stops at ``expected + 1`` bytes, so a forged block cannot make the decoder
-    allocate more than the header's shape allows.
+
+def inflate_exact(data, expected: int, what: str, error=PayloadError) -> bytes:
+    """Inflate a zlib block that must give exactly ``expected`` bytes.
+
+    Inflation stops at ``expected + 1`` bytes, so a forged block cannot make the reader
+    allocate more than its stated shape allows (zlib reaches ~1000:1).
     """
-    import zlib
-
-    data = reader.take(reader.varint(reader.remaining()))
     d = zlib.decompressobj()
     try:
         out = d.decompress(data, expected + 1)
     except zlib.error as e:
-        raise PayloadError(f"corrupted payload: {what} does not inflate ({e})") from None
+        raise error(f"{what} does not inflate ({e})") from None
     if len(out) != expected or not d.eof or d.unused_data:
-        raise PayloadError(f"corrupted payload: {what} inflates to the wrong size")
+        raise error(f"{what} inflates to the wrong size")
     return out
 
 
 def deflate(data: bytes) -> bytes:
-    import zlib
-
     return zlib.compress(data, 6)
