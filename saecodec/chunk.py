@@ -199,11 +199,13 @@ class _Parts(NamedTuple):
     gate: gate.Gate | None = None  # the quality gate (pure mode)
 
 
-def _read_payload(model: Model, buf, device=None) -> tuple[fmt.Header, _Parts]:
-    """Header and every section, checked against the model and the payload's end; runs no
-    network but a hyperprior coder's (h_s decides y's tables)."""
+def _read_payload(model: Model, buf, device=None, expect: fmt.Expect | None = None) -> tuple[fmt.Header, _Parts]:
+    """Header and every section, checked against the container's chunk (``expect``), the model
+    and the payload's end; runs no network but a hyperprior coder's (h_s decides y's tables)."""
     reader = fmt.Reader(buf)
     h = fmt.Header.unpack(reader)
+    if expect is not None:
+        expect.check(h)
     if h.model_check != fmt.model_check(model.freeze()):
         raise ModelMismatchError(
             f"payload was written with a model whose identity starts with {h.model_check.hex()}, "
@@ -244,8 +246,9 @@ def _read_payload(model: Model, buf, device=None) -> tuple[fmt.Header, _Parts]:
     return h, parts
 
 
-def decode_chunk(model: Model, buf, *, device=None) -> np.ndarray:
-    h, parts = _read_payload(model, buf, device)
+def decode_chunk(model: Model, buf, *, device=None, expect: fmt.Expect | None = None) -> np.ndarray:
+    """Payload -> chunk; ``expect``: what the container says the chunk is (checked first)."""
+    h, parts = _read_payload(model, buf, device, expect)
     if parts.raw is not None:
         return _order(parts.raw, h)
     if parts.gate is not None:

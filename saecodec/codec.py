@@ -12,9 +12,10 @@ import warnings
 
 import numpy as np
 from numcodecs.abc import Codec
-from numcodecs.compat import ensure_contiguous_ndarray, ndarray_copy
+from numcodecs.compat import ensure_contiguous_ndarray, ensure_ndarray_like, ndarray_copy
 
 from . import chunk, model_store
+from .coding import payload as fmt
 from .errors import SaecodecError
 from .models import runtime
 from .models.model import Model
@@ -130,16 +131,24 @@ class SAECodec(Codec):
         arr = buf if isinstance(buf, np.ndarray) else ensure_contiguous_ndarray(buf)
         return chunk.encode_chunk(self.resolve_model(), arr, self.options, device=self.device)
 
-    def decode(self, buf, out=None):
+    def decode(self, buf, out=None, *, shape=None, dtype=None):
+        """Payload -> chunk. ``shape`` and ``dtype`` are the container's chunk (zarr v3's chunk
+        spec, HDF5's cd_values), and ``out`` (numcodecs) says the same: a payload that holds
+        another chunk (another dtype, shape or size, or a bomb's claim) is refused before
+        anything is decoded. Without them, only the payload's own limits apply."""
         if isinstance(buf, np.ndarray) and buf.dtype != np.uint8:
             buf = buf.view(np.uint8).reshape(-1) if buf.flags.c_contiguous else buf.tobytes()
         # bytes and flat uint8 arrays (what the HDF5 filter passes) are read as they are
         data = buf if type(buf) is bytes or (type(buf) is np.ndarray and buf.ndim == 1 and buf.dtype == np.uint8
                                              and buf.flags.c_contiguous) else ensure_contiguous_ndarray(buf)
-        dec = chunk.decode_chunk(self.resolve_model(), data, device=self.device)
-        if out is not None:
-            return ndarray_copy(dec, out)
-        return dec
+        target = None if out is None else ensure_ndarray_like(out)
+        expect = _expect(shape, dtype, target)
+        dec = chunk.decode_chunk(self.resolve_model(), data, device=self.device, expect=expect)
+        if target is None:
+            return dec
+        if target.dtype != np.uint8 and target.dtype != dec.dtype:
+            dec = dec.astype(target.dtype)  # the same element type in another byte order: values, not bytes
+        return ndarray_copy(dec, out)
 
     def get_config(self):
         stored = self.__dict__.get("_stored")
@@ -168,3 +177,15 @@ class SAECodec(Codec):
 
     def __repr__(self):
         return f"{type(self).__name__}({self.options.repr_args()})"
+
+
+def _expect(shape, dtype, out) -> fmt.Expect | None:
+    """The container's chunk: as given, or as a numcodecs ``out`` holds it (bytes: their count;
+    a typed array: its element type, and its shape, or its size when flat)."""
+    if out is not None:
+        if out.dtype == np.uint8:
+            return fmt.Expect(shape, dtype, out.nbytes)
+        if out.dtype.kind not in "fiu":
+            raise SaecodecError(f"cannot decode into an array of dtype {out.dtype}")
+        return fmt.Expect(out.shape if out.ndim > 1 else shape, out.dtype, out.nbytes if out.ndim <= 1 else None)
+    return None if shape is None and dtype is None else fmt.Expect(shape, dtype)

@@ -226,7 +226,7 @@ def test_hdf5_filter_reads_cd_values_with_bad_encoder_options(tiny_model, on_mod
 
     x = blobs(1).astype("f4")
     payload = SAECodec("tiny-test", max_error=None).encode(x)
-    cd = list(SAE(model="tiny-test", max_error=None).filter_options) + [1, 2, 16, 16]
+    cd = list(SAE(model="tiny-test", max_error=None).filter_options) + [1, 3, 1, 16, 16]
     end = 11 + cd[10]  # the option words end with the predictor's and the level's
     for at, word in ((9, 77), (11, 9), (end - 2, 9), (end - 1, 7 << 20)):
         bad = list(cd)
@@ -235,3 +235,170 @@ def test_hdf5_filter_reads_cd_values_with_bad_encoder_options(tiny_model, on_mod
         np.testing.assert_array_equal(back.reshape(x.shape), SAECodec("tiny-test").decode(payload))
         with pytest.raises(SaecodecError, match="newer saecodec"):
             filter_call(0, bad, x.tobytes())
+
+
+# -- 1: the HDF5 filter refuses a payload that is not the dataset's chunk ---------------------
+def _h5_with_foreign_chunks(path, model, payloads: dict):
+    """One dataset per (dtype, chunks) key, written by the filter; then each dataset's first
+    chunk replaced by the payload given for it (write_direct_chunk: bytes as they are)."""
+    import h5py
+
+    from saecodec import hdf5
+
+    with h5py.File(path, "w") as f:
+        for (dtype, chunks), payload in payloads.items():
+            name = f"{dtype}_{'x'.join(map(str, chunks))}"
+            f.create_dataset(name, data=np.full((2,) + chunks[1:], 3, dtype), chunks=chunks,
+                             **hdf5.SAE(model=model, error_bound=0.01))
+            f[name].id.write_direct_chunk((0,) * len(chunks), payload)
+
+
+def _h5dump(path, name, env):
+    import shutil
+    import subprocess
+
+    h5dump = shutil.which("h5dump")
+    if h5dump is None:
+        pytest.skip("h5dump not installed")
+    return subprocess.run([h5dump, "-d", name, str(path)], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=300)
+
+
+def test_hdf5_refuses_payloads_of_another_type_or_shape(tiny_model, on_model_path, tmp_path):
+    import h5py
+
+    from saecodec import SAECodec, hdf5
+
+    codec = SAECodec("tiny-test", error_bound=0.01)
+    f32 = codec.encode(blobs(1).astype("f4"))  # a (1, 16, 16) float32 chunk with a valid CRC
+    cases = {("f8", (1, 16, 16)): f32,  # smaller type: h5py handed back uninitialised memory
+             ("i4", (1, 16, 16)): f32,  # same size: reinterpreted
+             ("f4", (1, 8, 32)): f32,  # same element count: re-laid out
+             ("f4", (2, 16, 16)): f32}  # fewer elements
+    path = tmp_path / "foreign.h5"
+    _h5_with_foreign_chunks(path, "tiny-test", cases)
+    env = {"HDF5_PLUGIN_PATH": str(hdf5.plugin_dir()), "SAECODEC_MODEL_PATH": os.environ["SAECODEC_MODEL_PATH"]}
+    with h5py.File(path, "r") as f:
+        for name in f:
+            with pytest.raises(OSError):
+                f[name][...]
+    for name in ("f8_1x16x16", "i4_1x16x16"):
+        out = _h5dump(path, name, env)
+        assert out.returncode > 0 and "the container's chunk" in out.stderr, out.stderr[-500:]
+
+
+def test_hdf5_filter_never_returns_a_short_buffer(tiny_model, on_model_path):
+    """The Python side checks the payload against cd_values' type and shape before decoding."""
+    from saecodec import SAECodec
+    from saecodec.hdf5 import SAE
+    from saecodec.plugin.filter import H5Z_FLAG_REVERSE, filter_call
+
+    payload = SAECodec("tiny-test", error_bound=0.01).encode(blobs(1).astype("f4"))
+    cd = list(SAE(model="tiny-test", error_bound=0.01).filter_options)
+    assert len(filter_call(H5Z_FLAG_REVERSE, cd + [1, 3, 1, 16, 16], payload)) == 1024
+    for tail in ([2, 3, 1, 16, 16], [10, 3, 1, 16, 16], [1, 3, 1, 8, 32], [1, 3, 2, 16, 16]):
+        with pytest.raises(SaecodecError, match="container's chunk"):
+            filter_call(H5Z_FLAG_REVERSE, cd + tail, payload)
+    with pytest.raises(SaecodecError, match="set_local"):
+        filter_call(H5Z_FLAG_REVERSE, cd, payload)
+
+
+# -- 2: zarr v3 checks the chunk spec, numcodecs checks out ---------------------------------
+@pytest.mark.parametrize("edit", [{"data_type": "int32"}, {"data_type": "uint32"}, {"data_type": "float16"},
+                                  {"data_type": "uint8"}, {"data_type": "float64"}, "chunks"])
+def test_zarr_v3_refuses_a_payload_that_disagrees_with_the_array(tiny_model, on_model_path, tmp_path, edit):
+    import json
+
+    import zarr
+
+    from saecodec import SAEZarrCodec
+
+    path = tmp_path / "a.zarr"
+    z = zarr.create_array(store=str(path), shape=(2, 16, 16), chunks=(1, 16, 16), dtype="f4", compressors=None,
+                          serializer=SAEZarrCodec(model="tiny-test", error_bound=0.01), fill_value=0)
+    z[...] = blobs(2).astype("f4")
+    meta = json.loads((path / "zarr.json").read_text())
+    if edit == "chunks":
+        meta["chunk_grid"]["configuration"]["chunk_shape"] = [1, 8, 32]
+    else:
+        meta.update(edit)
+    (path / "zarr.json").write_text(json.dumps(meta))
+    with pytest.raises(Exception, match="container's chunk"):
+        zarr.open_array(str(path), mode="r")[...]
+
+
+def test_numcodecs_decode_checks_out(tiny_model, on_model_path):
+    from saecodec import SAECodec
+
+    codec = SAECodec("tiny-test", error_bound=0.01)
+    x = blobs(1).astype("f4")
+    payload = codec.encode(x)
+    ref = codec.decode(payload)
+    for out in (np.empty((1, 16, 16), "f4"), np.empty(256, "f4"), bytearray(1024), np.empty((1, 16, 16), ">f4")):
+        back = codec.decode(payload, out=out)
+        np.testing.assert_array_equal(np.frombuffer(back, ref.dtype).reshape(ref.shape) if isinstance(out, bytearray)
+                                      else np.asarray(back).reshape(ref.shape), ref)
+    for out in (np.empty((1, 16, 16), "i4"), np.empty((1, 16, 16), "f8"), np.empty((1, 8, 32), "f4"),
+                np.empty(255, "f4"), bytearray(1020), np.empty((2, 16, 16), "f4")):
+        with pytest.raises(SaecodecError, match="container"):
+            codec.decode(payload, out=out)
+
+
+# -- 5: payload bombs are compared with the container's chunk before anything is allocated ---
+def _peak(fn) -> int:
+    """Peak bytes numpy and Python allocate while ``fn`` runs (tracemalloc sees both)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+    except Exception:
+        pass
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_payload_bombs_are_refused_before_allocating(tiny_model, on_model_path, tmp_path):
+    import h5py
+    import zarr
+
+    import hostile_payloads as hp
+    from saecodec import SAECodec, SAEZarrCodec
+
+    bomb = hp.stream_bomb(SAECodec, "tiny-test", (1, 16384, 16384))  # 512 MiB of uint16 in ~60 bytes
+    assert len(bomb) < 80
+    codec = SAECodec("tiny-test", error_bound=0)
+    with pytest.raises(SaecodecError, match="container's chunk"):
+        codec.decode(bomb, out=np.empty((1, 16, 16), "u2"))
+    assert _peak(lambda: codec.decode(bomb, out=np.empty((1, 16, 16), "u2"))) < 1 << 20
+    path = tmp_path / "b.h5"
+    _h5_with_foreign_chunks(path, "tiny-test", {("u2", (1, 16, 16)): bomb})
+
+    def h5read():
+        with h5py.File(path, "r") as f:
+            f["u2_1x16x16"][...]
+    assert _peak(h5read) < 1 << 20
+    zpath = tmp_path / "b.zarr"
+    z = zarr.create_array(store=str(zpath), shape=(4, 16, 16), chunks=(1, 16, 16), dtype="u2", compressors=None,
+                          serializer=SAEZarrCodec(model="tiny-test", error_bound=0), fill_value=0)
+    z[...] = 1
+    for i in range(4):
+        (zpath / "c" / str(i) / "0" / "0").write_bytes(bomb)
+    with pytest.raises(Exception, match="container's chunk"):
+        zarr.open_array(str(zpath), mode="r")[...]
+    assert _peak(lambda: zarr.open_array(str(zpath), mode="r")[...]) < 4 << 20
+
+
+def test_a_hyperprior_payload_cannot_claim_more_latents_than_its_message_codes():
+    import hostile_payloads as hp
+    from saecodec import SAECodec
+
+    codec = SAECodec("sas-conv-h", max_error=None)
+    small = codec.encode(np.full((1, 64, 64), 5.0, "f4"))
+    bomb = hp.reshape(small, (1, 4096, 4096))  # 16 Mpixel from a 57-byte payload
+    with pytest.raises(SaecodecError, match="latents claimed"):
+        codec.decode(bomb)
+    assert _peak(lambda: codec.decode(bomb)) < 8 << 20
+

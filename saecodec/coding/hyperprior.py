@@ -22,6 +22,7 @@ chunk is one constriction message: z, then the guard flags, then y.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 
@@ -96,6 +97,7 @@ class HyperpriorCoder:
         esc = reader.sub()
         words = read_words(reader)
         yshape, zshape = self.net.latent_shapes(tile)
+        check_message(frames * math.prod(yshape), len(words))
         g = self.net.gain(lq / LEVEL_Q)[None, :, None, None]
         if frames == 0:
             return np.zeros((0, *yshape), np.float32), side
@@ -116,6 +118,21 @@ class HyperpriorCoder:
             raise PayloadError("corrupted payload: unused escape bytes in the latent section")
         y_hat = (sym.reshape(mu.shape) + mu.astype(np.float64)).astype(np.float32)
         return y_hat / g, side
+
+
+# Every y latent has a guard flag coded under Bernoulli(FLAG_P): at least this many bits even
+# when every symbol is certain, so a message of W words holds at most (32 W + slack) / FLAG_BITS
+# latents. Constant frames, the cheapest legitimate ones, take 68-220x more (measured with
+# sas-conv-h, levels 0 and 5, 64x64 to 1024x1024); a payload claiming more is refused before
+# anything of that size is allocated.
+FLAG_BITS = -math.log2(1 - FLAG_P)
+MESSAGE_SLACK_BITS = 64
+
+
+def check_message(latents: int, words: int) -> None:
+    if latents * FLAG_BITS > 32 * words + MESSAGE_SLACK_BITS:
+        raise PayloadError(f"corrupted payload: {latents} latents claimed, more than a message of {words} words "
+                           "can code")
 
 
 def _level_q(level, levels: int, name: str) -> int:

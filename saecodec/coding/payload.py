@@ -13,6 +13,7 @@ import functools
 import math
 import zlib
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -213,6 +214,29 @@ class Header:
         header = cls(flags, check, np.dtype(DTYPES[code]), latent_code, shape, tile, ext)
         _last_header = (bytes(reader.buf[start:reader.pos]), header)
         return header
+
+
+class Expect(NamedTuple):
+    """What the container says the chunk is: zarr v3's chunk spec, HDF5's cd_values (written
+    by set_local from the dataset), the numcodecs ``out`` buffer. The container knows which
+    chunk it asked for; a payload only says what it holds (a chunk of another array or
+    dataset, of another type or shape, or one claiming a bomb's shape, carries a valid CRC)."""
+
+    shape: tuple[int, ...] | None = None
+    dtype: np.dtype | None = None  # compared by element type (kind and size); byte order is converted
+    nbytes: int | None = None  # an untyped buffer: its size only
+
+    def check(self, h: Header) -> None:
+        """Refuse a payload that is not this chunk, before anything of it is decoded."""
+        if self.dtype is not None and dtype_code(self.dtype) != dtype_code(h.dtype):
+            raise PayloadError(f"the payload holds {h.dtype.name} elements, the container's chunk "
+                               f"{np.dtype(self.dtype).name}: a chunk of another array, or a damaged file")
+        if self.shape is not None and tuple(int(d) for d in self.shape) != h.shape:
+            raise PayloadError(f"the payload holds a chunk of shape {h.shape}, the container's chunk is "
+                               f"{tuple(self.shape)}: a chunk of another array, or a damaged file")
+        if self.nbytes is not None and self.nbytes != math.prod(h.shape) * h.dtype.itemsize:
+            raise PayloadError(f"the payload holds a {h.dtype.name} chunk of shape {h.shape}, which does not fill "
+                               f"the {self.nbytes} bytes the container gave for it")
 
 
 # The last header parsed (its bytes from the version byte on) and its parse: a dataset's chunks
