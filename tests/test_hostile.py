@@ -402,3 +402,24 @@ def test_a_hyperprior_payload_cannot_claim_more_latents_than_its_message_codes()
         codec.decode(bomb)
     assert _peak(lambda: codec.decode(bomb)) < 8 << 20
 
+
+
+# -- 3: files saecodec writes checksum their metadata, and HDF5 1.10 reads them ---------------
+def test_compress_and_decompress_write_checksummed_metadata_that_hdf5_1_10_reads(tiny_model, on_model_path,
+                                                                                tmp_path):
+    import h5py
+
+    from saecodec import hdf5
+    from saecodec.files import compress, decompress
+
+    src = tmp_path / "in.h5"
+    with h5py.File(src, "w") as f:
+        f.create_dataset("frames", data=blobs(4).astype("f4"), chunks=(2, 16, 16))
+    env = {"HDF5_PLUGIN_PATH": str(hdf5.plugin_dir()), "SAECODEC_MODEL_PATH": os.environ["SAECODEC_MODEL_PATH"]}
+    compress(src, tmp_path / "c.h5", model="tiny-test", options={"error_bound": 0.01}, progress=False)
+    decompress(tmp_path / "c.h5", tmp_path / "d.h5", progress=False)
+    for name in ("c.h5", "d.h5"):
+        raw = (tmp_path / name).read_bytes()
+        assert raw[:8] == b"\x89HDF\r\n\x1a\n" and raw[8] == 3, name  # superblock v3: checksummed, HDF5 1.10
+        out = _h5dump(tmp_path / name, "frames", env)
+        assert out.returncode == 0 and "DATA {" in out.stdout, out.stderr[-500:]
