@@ -423,3 +423,35 @@ def test_compress_and_decompress_write_checksummed_metadata_that_hdf5_1_10_reads
         assert raw[:8] == b"\x89HDF\r\n\x1a\n" and raw[8] == 3, name  # superblock v3: checksummed, HDF5 1.10
         out = _h5dump(tmp_path / name, "frames", env)
         assert out.returncode == 0 and "DATA {" in out.stdout, out.stderr[-500:]
+
+
+# -- 11: what h5dump 1.10 does with a subset of a corrupted chunk, and the README says so ------
+def test_readme_says_what_h5dump_does_with_a_subset_of_a_corrupted_chunk(tiny_model, on_model_path, tmp_path):
+    import re
+    from pathlib import Path
+
+    import h5py
+
+    from saecodec import hdf5
+
+    path = tmp_path / "c.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("frames", data=blobs(2).astype("f4"), chunks=(1, 16, 16),
+                         **hdf5.SAE(model="tiny-test", error_bound=0.01))
+        info = f["frames"].id.get_chunk_info(0)
+    raw = bytearray(path.read_bytes())
+    raw[info.byte_offset + info.size // 2] ^= 1
+    path.write_bytes(bytes(raw))
+    env = {"HDF5_PLUGIN_PATH": str(hdf5.plugin_dir()), "SAECODEC_MODEL_PATH": os.environ["SAECODEC_MODEL_PATH"]}
+    full = _h5dump(path, "frames", env)
+    assert full.returncode > 0 and "checksum mismatch" in full.stderr
+    import shutil
+    import subprocess
+
+    sub = subprocess.run([shutil.which("h5dump"), "-d", "frames", "-s", "0,0,0", "-c", "1,2,2", str(path)],
+                         capture_output=True, text=True, env={**os.environ, **env}, timeout=300)
+    version = subprocess.run([shutil.which("h5dump"), "--version"], capture_output=True, text=True).stdout
+    if "1.10." in version:  # the behaviour the README warns of
+        assert sub.returncode == 0 and re.search(r"DATA \{\s*\}", sub.stdout)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "`-s`/`-c`" in readme and "empty `DATA {}`" in readme
