@@ -455,3 +455,29 @@ def test_readme_says_what_h5dump_does_with_a_subset_of_a_corrupted_chunk(tiny_mo
         assert sub.returncode == 0 and re.search(r"DATA \{\s*\}", sub.stdout)
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert "`-s`/`-c`" in readme and "empty `DATA {}`" in readme
+
+
+# -- 4: a valid chunk at another position ---------------------------------------------------
+def test_a_chunk_at_another_position_is_caught_where_its_shape_differs_and_documented_where_not(
+        tiny_model, on_model_path, tmp_path):
+    from pathlib import Path
+
+    import h5py
+
+    x = blobs(4).astype("f4")
+    path = tmp_path / "p.h5"
+    from saecodec import hdf5
+
+    with h5py.File(path, "w") as f:
+        f.create_dataset("a", data=x, chunks=(1, 16, 16), **hdf5.SAE(model="tiny-test", error_bound=0.01))
+        f.create_dataset("b", data=x, chunks=(2, 16, 16), **hdf5.SAE(model="tiny-test", error_bound=0.01))
+        first = f["a"].id.read_direct_chunk((0, 0, 0))[1]
+        f["a"].id.write_direct_chunk((1, 0, 0), first)  # same shape: HDF5 tells no position
+        f["b"].id.write_direct_chunk((2, 0, 0), first)  # another shape: refused
+    with h5py.File(path, "r") as f:
+        a = f["a"][...]
+        np.testing.assert_array_equal(a[1], a[0])
+        with pytest.raises(OSError):
+            f["b"][...]
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "no container\n  tells a codec *where* a chunk sits" in readme
