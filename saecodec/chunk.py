@@ -87,6 +87,7 @@ def _encode(model, arr, options, mask, device, predictors, settings) -> bytes:
         return _raw_payload(flags, head, c)  # float64 would round it
     filled = masks.fill(c.reshape(_plane_shape(c.shape)), masked.reshape(_plane_shape(c.shape)))
     z, side = model.transform.forward(tiling.split(filled.reshape(c.shape), tile))
+    del filled  # 8 bytes per element, not needed again
     lat = runtime.encode(model, z, tile, device)
     section, seen, seen_side = coder.write(lat, side)
 

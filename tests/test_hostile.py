@@ -481,3 +481,74 @@ def test_a_chunk_at_another_position_is_caught_where_its_shape_differs_and_docum
             f["b"][...]
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert "no container\n  tells a codec *where* a chunk sits" in readme
+
+
+# -- 10: memory of the default model ----------------------------------------------------------
+@pytest.mark.parametrize("reference", [True, False])
+def test_conv_networks_in_row_bands(reference):
+    """Each network of sas-conv-h over row bands (the receptive field as overlap, bands on
+    the stride) equals the whole frame bit for bit with the encoder's reference kernels, so
+    payloads keep their bytes; with oneDNN, which decoders run, within float32 rounding (it
+    picks its kernels by shape: batch 2 of 203-pixel-wide frames differed by an ulp)."""
+    import contextlib
+
+    from saecodec import SAECodec
+    from saecodec.models import runtime
+
+    m = SAECodec("sas-conv-h").resolve_model().module
+    rng = np.random.default_rng(5)
+    x = torch.from_numpy(rng.normal(0, 1, (2, 1, 600, 203)).astype("f4"))
+
+    def same(a, b):
+        if reference:
+            assert torch.equal(a, b)
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+    with torch.inference_mode(), (runtime.reproducible() if reference else contextlib.nullcontext()):
+        y = m.encode(x)
+        z = torch.round(m.hyper_analysis(y))
+        for band in (20_000, 60_000):
+            same(m.encode(x, band), y)
+            same(m.hyper_analysis(y, band), m.hyper_analysis(y))
+            same(m.decode(y, band), m.decode(y))
+        for band in (200_000, 300_000):  # h_s: bands of at least 8 rows of z (19 here)
+            for a, b in zip(m.hyper_synthesis(z, y.shape[-2:], band), m.hyper_synthesis(z, y.shape[-2:])):
+                same(a, b)
+
+
+MEMORY = r"""
+import sys, ctypes, numpy as np, torch
+torch.set_num_threads(1)
+from saecodec import SAECodec
+n = 1024
+yy, xx = np.mgrid[:n, :n] / n
+x = (1e4 * np.exp(-((yy - .45) ** 2 + (xx - .55) ** 2) * 40) + 10
+     + np.random.default_rng(0).poisson(5, (n, n))).astype("f4")[None]
+del yy, xx
+codec = SAECodec("sas-conv-h")
+codec.decode(codec.encode(x[:, :64, :64]))
+def peak(fn):
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    now = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS")][0]
+    open("/proc/self/clear_refs", "w").write("5")
+    out = fn()
+    hwm = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
+    return out, (hwm - now) * 1024 / x.size
+p, enc = peak(lambda: codec.encode(x))
+_, dec = peak(lambda: codec.decode(p))
+print(enc, dec)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_default_model_memory_per_pixel_of_a_1024x1024_frame():
+    """Peak resident memory of one encode and one decode, above the process's before it:
+    517 and 246 B per pixel before row bands (the same frame; 4096x4096: 56 and 36 now)."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", MEMORY], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr
+    enc, dec = map(float, out.stdout.split())
+    assert enc < 160 and dec < 110, (enc, dec)
