@@ -33,12 +33,11 @@ def _skip_varint(buf: bytes, pos: int) -> int:
 
 
 def reshape(payload: bytes, shape, tile=None) -> bytes:
-    """The payload claiming ``shape`` (and ``tile``: default the old one, or the new plane for
-    a whole-frame tile); a bounded stream's own P, H, W follow, so the stream stays valid."""
+    """The payload claiming ``shape`` (and ``tile``, default the old one: a whole-frame model's
+    is the new plane); a bounded stream's own P, H, W follow, so the stream stays valid."""
     h, _, body = _split(payload)
     shape = tuple(int(d) for d in shape)
-    if tile is None:
-        tile = shape[-2:] if h.tile == h.shape[-2:] else h.tile
+    tile = h.tile if tile is None else tile
     new = fmt.Header(h.flags, h.model_check, h.dtype, h.latent_code, shape, tuple(tile), h.ext).pack()
     if h.flags & fmt.FLAG_RESIDUAL and not h.flags & fmt.FLAG_MASK and h.flags & fmt.FLAG_NO_LATENTS:
         body = _restream(body, shape)

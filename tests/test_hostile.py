@@ -397,7 +397,7 @@ def test_a_hyperprior_payload_cannot_claim_more_latents_than_its_message_codes()
 
     codec = SAECodec("sas-conv-h", max_error=None)
     small = codec.encode(np.full((1, 64, 64), 5.0, "f4"))
-    bomb = hp.reshape(small, (1, 4096, 4096))  # 16 Mpixel from a 57-byte payload
+    bomb = hp.reshape(small, (1, 4096, 4096), tile=(4096, 4096))  # 16 Mpixel from a 57-byte payload
     with pytest.raises(SaecodecError, match="latents claimed"):
         codec.decode(bomb)
     assert _peak(lambda: codec.decode(bomb)) < 8 << 20
