@@ -217,7 +217,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     CACHE.mkdir(parents=True, exist_ok=True)
     only = set(args.only.split(","))
-    from saecodec.bench.bounds import raw_counts
+    from saecodec.data.shared import raw_counts
 
     tables = []
     if "sim64" in only:

@@ -1,9 +1,9 @@
 """The shipped conv-hyper model's recipe, with the package only, in one command (issue #12 item 5).
 
-sas-conv-h was trained by the research scripts (/work/research/model: a chain s3_hyper 2000
+sas-conv-h was trained by the research scripts (the research prototype's model/: a chain s3_hyper 2000
 steps -> a2 7500 steps at lr 1e-3 -> a2b 3500 steps at lr 3e-4, ~2350 CPU-s) and converted
-(benchmarks/import_conv_hyper.py; the package codec matches the research codec,
-benchmarks/conv_hyper_equivalence.py). This script is the same recipe as one package run:
+(benchmarks/archive/import_conv_hyper.py; the package codec matches the research codec,
+benchmarks/archive/conv_hyper_equivalence.py). This script is the same recipe as one package run:
 
 1. data: the research sets simulated with saecodec.data.sas, same seeds and settings,
    written as the package trains from them (HDF5 of intensities, sas.write_h5):
@@ -52,7 +52,7 @@ from saecodec.models import Transform, load_file
 from saecodec.training import ConvHyperConfig, train_conv_hyper
 
 ARCH = {"chans": [48, 96], "M": 128, "Nh": 64, "k": 5, "hk": 3, "lambdas": [100, 250, 600, 1500, 3600, 9000]}
-# name: (frames, seed, SimConfig kwargs, domain) -- /work/research/model/data.py SETS
+# name: (frames, seed, SimConfig kwargs, domain) -- the research prototype's model/data.py SETS
 SETS = {
     "train_a": (40000, 10, {}, "log10"),
     "train_b": (20000, 11, {"q_max_range": (0.02, 1.0), "center_jitter": 0.6}, "log10"),

@@ -16,7 +16,7 @@ import cffi
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODULE = "saecodec.coding._fastcode"
-SOURCES = ("fc_codec.c", "fc_tables.c", "fc_mask.c")
+SOURCES = ("fc_quant.c", "fc_choose.c", "fc_encode.c", "fc_decode.c", "fc_tables.c", "fc_mask.c")
 
 CDEF = """
 typedef struct {

@@ -19,10 +19,12 @@
 
 #if defined(__GNUC__)
 #define FC_INLINE static inline __attribute__((always_inline))
+#define FC_HIDDEN __attribute__((visibility("hidden"))) /* shared by the coder's sources, not exported */
 #define FC_LIKELY(x) __builtin_expect(!!(x), 1)
 #define FC_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
 #define FC_INLINE static inline
+#define FC_HIDDEN
 #define FC_LIKELY(x) (x)
 #define FC_UNLIKELY(x) (x)
 #endif
@@ -152,18 +154,18 @@ typedef struct {
 } ftab_t;
 
 /* counts -> normalised table (sum 2^prec) and its serialisation into bw; returns bits */
-int ftab_build(const uint32_t *counts, int ntok, int prec, ftab_t *t, bw_t *w);
+FC_HIDDEN int ftab_build(const uint32_t *counts, int ntok, int prec, ftab_t *t, bw_t *w);
 /* parse one table; returns 0 or FC_ERR_CORRUPT */
-int ftab_read(br_t *r, int prec, int maxtok, ftab_t *t);
+FC_HIDDEN int ftab_read(br_t *r, int prec, int maxtok, ftab_t *t);
 /* decode table: entry = tok | (freq-1) << 8 | bias << 20 per slot */
-void ftab_slots(const ftab_t *t, int prec, uint32_t *slots);
+FC_HIDDEN void ftab_slots(const ftab_t *t, int prec, uint32_t *slots);
 /* approximate cost in bits of coding `counts` with its own table, incl. table bits */
-double ftab_cost_estimate(const uint32_t *counts, int ntok);
+FC_HIDDEN double ftab_cost_estimate(const uint32_t *counts, int ntok);
 /* cluster fine buckets (hist[FC_NFINE][FC_NTOK]) into <= maxctx contiguous contexts;
  * writes ctxmap[FC_NFINE], returns the number of contexts and the estimated bits */
-int cluster_buckets(const uint32_t *hist, int maxctx, uint8_t *ctxmap, double *bits);
+FC_HIDDEN int cluster_buckets(const uint32_t *hist, int maxctx, uint8_t *ctxmap, double *bits);
 
-double fc_fast_log2(double x);
+FC_HIDDEN double fc_fast_log2(double x);
 
 /* --- rANS (32-bit state, 16-bit words) ------------------------------------------------ */
 FC_INLINE void rans_put(uint32_t *x, uint16_t **pp, uint32_t start, uint32_t freq, int prec) {

@@ -3,8 +3,7 @@
  * numpy.packbits order (big-endian within a byte). */
 #include <math.h>
 
-#include "fc_internal.h"
-#include "fc_quant.h"
+#include "fc_codec.h"
 
 /* Find the special elements: returns their count and, when bits != NULL, writes the packed
  * mask ((n+7)/8 bytes). Integer sentinels are compared exactly in the element type (isent:
@@ -119,4 +118,28 @@ int64_t fc_range(const void *xb, int dtype, int64_t n, const uint8_t *mask, doub
     *lo = a;
     *hi = b;
     return count;
+}
+
+/* The mask bits of W elements from off, one byte each (the coder's rows); whether any is set. */
+int expand_mask(const uint8_t *mask, int64_t off, int64_t W, uint8_t *mrow) {
+    if (!mask) { memset(mrow, 0, (size_t)W); return 0; }
+    int64_t j = 0;
+    uint8_t any = 0;
+    for (; j < W && ((off + j) & 7); j++) { /* up to the next byte boundary */
+        const int64_t i = off + j;
+        mrow[j] = (mask[i >> 3] >> (7 - (i & 7))) & 1;
+        any |= mrow[j];
+    }
+    for (; j + 8 <= W; j += 8) { /* whole bytes */
+        const uint8_t b = mask[(off + j) >> 3];
+        any |= b;
+        if (!b) { memset(mrow + j, 0, 8); continue; }
+        for (int k = 0; k < 8; k++) mrow[j + k] = (b >> (7 - k)) & 1;
+    }
+    for (; j < W; j++) {
+        const int64_t i = off + j;
+        mrow[j] = (mask[i >> 3] >> (7 - (i & 7))) & 1;
+        any |= mrow[j];
+    }
+    return any != 0;
 }

@@ -1,8 +1,9 @@
 """cffi embedding: the library through which the C plugin calls the Python codec.
 
-Built by setup.py (``pip install``) next to the plugin. Its init code puts the
-site-packages directories of the installing Python on ``sys.path`` (a C host such as
-h5dump starts the interpreter without them), then the exported ``saecodec_h5_filter``
+Built by setup.py (``pip install``) next to the plugin. In an interpreter it started itself
+(a C host such as h5dump) its init code puts the site-packages directories of the
+installing Python on ``sys.path``; a Python host keeps its own (the plugin checked that it
+can import saecodec). Then the exported ``saecodec_h5_filter``
 runs :func:`saecodec.plugin.filter.filter_call`.
 """
 
@@ -19,10 +20,14 @@ INIT = r'''
 import sys
 # Started by a C host (no h5py loaded): saecodec must not import h5py in this process.
 sys._saecodec_c_host = "h5py" not in sys.modules
-for _d in {site_dirs!r}:
-    if _d not in sys.path:
-        import site
-        site.addsitedir(_d)
+# The build's site-packages only in an interpreter this library started (a C host): a
+# Python host that loaded the plugin (h5py) keeps its own sys.path; the plugin checked first
+# that it can import saecodec and cffi (c_filter/h5saecodec.c, python_host_refuses).
+if not getattr(sys, "_saecodec_h5_python_host", False):
+    for _d in {site_dirs!r}:
+        if _d not in sys.path:
+            import site
+            site.addsitedir(_d)
 from saecodec.plugin._saecodec_h5embed import ffi, lib
 
 

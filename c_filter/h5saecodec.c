@@ -103,10 +103,85 @@ static int python_symbols_global(void) {
     return found;
 }
 
+/* A Python host (h5py in some environment) runs the filter's Python side in its own
+   interpreter, so that interpreter must be able to load an extension built for the build's
+   Python (the embedded library's suffix is one of its extension suffixes) and import
+   saecodec and cffi from its own sys.path. The build's site-packages are never added to a
+   running host's sys.path (the embedded library adds them only in a C host, which it starts
+   itself): a foreign environment gets one line naming what to install. The check runs in a
+   namespace of its own, not the host's __main__. Returns 1 (refused, message printed) or 0. */
+static const char host_check[] =
+    "__import__('builtins').exec(r'''\n"
+    "import sys, importlib.util as u, importlib.machinery as m\n"
+    "sys._saecodec_h5_python_host = True\n"
+    "py = '{} (Python {}.{})'.format(sys.executable or 'this process', *sys.version_info[:2])\n"
+    "fix = 'install saecodec in this environment (pip install saecodec) and read with its plugin "
+    "(HDF5_PLUGIN_PATH=$(saecodec plugin-path))'\n"
+    "why = None\n"
+    "if not name.endswith(tuple(m.EXTENSION_SUFFIXES)):\n"
+    "    why = 'the plugin in ' + where + ' was built for another Python'\n"
+    "else:\n"
+    "    missing = [p for p, mod in (('saecodec', 'saecodec'), ('cffi', '_cffi_backend'))\n"
+    "               if u.find_spec(mod) is None]\n"
+    "    if missing:\n"
+    "        why = 'it cannot import ' + ' and '.join(missing)\n"
+    "if why:\n"
+    "    sys._saecodec_h5_refused = True\n"
+    "    sys.stderr.write('saecodec HDF5 filter: error: ' + py + ' cannot decode these chunks: ' + why\n"
+    "                     + '; ' + fix + chr(10))\n"
+    "    sys.stderr.flush()\n"
+    "elif hasattr(sys, '_saecodec_h5_refused'):\n"
+    "    del sys._saecodec_h5_refused\n"
+    "''', {'name': r'''%s''', 'where': r'''%.*s'''})\n";
+
+static int python_host_refuses(const char *dir, size_t dirlen) {
+    typedef int (*int_fn)(void);
+    typedef void (*release_fn)(int);
+    typedef int (*run_fn)(const char *);
+    typedef void *(*getobj_fn)(const char *);
+    void *self = dlopen(NULL, RTLD_NOW);
+    if (!self) return 0;
+    int_fn is_init = (int_fn)dlsym(self, "Py_IsInitialized");
+    int_fn ensure = (int_fn)dlsym(self, "PyGILState_Ensure");
+    release_fn release = (release_fn)dlsym(self, "PyGILState_Release");
+    run_fn run = (run_fn)dlsym(self, "PyRun_SimpleString");
+    getobj_fn getobj = (getobj_fn)dlsym(self, "PySys_GetObject");
+    int refused = 0;
+    if (is_init && ensure && release && run && getobj && is_init()) {
+        char code[sizeof host_check + 4096 + 256];
+        if (dirlen > 4096 || snprintf(code, sizeof code, host_check, SAE_EMBED_NAME, (int)dirlen, dir) >=
+                                 (int)sizeof code) {
+            fprintf(stderr, "saecodec HDF5 filter: plugin path too long\n");
+            dlclose(self);
+            return 1;
+        }
+        int state = ensure();
+        if (run(code) != 0) {
+            fprintf(stderr, "saecodec HDF5 filter: error: cannot check this Python for saecodec\n");
+            refused = 1;
+        } else {
+            refused = getobj("_saecodec_h5_refused") != NULL;
+        }
+        release(state);
+    }
+    dlclose(self);
+    return refused;
+}
+
 static embed_fn load_embed(void) {
     pthread_mutex_lock(&embed_lock);
     if (embed_entry) goto done;
-    if (!python_symbols_global()) {
+    Dl_info info;
+    if (!dladdr((void *)&H5PLget_plugin_info, &info) || !info.dli_fname) {
+        fprintf(stderr, "saecodec HDF5 filter: cannot find the plugin's own directory\n");
+        goto done;
+    }
+    const char *slash = strrchr(info.dli_fname, '/');
+    size_t dirlen = slash ? (size_t)(slash - info.dli_fname) : 1;
+    const char *dir = slash ? info.dli_fname : ".";
+    if (python_symbols_global()) {
+        if (python_host_refuses(dir, dirlen)) goto done;
+    } else {
         /* A C host: no Python yet (or only a private copy). Point the interpreter at the
            prefix the plugin was built for, unless the user chose another. */
         setenv("PYTHONHOME", SAE_PYTHON_HOME, 0);
@@ -115,15 +190,8 @@ static embed_fn load_embed(void) {
             goto done;
         }
     }
-    Dl_info info;
-    if (!dladdr((void *)&H5PLget_plugin_info, &info) || !info.dli_fname) {
-        fprintf(stderr, "saecodec HDF5 filter: cannot find the plugin's own directory\n");
-        goto done;
-    }
     char path[4096];
-    const char *slash = strrchr(info.dli_fname, '/');
-    size_t dirlen = slash ? (size_t)(slash - info.dli_fname) : 1;
-    if (snprintf(path, sizeof path, "%.*s/%s", (int)dirlen, slash ? info.dli_fname : ".", SAE_EMBED_NAME) >=
+    if (snprintf(path, sizeof path, "%.*s/%s", (int)dirlen, dir, SAE_EMBED_NAME) >=
         (int)sizeof path) {
         fprintf(stderr, "saecodec HDF5 filter: plugin path too long\n");
         goto done;

@@ -27,7 +27,8 @@ _register_hdf5_plugin()
 
 
 def __getattr__(name):
-    # Importing torch takes a second or two: load the codec only when asked for.
+    # numcodecs and zarr take a while to import, and a C HDF5 host imports this package
+    # for the filter alone: load the codecs only when asked for.
     if name == "SAECodec":
         from .codec import SAECodec
 

@@ -10,7 +10,7 @@ Bound modes (``BOUND_MODES``), for every element that is not masked:
   averages carry no bias (I(q) error bars grow by sqrt(1 + eb^2 / 3)).
 
 The residual section (format 3) is a compiled-coder stream (``coding.fast``, docs/fastcode.md)
-of the chunk in its own element type: it carries the mode, its parameters, a predictor per
+of the chunk in its own element type: it carries the mode, its parameters, a stencil per
 plane, and, for planes coded against the network's reconstruction y, a bit saying so. Such
 planes are verified against the bound minus two reserves: what the cast to the element
 type can add, and a guard for a decoder whose network output differs from the encoder's
@@ -32,27 +32,16 @@ from .errors import PayloadError
 NET_TOLERANCE = 2.0 ** -16
 # Reserve for float64 rounding in sinh and in y + e (64 ulps of the magnitudes).
 ROUND = 2.0 ** -46
-MODE_AE, MODE_AE_LORENZO, MODE_LORENZO, MODE_RAW = (residual.MODE_AE, residual.MODE_AE_LORENZO,
-                                                    residual.MODE_LORENZO, residual.MODE_RAW)
+MODE_AE, MODE_AE_LORENZO, MODE_LORENZO = residual.MODE_AE, residual.MODE_AE_LORENZO, residual.MODE_LORENZO
 # The codings a plane may use, by default: the network's prediction as it is (AE) or with a
-# spatial predictor on the residual (AE_LORENZO), or the plane alone (LORENZO: Lorenzo,
-# (W+N)/2 or none). Tests and benchmarks pass fewer to measure what each one buys.
-PREDICTORS = (MODE_AE, MODE_AE_LORENZO, MODE_LORENZO)
+# stencil on the residual (AE_LORENZO), or the plane alone (LORENZO: a stencil on the plane,
+# ``coding.fast.STENCILS``). Tests and benchmarks pass fewer to measure what each one buys.
+# (Not the codec option ``predictor``, which says whether the network may serve at all.)
+CODINGS = (MODE_AE, MODE_AE_LORENZO, MODE_LORENZO)
 BOUND_MODES = ("abs", "rel", "pwrel", "poisson")
 KIND_DIRECT, KIND_LOG = 0, 1  # the section holds one stream of the chunk / pwrel in log2 (coding.logpwrel)
 POISSON_MIN_EB = 2.0 ** -12 * 1.0000001  # below, no count moves: ints are stored losslessly
 CAST_SLICE = 1 << 16  # elements per step of ``cast``
-
-
-def absolute_bound(error_bound: float, bound_mode: str, x: np.ndarray, valid: np.ndarray) -> float:
-    """``rel`` is relative to the value range of the chunk's valid elements (SZ's convention)."""
-    if bound_mode != "rel":
-        return float(error_bound)
-    vals = x[valid]
-    if vals.size == 0:
-        return 0.0
-    with np.errstate(over="ignore"):
-        return float(error_bound) * (float(vals.max()) - float(vals.min()))
 
 
 def stream_mode(bound_mode: str, error_bound: float, c: np.ndarray, bits) -> tuple[str, float]:
@@ -104,22 +93,22 @@ def net_bounds(dtype: np.dtype, eb: float, x: np.ndarray, valid: np.ndarray, pre
     return np.where(np.isfinite(h), h, 0.0)
 
 
-def allowed_bits(predictors) -> int:
-    bits = (fast.ALLOW_PLAIN if MODE_LORENZO in predictors else 0) | (0x08 if MODE_AE in predictors else 0)
-    return bits | (0x30 if MODE_AE_LORENZO in predictors else 0) or fast.ALLOW_PLAIN
+def allowed_bits(codings) -> int:
+    bits = (fast.ALLOW_PLAIN if MODE_LORENZO in codings else 0) | (0x08 if MODE_AE in codings else 0)
+    return bits | (0x30 if MODE_AE_LORENZO in codings else 0) or fast.ALLOW_PLAIN
 
 
 def write_section(out: bytearray, x: np.ndarray, valid: np.ndarray, dtype: np.dtype, eb: float,
                   pred: np.ndarray | None, sens: np.ndarray | None, latent_bytes: int | None,
-                  predictors: tuple[int, ...] = PREDICTORS, mask=None) -> bool:
+                  codings: tuple[int, ...] = CODINGS, mask=None) -> bool:
     """Append the residual section for planes ``x`` (P, H, W) holding values of ``dtype``:
     |decoded - x| <= eb where ``valid``. Per plane against ``pred`` (with guard ``sens``)
-    or alone, as ``predictors`` allow; returns whether some plane uses ``pred`` (else the
+    or alone, as ``codings`` allow; returns whether some plane uses ``pred`` (else the
     caller drops the latents). The prediction is kept only if it saves more than the
     ``latent_bytes`` it costs (None: the latents are stored anyway). ``mask``: packed bits of
     elements not to code at all (the decoder passes the same to :func:`reconstruct`)."""
     x = np.ascontiguousarray(x).astype(np.dtype(dtype).newbyteorder("="), copy=False)
-    allowed = allowed_bits(predictors)
+    allowed = allowed_bits(codings)
     uses = False
     if pred is None or not allowed & fast.ALLOW_PRED:
         stream = fast.encode(x, "abs", eb, mask=mask, allowed=allowed & fast.ALLOW_PLAIN or fast.ALLOW_PLAIN)
@@ -138,13 +127,13 @@ def write_section(out: bytearray, x: np.ndarray, valid: np.ndarray, dtype: np.dt
 
 
 def write_network(out: bytearray, x: np.ndarray, masked: np.ndarray, bound_mode: str, error_bound: float,
-                  y: np.ndarray, sens: np.ndarray, latent_bytes: int, predictors=PREDICTORS) -> bool:
+                  y: np.ndarray, sens: np.ndarray, latent_bytes: int, codings=CODINGS) -> bool:
     """The residual section of planes ``x`` (P, H, W, own type) coded against the network's
     reconstruction ``y`` where that pays, masked elements skipped; whether it uses ``y``."""
     x = x if x.dtype.isnative else x.astype(x.dtype.newbyteorder("="))
     bits = np.packbits(masked.reshape(-1)) if masked.any() else None
     if bound_mode == "pwrel":
-        allowed = allowed_bits(predictors)
+        allowed = allowed_bits(codings)
         body = logpwrel.encode(x, masked, error_bound, y, sens, allowed, bits) if allowed & fast.ALLOW_PRED else None
         plain = fast.encode(x, "pwrel", error_bound, mask=bits)
         if body is None or len(plain) <= len(body) + latent_bytes:
@@ -155,15 +144,13 @@ def write_network(out: bytearray, x: np.ndarray, masked: np.ndarray, bound_mode:
         out += body
         return True
     mode, eb = stream_mode(bound_mode, error_bound, x, bits)  # rel -> abs; eb < 1 on integers: 0
-    return write_section(out, x, ~masked, x.dtype, eb, y, sens, latent_bytes, predictors, mask=bits)
+    return write_section(out, x, ~masked, x.dtype, eb, y, sens, latent_bytes, codings, mask=bits)
 
 
 def read_section(reader: fmt.Reader, p: int, plane: tuple[int, int], dtype: np.dtype, has_latents: bool,
-                 version: int | None = None) -> dict:
-    """A residual section: format 3 streams, or format 2 (``coding.residual``). ``version``:
-    the payload's (default: read from a reader over the whole payload, else 3)."""
-    if version is None:
-        version = reader.buf[2] if len(reader.buf) > 2 and bytes(reader.buf[:2]) == fmt.MAGIC else 3
+                 version: int) -> dict:
+    """A residual section of a payload of format ``version`` (``Header.version``): format 3
+    streams, or format 2 (``coding.residual``)."""
     if version < 3:
         return residual.read_v2(reader, p, plane, dtype, has_latents)
     kind = reader.u8()
@@ -181,7 +168,7 @@ def read_section(reader: fmt.Reader, p: int, plane: tuple[int, int], dtype: np.d
 
 def plane_modes(sec: dict) -> np.ndarray:
     """Per plane, the coding a read section uses (``MODE_*``; format 3: Lorenzo stands for any
-    predictor on the plane itself, AE_LORENZO for any on the residual to the network's)."""
+    stencil on the plane itself, AE_LORENZO for any on the residual to the network's)."""
     if sec["version"] < 3:
         return sec["modes"]
     pk, on = fast.plane_choices(sec.get("log", sec.get("stream")), sec["planes"])

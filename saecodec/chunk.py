@@ -8,7 +8,10 @@ encode: masked pixels set aside and filled (coding.mask) -> frames (tiling) -> t
         (coding.raw), as is a bounded 64-bit integer chunk that float64 cannot hold.
         The bounded modes run no network unless ``predictor="network"``: masked pixels
         found and the residual stream coded in C on the chunk as it is (the fast path).
-decode: the same backwards; needs only the payload and the model.
+decode: the same backwards; needs only the payload, and the model only when the payload
+        runs its network: a bounded or lossless payload without latents or quality gate
+        (every payload of the model-free codec, ``model`` None) decodes with numpy and the
+        compiled coder alone, so a codec passes its model as a function called on need.
 """
 
 from __future__ import annotations
@@ -45,43 +48,50 @@ def check_input(arr) -> np.ndarray:
     return arr
 
 
-def encode_chunk(model: Model, arr, options: CodecOptions | None = None, *, mask=None, device=None,
-                 predictors=bound.PREDICTORS, **settings) -> bytes:
+def encode_chunk(model: Model | None, arr, options: CodecOptions | None = None, *, mask=None, device=None,
+                 codings=bound.CODINGS, **settings) -> bytes:
     """One chunk -> payload, with the codec's ``options`` or their ``settings`` as keywords.
+    ``model`` None: the model-free codec (the bounded and lossless modes; model check 0,
+    the 2D plane as tile).
 
     ``error_bound`` with ``bound_mode`` (abs, rel, pwrel, poisson: ``saecodec.bound``)
     guarantees its bound for every element; without it the payload is the pure
     autoencoder, under the quality gate ``max_error`` (default ``DEFAULT_MAX_ERROR``; None:
     off). NaN, +-inf, ``mask_values``, ``mask_below`` and ``mask`` pixels (the options'
     and this call's boolean ``mask``) come back exactly.
-    ``predictors`` narrows the residual codings the encoder may pick (``bound.MODE_*``).
+    ``codings`` narrows the residual codings a plane may use (``bound.MODE_*``).
     """
     with runtime.reproducible():  # the same chunk gives the same bytes, whatever the thread count
-        return _encode(model, arr, options, mask, device, predictors, settings)
+        return _encode(model, arr, options, mask, device, codings, settings)
 
 
-def _encode(model, arr, options, mask, device, predictors, settings) -> bytes:
+def _encode(model, arr, options, mask, device, codings, settings) -> bytes:
     if options is None:
         settings.setdefault("max_error", DEFAULT_MAX_ERROR)
-    opts = options if options is not None else CodecOptions.create(model.freeze(), **settings)
-    if opts.model != model.freeze():
-        raise SaecodecError(f"the codec options name model {opts.model}, not {model.name!r} ({model.identity})")
+    identity = None if model is None else model.freeze()
+    opts = options if options is not None else CodecOptions.create(identity, **settings)
+    if opts.model != identity:
+        raise SaecodecError(f"the codec options name model {opts.model}, not "
+                            + ("none" if model is None else f"{model.name!r} ({identity})"))
     arr = check_input(arr)
     fortran = arr.flags.f_contiguous and not arr.flags.c_contiguous
     c = np.ascontiguousarray(arr)
     ext = fmt.EXT_BIG_ENDIAN if c.dtype.str[0] == ">" else 0
     if not c.dtype.isnative:  # everything below sees native values; decode restores the order
         c = c.astype(c.dtype.newbyteorder("="))
-    tile = model.tile_for(c.shape)
-    coder = latents.coder_for(model, quant.latent_code(opts.latent_dtype), level=opts.level,
-                              net=lambda: runtime.HyperNet(model, device))
-    head = dict(model_check=fmt.model_check(model.freeze()), dtype=c.dtype, latent_code=coder.value_code,
-                shape=tuple(c.shape), tile=tile, ext=ext)
-    flags = coder.kind_code | (fmt.FLAG_FORTRAN if fortran else 0)
+    head = dict(model_check=fmt.model_check(identity), dtype=c.dtype, latent_code=0, shape=tuple(c.shape),
+                tile=tiling.whole(c.shape), ext=ext)
+    flags = fmt.FLAG_FORTRAN if fortran else 0
+    if model is not None:  # the header names the model's tile and latent kind, as every reader expects
+        coder = latents.coder_for(model, quant.latent_code(opts.latent_dtype), level=opts.level,
+                                  net=lambda: runtime.HyperNet(model, device))
+        head.update(latent_code=coder.value_code, tile=model.tile_for(c.shape))
+        flags |= coder.kind_code
     if not c.size:
         return _raw_payload(flags, head, c)
     if opts.error_bound is not None and not _runs_network(opts, c):
         return _encode_bounded(c, opts, mask, flags, head)
+    tile = head["tile"]
     masked = masks.find(c, opts, mask)
     if opts.error_bound is not None and _beyond_float64(c, masked):
         return _raw_payload(flags, head, c)  # float64 would round it
@@ -90,12 +100,16 @@ def _encode(model, arr, options, mask, device, predictors, settings) -> bytes:
     del filled  # 8 bytes per element, not needed again
     lat = runtime.encode(model, z, tile, device)
     section, seen, seen_side = coder.write(lat, side)
+    gated = opts.error_bound is None and opts.max_error is not None
+    z_dec = runtime.decode(model, seen, tile, device) if gated or opts.error_bound is not None else None
 
     body, gate_block = bytearray(), b""
-    if opts.error_bound is None and opts.max_error is not None:
+    if gated:
         head["ext"] |= fmt.EXT_GATE
-        gate_block, section = _gate(model, coder, c, masked, z, lat, side, section, seen, seen_side, tile,
-                                    opts.max_error, device, predictors)
+        frames, valid = tiling.split(c, tile), gate.valid_frames(masked, c.shape, tile)
+        a = gate.assess(model, frames, valid, z, z_dec, seen_side, opts.max_error)
+        section, every = _kept_latents(coder, lat, side, ~a.fallback, section, seen)
+        gate_block = gate.write(a, model, frames, valid, every, codings)
         if section is None:
             flags |= fmt.FLAG_NO_LATENTS
     if masked.any():
@@ -103,8 +117,8 @@ def _encode(model, arr, options, mask, device, predictors, settings) -> bytes:
         masks.write(body, c, masked)
     if opts.error_bound is not None:
         flags |= fmt.FLAG_RESIDUAL
-        prediction = _reconstruct(model, seen, seen_side, c.shape, tile, device)
-        if not _write_residual(body, model, c, masked, opts, prediction, seen_side, tile, len(section), predictors):
+        y = tiling.join(model.transform.inverse(z_dec, seen_side, tile), c.shape, tile)
+        if not _write_residual(body, model, c, masked, opts, y, z_dec, seen_side, tile, len(section), codings):
             flags |= fmt.FLAG_NO_LATENTS
     header = fmt.Header(flags, **head).pack()
     out = header + gate_block + (b"" if flags & fmt.FLAG_NO_LATENTS else section) + body
@@ -151,23 +165,20 @@ def _beyond_float64(c: np.ndarray, masked: np.ndarray) -> bool:
     return bool(((c > lim) | (c < -lim if c.dtype.kind == "i" else False))[~masked].any())
 
 
-def _gate(model, coder, c, masked, z_in, lat, side, section, seen, seen_side, tile, max_error, device, predictors):
-    """The quality gate's section, and the latent section to store (None: no frame needs latents)."""
-    frames = tiling.split(c, tile)
-    valid = gate.valid_frames(masked, c.shape, tile)
-    z = runtime.decode(model, seen, tile, device)
-    a = gate.assess(model, frames, valid, z_in, z, seen_side, max_error)
-    keep = ~a.fallback
-    kept = None  # the latent section of the frames that met the target
-    if a.fallback.any():
-        kept, kept_lat, _ = coder.write(lat[keep], side[keep]) if keep.any() else (b"", seen[keep], None)
-        if not np.array_equal(kept_lat, seen[keep]):  # a coder whose frames depend on each other
-            kept = None
-    block, all_latents = gate.write(a, model, frames, valid, z, seen_side,
-                                    None if kept is None else len(section) - len(kept), predictors)
-    if all_latents:
-        return block, section
-    return block, (kept if keep.any() else None)
+def _kept_latents(coder, lat, side, keep, section, seen) -> tuple[bytes | None, bool]:
+    """The latent section to store once the quality gate kept the frames ``keep``, and whether
+    it holds every frame's latents. The fallback frames' latents are dropped (their coding
+    does not use the network): a section is one range-coded message, so the kept frames are
+    coded anew, the one case where frames are coded twice; a coder whose frames depend on
+    each other (the kept frames would read back other latents) keeps every frame's."""
+    if keep.all():
+        return section, True
+    if not keep.any():
+        return None, False
+    kept, kept_lat, _ = coder.write(lat[keep], side[keep])
+    if not np.array_equal(kept_lat, seen[keep]):
+        return section, True
+    return kept, False
 
 
 def _plane_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -175,21 +186,21 @@ def _plane_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
     return (math.prod(shape[:-2]),) + tuple(shape[-2:])
 
 
-def _reconstruct(model: Model, lat: np.ndarray, side: np.ndarray, shape, tile, device) -> tuple[np.ndarray, np.ndarray]:
-    """Latents -> network decoder -> inverse transform: (chunk float64, network output z)."""
+def _reconstruct(model: Model, lat: np.ndarray, side: np.ndarray, shape, tile, device) -> np.ndarray:
+    """Latents -> network decoder -> inverse transform: the chunk in float64."""
     z = runtime.decode(model, lat, tile, device)
-    return tiling.join(model.transform.inverse(z, side, tile), shape, tile), z
+    return tiling.join(model.transform.inverse(z, side, tile), shape, tile)
 
 
 def _write_residual(out: bytearray, model: Model, c: np.ndarray, masked: np.ndarray, opts: CodecOptions,
-                    prediction, side: np.ndarray, tile, latent_bytes: int, predictors) -> bool:
-    """The residual section against the decoder's reconstruction; whether it uses it."""
+                    y: np.ndarray, z: np.ndarray, side: np.ndarray, tile, latent_bytes: int, codings) -> bool:
+    """The residual section against the decoder's reconstruction ``y`` (from the network's
+    output ``z``); whether it uses it."""
     planes = _plane_shape(c.shape)
-    y, z = prediction
     guard = model.transform.sensitivity(z, side, bound.NET_TOLERANCE).reshape((-1,) + tile)
     guard = tiling.join(guard, c.shape, tile).reshape(planes)
     return bound.write_network(out, c.reshape(planes), masked.reshape(planes), opts.bound_mode, opts.error_bound,
-                               y.reshape(planes), guard, latent_bytes, predictors)
+                               y.reshape(planes), guard, latent_bytes, codings)
 
 
 class _Parts(NamedTuple):
@@ -200,25 +211,45 @@ class _Parts(NamedTuple):
     gate: gate.Gate | None = None  # the quality gate (pure mode)
 
 
-def _read_payload(model: Model, buf, device=None, expect: fmt.Expect | None = None) -> tuple[fmt.Header, _Parts]:
-    """Header and every section, checked against the container's chunk (``expect``), the model
-    and the payload's end; runs no network but a hyperprior coder's (h_s decides y's tables)."""
-    reader = fmt.Reader(buf)
-    h = fmt.Header.unpack(reader)
-    if expect is not None:
-        expect.check(h)
+def needs_network(h: fmt.Header) -> bool:
+    """Whether a payload runs the model's network (or its transform: the quality gate's
+    fallbacks are coded in its domain): latents, or a quality gate."""
+    return not h.flags & fmt.FLAG_RAW and (not h.flags & fmt.FLAG_NO_LATENTS or bool(h.ext & fmt.EXT_GATE))
+
+
+def _network(model, h: fmt.Header) -> Model:
+    """The model a payload that needs one was written with: ``model`` itself, or what the
+    codec's function loads; its identity checked against the payload's model check."""
+    if model is None:
+        raise ModelMismatchError(f"payload was written with a model whose identity starts with "
+                                 f"{h.model_check.hex()} and needs its network, but the codec has no model")
+    model = model() if callable(model) else model
     if h.model_check != fmt.model_check(model.freeze()):
         raise ModelMismatchError(
             f"payload was written with a model whose identity starts with {h.model_check.hex()}, "
             f"but the codec's model {model.name!r} is {model.identity}"
         )
+    return model
+
+
+def _read_payload(model, buf, device=None, expect: fmt.Expect | None = None
+                  ) -> tuple[fmt.Header, _Parts, Model | None]:
+    """Header and every section, checked against the container's chunk (``expect``), the
+    payload's end and, when the payload needs it, the model (``model``: a Model, None, or a
+    function loading it on need); runs no network but a hyperprior coder's (h_s decides y's
+    tables). Returns the model it used."""
+    reader = fmt.Reader(buf)
+    h = fmt.Header.unpack(reader)
+    if expect is not None:
+        expect.check(h)
+    model = _network(model, h) if needs_network(h) else None
     if h.flags & fmt.FLAG_RAW:
         parts = _Parts(raw=raw.read(reader, h.shape, h.dtype))
     else:
-        if h.tile != model.tile_for(h.shape):
+        if model is not None and h.tile != model.tile_for(h.shape):
             raise PayloadError(f"corrupted payload: tile {h.tile} differs from the model's {model.tile_for(h.shape)}")
-        kind = latents.CODERS.get(model.latent_kind)
-        if kind is None or h.latent_kind != kind.kind_code:
+        kind = None if model is None else latents.CODERS.get(model.latent_kind)
+        if model is not None and (kind is None or h.latent_kind != kind.kind_code):
             raise PayloadError(f"corrupted payload: latent kind {h.latent_kind} is not the model's {model.latent_kind!r}")
         has_latents = not h.flags & fmt.FLAG_NO_LATENTS
         planes, ny, nx = tiling.grid(h.shape, h.tile)
@@ -227,7 +258,7 @@ def _read_payload(model: Model, buf, device=None, expect: fmt.Expect | None = No
         if h.ext & fmt.EXT_GATE:
             if h.flags & fmt.FLAG_RESIDUAL:
                 raise PayloadError("corrupted payload: a quality gate in an error-bounded payload")
-            g = gate.read(reader, frames, h.tile, h.dtype)
+            g = gate.read(reader, frames, h.tile, h.dtype, h.version)
             frames = int(g.latent_frames.sum())
             if has_latents != bool(frames):
                 raise PayloadError("corrupted payload: the quality gate and the latent flag disagree")
@@ -240,16 +271,18 @@ def _read_payload(model: Model, buf, device=None, expect: fmt.Expect | None = No
         residual = None
         if h.flags & fmt.FLAG_RESIDUAL:
             p, hh, ww = _plane_shape(h.shape)
-            residual = bound.read_section(reader, p, (hh, ww), h.dtype, has_latents)
+            residual = bound.read_section(reader, p, (hh, ww), h.dtype, has_latents, h.version)
         parts = _Parts(latents=lat, mask=mask, residual=residual, gate=g)
     if reader.remaining():
         raise PayloadError(f"corrupted payload: {reader.remaining()} unexpected trailing bytes")
-    return h, parts
+    return h, parts, model
 
 
-def decode_chunk(model: Model, buf, *, device=None, expect: fmt.Expect | None = None) -> np.ndarray:
-    """Payload -> chunk; ``expect``: what the container says the chunk is (checked first)."""
-    h, parts = _read_payload(model, buf, device, expect)
+def decode_chunk(model, buf, *, device=None, expect: fmt.Expect | None = None) -> np.ndarray:
+    """Payload -> chunk. ``model``: the Model, None (the model-free codec), or a function
+    returning the Model, called only for a payload that runs its network; ``expect``: what
+    the container says the chunk is (checked before anything is decoded)."""
+    h, parts, model = _read_payload(model, buf, device, expect)
     if parts.raw is not None:
         return _order(parts.raw, h)
     if parts.gate is not None:
@@ -257,7 +290,7 @@ def decode_chunk(model: Model, buf, *, device=None, expect: fmt.Expect | None = 
         z = None if lat is None else runtime.decode(model, lat, h.tile, device)
         out = tiling.join(gate.apply(parts.gate, model, z, side, h.tile, h.dtype), h.shape, h.tile)
     else:
-        y = None if parts.latents is None else _reconstruct(model, *parts.latents, h.shape, h.tile, device)[0]
+        y = None if parts.latents is None else _reconstruct(model, *parts.latents, h.shape, h.tile, device)
         if parts.residual is not None:
             planes = _plane_shape(h.shape)
             skip = parts.mask[0] if parts.mask is not None and parts.residual["version"] >= 3 else None
@@ -278,9 +311,9 @@ def _order(out: np.ndarray, h: fmt.Header) -> np.ndarray:
     return np.asfortranarray(out) if h.flags & fmt.FLAG_FORTRAN else out
 
 
-def plane_modes(model: Model, buf) -> np.ndarray | None:
+def plane_modes(model, buf) -> np.ndarray | None:
     """Per 2D plane, the residual coding the encoder chose (``bound.MODE_*``); None without a bound."""
-    _, parts = _read_payload(model, buf)
+    _, parts, _ = _read_payload(model, buf)
     return None if parts.residual is None else bound.plane_modes(parts.residual)
 
 
@@ -294,13 +327,13 @@ def payload_stats(buf) -> dict:
     frames = coded = planes * ny * nx
     fallbacks = 0
     if h.ext & fmt.EXT_GATE:
-        g = gate.read(reader, frames, h.tile, h.dtype)
+        g = gate.read(reader, frames, h.tile, h.dtype, h.version)
         fallbacks, coded = int(g.fallback.sum()), int(g.latent_frames.sum())
     has_latents = not h.flags & (fmt.FLAG_RAW | fmt.FLAG_NO_LATENTS)
     nnz = reader.varint() - coded if has_latents and h.latent_kind == fmt.LATENT_SPARSE else None
     return {"frames": frames, "nnz": nnz, "bytes": size, "raw_chunk": bool(h.flags & fmt.FLAG_RAW),
             "latents": has_latents, "latent_frames": coded if has_latents else 0, "fallback_frames": fallbacks,
-            "version": int(reader.buf[2])}
+            "version": h.version}
 
 
 def fallback_frames(payload) -> int:

@@ -12,13 +12,18 @@ def register(sub) -> None:
     b.add_argument("--limit", type=int, help="use only the first N frames of --data")
     b.add_argument("--frames", type=int, default=2000, help="frames to simulate when no --data (default 2000)")
     b.add_argument("--seed", type=int, default=1, help="simulation seed; training used 0 (default 1)")
-    b.add_argument("--domain", choices=("log", "intensity"), default="log",
-                   help="compress log10(I) (default; bounds in decades; intensity models run as their log10-input "
-                        "variant, `saecodec models derive MODEL --input log10`) or the intensities themselves")
+    b.add_argument("--domain", choices=("log", "intensity"), default=None,
+                   help="compress log10(I) (default for floats; bounds in decades; intensity models run as their "
+                        "log10-input variant, `saecodec models derive MODEL --input log10`) or the intensities "
+                        "themselves (default for integer counts, kept in their integer type)")
     b.add_argument("--models", nargs="+", help="saecodec models (name, identity or file; default: the default "
                    "model sas-conv-h; rd suite: sas-conv-h and the L1 paper's sas64-l1)")
-    b.add_argument("--bounds", nargs="+", type=float, default=[1e-2, 1e-3, 1e-4],
-                   help="absolute error bounds, in the compressed values' units (default 1e-2 1e-3 1e-4)")
+    b.add_argument("--bounds", nargs="+", type=float, default=None,
+                   help="absolute error bounds, in the compressed values' units (default 1e-2 1e-3 1e-4; integer "
+                        "counts: 1 4, next to lossless and poisson 0.5 / 1)")
+    from .cli_files import mask_args
+
+    mask_args(b)
     b.add_argument("--stack", type=int, default=64, help="frames per chunk of the stacked chunking (default 64)")
     b.add_argument("--fit-frames", type=int, default=16, help="sphere frames refitted per method (0: none)")
     b.add_argument("--pca-train", type=int, default=2000,
@@ -31,7 +36,7 @@ def register(sub) -> None:
                    help="models (default): the models and SZ3/ZFP/SPERR/zstd at absolute bounds on --data or "
                         "simulated frames; bounds: pwrel on the real frames against SZ2/SZ3/SPERR with the I(q) "
                         "check, lossless and poisson on the raw Pilatus frames against Bitshuffle+LZ4/zstd "
-                        "(../shared/data; saecodec.bench.bounds); rd: the pure mode over its rate levels against "
+                        "(SAECODEC_DATA or ../shared/data: saecodec.data.shared); rd: the pure mode over its rate levels against "
                         "SPERR/SZ3/ZFP swept over their bounds at equal error, on the simulated (or --data) frames "
                         "and the real frames (saecodec.bench.rd; outputs rd_TAG.*)")
     b.add_argument("--no-real", action="store_true", help="rd suite: skip the shared real frames")
@@ -42,6 +47,7 @@ def register(sub) -> None:
 def _cmd_bench(args) -> int:
     from . import model_store
     from .bench import datasets, report, run
+    from .cli_files import mask_values
     from .errors import SaecodecError
 
     progress = not args.quiet
@@ -50,20 +56,23 @@ def _cmd_bench(args) -> int:
     if args.suite == "bounds":
         from .bench import bounds
 
-        result = bounds.run(args.models[0], repeat=args.repeat, eb=args.bounds[0])
+        result = bounds.run(args.models[0], repeat=args.repeat, eb=(args.bounds or [1e-2])[0])
         return _emit(bounds.markdown(result, args.command_line), bounds.save(result, args.out, args.tag,
                                                                              args.command_line))
     if args.data:
         data = datasets.file_dataset(args.data, args.dataset, args.domain, args.limit)
     else:
-        data = datasets.simulated_dataset(args.frames, args.seed, args.domain, progress)
+        data = datasets.simulated_dataset(args.frames, args.seed, args.domain or "log", progress)
+    counts = data.values.dtype.kind in "iu"
+    if args.bounds is None:
+        args.bounds = [1.0, 4.0] if counts else [1e-2, 1e-3, 1e-4]
     models = []
     for name in args.models:
         m = model_store.load(name)
         if m.frame_shape is not None and tuple(m.frame_shape) != data.values.shape[1:] and \
                 min(data.values.shape[1:]) < min(m.frame_shape):  # a whole-frame model takes any size
             raise SaecodecError(f"model {m.name} takes {m.frame_shape} frames; the data's are {data.values.shape[1:]}")
-        if (args.domain == "log" or args.suite == "rd") and m.transform.kind == "asinh":  # `saecodec models derive`
+        if (data.domain == "log" or args.suite == "rd") and m.transform.kind == "asinh":  # `saecodec models derive`
             m = model_store.remember(m.for_log10_input())
             print(f"bench: {m.name} ({m.identity}) = `saecodec models derive {name} --input log10`", file=sys.stderr)
         models.append(m)
@@ -73,9 +82,9 @@ def _cmd_bench(args) -> int:
     if args.pca_train and not args.data and not args.no_baselines:
         from .data import sas
 
-        pca_train = datasets.to_domain(sas.simulate(args.pca_train, seed=0, progress=progress).frames, args.domain)
+        pca_train = datasets.to_domain(sas.simulate(args.pca_train, seed=0, progress=progress).frames, data.domain)
     result = run.run(data, models, args.bounds, stack=args.stack, fit_frames=args.fit_frames, pca_train=pca_train,
-                     progress=progress, baselines=not args.no_baselines)
+                     progress=progress, baselines=not args.no_baselines, mask_values=mask_values(args))
     return _emit(report.markdown(result, args.command_line), report.save(result, args.out, args.tag,
                                                                          args.command_line))
 

@@ -3,11 +3,14 @@
 Registered under the ``numcodecs.codecs`` entry point, so a Zarr (format 2) store
 written with it reads back in a process that never imports saecodec. Its config
 records the model's identity (SHA-256 of the model file) and name; the network itself is
-loaded through :mod:`saecodec.model_store` on first use.
+loaded through :mod:`saecodec.model_store` when a chunk needs it: never for the bounded
+and lossless payloads, which decode without torch. ``model=None`` is the model-free
+codec: those modes only, written and read without torch or a model file.
 """
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import numpy as np
@@ -16,10 +19,11 @@ from numcodecs.compat import ensure_contiguous_ndarray, ensure_ndarray_like, nda
 
 from . import chunk, model_store
 from .coding import payload as fmt
-from .errors import SaecodecError
+from .errors import LossyCountsWarning, SaecodecError
 from .models import runtime
 from .models.model import Model
-from .options import ALIASES, CODEC_ID, DEFAULT_MAX_ERROR, OPTION_NAMES, CodecOptions
+from . import options as opts
+from .options import ALIASES, CODEC_ID, OPTION_NAMES, CodecOptions
 
 
 class SAECodec(Codec):
@@ -27,9 +31,11 @@ class SAECodec(Codec):
 
     Parameters
     ----------
-    model : str or Model
+    model : str, Model or None
         Identity (64 hex digits), identity prefix, name or file path of a model, or a
-        :class:`saecodec.models.Model`.
+        :class:`saecodec.models.Model`. None (the default): no model, the bounded and
+        lossless modes only (``error_bound`` required; pure mode, ``predictor="network"``
+        and ``level`` refused); needs neither torch nor a model file, to write or to read.
     latent_dtype : {"float16", "bfloat16", "float32"}
         Storage type of the latent values of sparse (L1) models; ``weight_dtype`` is its
         old name and still accepted. Dense (RRAE) models quantise their coefficients with
@@ -84,30 +90,27 @@ class SAECodec(Codec):
         in steps of 1/32. Default: the model's middle level ((L - 1) / 2, 2.5 for
         ``sas-conv-h``). A model without levels refuses it at its first chunk.
 
-    The options are checked once into :attr:`options` (a frozen
-    :class:`saecodec.options.CodecOptions`); ``codec.error_bound`` etc. read them.
+    Every parameter but ``model`` is a keyword; ``SAEZarrCodec`` and ``hdf5.SAE`` take the
+    same ones (``saecodec.options.signature``). The options are checked once into
+    :attr:`options` (a frozen :class:`saecodec.options.CodecOptions`); ``codec.error_bound``
+    etc. read them.
     """
 
     codec_id = CODEC_ID
 
-    def __init__(self, model, latent_dtype: str | None = None, device=None, model_name: str | None = None,
-                 error_bound: float | None = None, bound_mode: str | None = None, mask_value=None,
-                 max_error: float | None = DEFAULT_MAX_ERROR, *, weight_dtype: str | None = None,
-                 mask_values=None, mask_below=None, mask=None, predictor: str | None = None,
-                 level: float | None = None):
-        runtime.check_device(device)
-        identity, name = model_store.identify(model, model_name)
-        self.options = CodecOptions.create(identity, model_name=name, latent_dtype=latent_dtype,
-                                           weight_dtype=weight_dtype, error_bound=error_bound,
-                                           bound_mode=bound_mode, mask_value=mask_value, max_error=max_error,
-                                           mask_values=mask_values, mask_below=mask_below, mask=mask,
-                                           predictor=predictor, level=level)
+    def __init__(self, model=None, *, device=None, **options):
+        self.options = opts.new(model, options)
+        if self.options.model is not None:
+            runtime.check_device(device)
         self.device = device
-        self._model: Model | None = model if isinstance(model, Model) else model_store.loaded(identity)
+        self._model: Model | None = model if isinstance(model, Model) else model_store.loaded(self.options.model)
+
+    __init__.__signature__ = opts.signature(inspect.Parameter("device", inspect.Parameter.KEYWORD_ONLY, default=None))
 
     @classmethod
     def from_options(cls, options: CodecOptions, device=None) -> "SAECodec":
-        runtime.check_device(device)
+        if options.model is not None:
+            runtime.check_device(device)
         codec = cls.__new__(cls)
         codec.options, codec.device, codec._model = options, device, model_store.loaded(options.model)
         return codec
@@ -119,8 +122,11 @@ class SAECodec(Codec):
         return getattr(options, name if hasattr(CodecOptions, name) else ALIASES.get(name, name))
 
     def resolve_model(self) -> Model:
-        """The network, loaded on first use so that opening a store never needs it."""
+        """The network, loaded on first need so that opening a store, and reading chunks
+        that run no network, never needs it (nor torch)."""
         if self._model is None:
+            if self.options.model is None:
+                raise SaecodecError("this codec has no model (model=None)")
             self._model = model_store.load(self.options.model, name=self.options.model_name)
         return self._model
 
@@ -129,7 +135,13 @@ class SAECodec(Codec):
             raise SaecodecError(f"this codec's stored config cannot be used to write: {self._refused}; it was "
                                 "written by another saecodec version or damaged (reading works)")
         arr = buf if isinstance(buf, np.ndarray) else ensure_contiguous_ndarray(buf)
-        return chunk.encode_chunk(self.resolve_model(), arr, self.options, device=self.device)
+        if self.options.error_bound is None and arr.dtype.kind in "iu" and not self.__dict__.get("_warned_counts"):
+            self.__dict__["_warned_counts"] = True  # once per codec: its chunks all say the same
+            warnings.warn(LossyCountsWarning(
+                f"the pure mode is lossy on {arr.dtype} data: integer counts come back rounded, their totals and "
+                "I(q) moved; error_bound=0 (lossless) or bound_mode='poisson' keeps the counts"), stacklevel=2)
+        model = None if self.options.model is None else self.resolve_model()
+        return chunk.encode_chunk(model, arr, self.options, device=self.device)
 
     def decode(self, buf, out=None, *, shape=None, dtype=None):
         """Payload -> chunk. ``shape`` and ``dtype`` are the container's chunk (zarr v3's chunk
@@ -143,7 +155,8 @@ class SAECodec(Codec):
                                              and buf.flags.c_contiguous) else ensure_contiguous_ndarray(buf)
         target = None if out is None else ensure_ndarray_like(out)
         expect = _expect(shape, dtype, target)
-        dec = chunk.decode_chunk(self.resolve_model(), data, device=self.device, expect=expect)
+        model = None if self.options.model is None else self._model if self._model is not None else self.resolve_model
+        dec = chunk.decode_chunk(model, data, device=self.device, expect=expect)
         if target is None:
             return dec
         if target.dtype != np.uint8 and target.dtype != dec.dtype:
@@ -157,14 +170,15 @@ class SAECodec(Codec):
     @classmethod
     def from_config(cls, config):
         """From a stored config: its model by identity (or a name written by hand), resolved in
-        the model store only; a file path in a config is refused (``model_store.identify_stored``)."""
+        the model store only, a file path in a config refused (``model_store.identify_stored``);
+        no ``model`` (or ``"model": null``): the model-free codec. A config this saecodec cannot
+        write with (a newer one's key, a bad encoder option) still reads, with a warning."""
         config = dict(config)
-        if "model" not in config:
-            raise SaecodecError("a saecodec config names no model")
         stored = {k: v for k, v in config.items() if k != "id"}
         name = config.get("model_name")
-        config["model"], config["model_name"] = model_store.identify_stored(
-            config["model"], name if isinstance(name, str) else None)
+        if config.get("model") is not None:
+            config["model"], config["model_name"] = model_store.identify_stored(
+                config["model"], name if isinstance(name, str) else None)
         options, refused = CodecOptions.for_reading(config)
         if refused is None and not isinstance(name, (str, type(None))):
             refused = f"model_name must be a string, got {type(name).__name__}"

@@ -20,3 +20,7 @@ class ModelNotFoundError(SaecodecError, LookupError):
 
 class ModelMismatchError(SaecodecError):
     """A model file or payload does not belong to the model that was asked for."""
+
+
+class LossyCountsWarning(UserWarning):
+    """Integer counts coded in the pure mode: what comes back is not the counts."""

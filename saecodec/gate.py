@@ -184,17 +184,14 @@ def assess(model, frames: np.ndarray, valid: np.ndarray, z_in: np.ndarray, z: np
     return Assessment(fallback, h_code, np.where(h_code > 0, FIRST_TRY * h, 0.0), target, lo, hi)
 
 
-def write(a: Assessment, model, frames: np.ndarray, valid: np.ndarray, z: np.ndarray, side: np.ndarray,
-          latent_bytes: int | None, predictors=bound.PREDICTORS) -> tuple[bytes, bool]:
-    """The gate section, and whether every frame keeps its latents (else the caller stores
-    latents only for the frames that met the target, since the fallback codings do not use
-    the network). ``latent_bytes`` None: the latents cannot be split, every frame keeps its
-    own. ``z`` and ``side`` are the network's output, not used by this coding."""
+def write(a: Assessment, model, frames: np.ndarray, valid: np.ndarray, all_latents: bool,
+          codings=bound.CODINGS) -> bytes:
+    """The gate section. ``all_latents``: every frame keeps its latents (else only the frames
+    that met the target have latents: the fallback codings do not use the network)."""
     out = bytearray()
     idx = np.flatnonzero(a.fallback)
     coded, exact = idx[a.h[idx] > 0], idx[a.h[idx] == 0]
-    body, h = _code(a, model, frames, valid, coded, predictors) if len(coded) else (b"", np.zeros(0))
-    all_latents = latent_bytes is None or not len(idx)
+    body, h = _code(a, model, frames, valid, coded, codings) if len(coded) else (b"", np.zeros(0))
     fmt.put_varint(out, len(idx))
     out.append(1 if all_latents else 0)
     le = frames.dtype.newbyteorder("<")
@@ -209,36 +206,36 @@ def write(a: Assessment, model, frames: np.ndarray, valid: np.ndarray, z: np.nda
         fmt.put_block(out, fmt.deflate(frames[exact].astype(le).tobytes()))
     block = bytearray()
     fmt.put_block(block, bytes(out))
-    return bytes(block), all_latents
+    return bytes(block)
 
 
-def _code(a: Assessment, model, frames, valid, coded, predictors) -> tuple[bytes, np.ndarray]:
+def _code(a: Assessment, model, frames, valid, coded, codings) -> tuple[bytes, np.ndarray]:
     """The residual section of the fallback frames ``coded`` in units of their h, and the h:
     the first try's where its decoded frame meets the target, the safe h elsewhere."""
     with np.errstate(invalid="ignore", over="ignore"):
         u = np.where(valid[coded], model.transform.to_u(frames[coded]), 0.0)
     h = a.h_try[coded]
     for _ in range(2):
-        body = _residual(u, valid[coded], h, predictors)
+        body = _residual(u, valid[coded], h, codings)
         ok = _meets(body, model, u, valid[coded], h, a.target[coded], a.lo[coded], a.hi[coded], frames.dtype)
         if ok.all():
             return body, h
         h = np.where(ok, h, a.h[coded])
     h = a.h[coded]  # pointwise safe: no decoding needed
-    return _residual(u, valid[coded], h, predictors), h
+    return _residual(u, valid[coded], h, codings), h
 
 
-def _residual(u, valid, h, predictors) -> bytes:
+def _residual(u, valid, h, codings) -> bytes:
     body = bytearray()
     hb = h[:, None, None]
     bound.write_section(body, np.where(valid, u / hb, 0.0), valid, np.dtype(np.float64), 1.0, None, None, 0,
-                        predictors)
+                        codings)
     return bytes(body)
 
 
 def _decoded(body, model, n: int, tile, h, lo, hi, dtype) -> tuple[np.ndarray, np.ndarray]:
     """Fallback frames as a decoder returns them (element type, clipped), and before the cast."""
-    sec = bound.read_section(fmt.Reader(body), n, tuple(tile), np.dtype(np.float64), False)
+    sec = bound.read_section(fmt.Reader(body), n, tuple(tile), np.dtype(np.float64), False, fmt.VERSION)
     un = bound.reconstruct(sec, None, (n,) + tuple(tile), np.dtype(np.float64))
     y = model.transform.from_u(un * h[:, None, None])
     return clip(bound.cast(y, dtype), lo, hi), y
@@ -281,7 +278,8 @@ class Gate(NamedTuple):
         return np.ones(len(self.fallback), bool) if self.latents else ~self.fallback
 
 
-def read(reader: fmt.Reader, frames: int, tile: tuple[int, int], dtype: np.dtype) -> Gate:
+def read(reader: fmt.Reader, frames: int, tile: tuple[int, int], dtype: np.dtype, version: int) -> Gate:
+    """The gate section of a payload of format ``version`` (``Header.version``)."""
     r = reader.sub()
     count = r.varint(frames)
     latents = r.u8()
@@ -301,7 +299,7 @@ def read(reader: fmt.Reader, frames: int, tile: tuple[int, int], dtype: np.dtype
     if not (np.isfinite(h).all() and (h >= 0).all()):
         raise PayloadError("corrupted payload: invalid quality gate bound")
     n_coded, n_exact = int((h > 0).sum()), int((h == 0).sum())
-    residual = bound.read_section(r, n_coded, tile, np.dtype(np.float64), bool(latents)) if n_coded else None
+    residual = bound.read_section(r, n_coded, tile, np.dtype(np.float64), bool(latents), version) if n_coded else None
     exact = None
     if n_exact:
         size = n_exact * tile[0] * tile[1] * le.itemsize

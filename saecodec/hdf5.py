@@ -3,7 +3,8 @@
 ``SAE(model=...)`` is a mapping of h5py ``create_dataset`` keyword arguments, like
 hdf5plugin's filter classes::
 
-    f.create_dataset("frames", data=x, chunks=(16, 64, 64), **saecodec.hdf5.SAE(model="sas64-l1"))
+    f.create_dataset("frames", data=x, chunks=(16, 64, 64), **saecodec.hdf5.SAE(model="sas-conv-h"))
+    f.create_dataset("counts", data=n, chunks=(1, 619, 487), **saecodec.hdf5.SAE(error_bound=0))  # lossless
 
 Any HDF5 reader with :func:`plugin_dir` on ``HDF5_PLUGIN_PATH`` (h5py, h5dump, ...) then
 decompresses transparently; ``import saecodec`` adds it to h5py's plugin search path.
@@ -18,9 +19,9 @@ from pathlib import Path
 
 from h5py._hl.filters import FilterRefBase  # what hdf5plugin's filter classes subclass
 
-from . import model_store
 from .errors import SaecodecError
-from .options import DEFAULT_MAX_ERROR, CodecOptions
+from .options import new as new_options
+from .options import signature
 from .plugin.filter import filter_id
 
 __all__ = ["FILTER_ID", "SAE", "plugin_dir", "plugin_file", "register"]
@@ -53,21 +54,15 @@ def register() -> bool:
 class SAE(FilterRefBase):
     """h5py ``create_dataset`` keyword arguments for the saecodec filter.
 
-    Parameters are those of :class:`saecodec.SAECodec` that a dataset stores; packing them
-    loads no network. The element type and chunk shape are filled in by the plugin's
-    ``set_local`` when the dataset is created.
+    Parameters: those of :class:`saecodec.SAECodec` (one signature, ``help()`` lists them)
+    but the run-time ``device``; packing them loads no network. ``model=None``: the
+    model-free codec (bounded and lossless modes), whose datasets any reader with the plugin
+    decodes without torch or a model file. The element type and chunk shape are filled in
+    by the plugin's ``set_local`` when the dataset is created.
     """
 
-    def __init__(self, model, latent_dtype: str | None = None, error_bound: float | None = None,
-                 bound_mode: str | None = None, mask_value=None, max_error: float | None = DEFAULT_MAX_ERROR, *,
-                 weight_dtype: str | None = None, mask_values=None, mask_below=None, mask=None,
-                 predictor: str | None = None, level: float | None = None):
-        identity, name = model_store.identify(model)
-        self.options = CodecOptions.create(identity, model_name=name, latent_dtype=latent_dtype,
-                                           weight_dtype=weight_dtype, error_bound=error_bound,
-                                           bound_mode=bound_mode, mask_value=mask_value, max_error=max_error,
-                                           mask_values=mask_values, mask_below=mask_below, mask=mask,
-                                           predictor=predictor, level=level)
+    def __init__(self, model=None, **options):
+        self.options = new_options(model, options)
         self.filter_id = FILTER_ID
         self.filter_options = self.options.cd_values()
         if self.filter_options[10] > MAX_OPTION_WORDS:
@@ -75,6 +70,8 @@ class SAE(FilterRefBase):
                                 f"HDF5 plugin's {MAX_OPTION_WORDS}: the mask is too irregular to travel in cd_values; "
                                 "give its pixels a sentinel value (mask_values) or a threshold (mask_below)")
         register()
+
+    __init__.__signature__ = signature()
 
     def __repr__(self):
         return f"SAE({self.options.repr_args()})"

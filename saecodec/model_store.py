@@ -14,7 +14,8 @@ never opened, and a file given by path never takes the name of a model the place
 
 A file is recognised by its content, not its name: any ``*.safetensors`` file in those
 places whose metadata says it is a saecodec model takes part. Finding a model reads file
-headers only; torch is imported when a network is loaded.
+headers only; torch is imported when a network is loaded, which a codec does only for a
+chunk that runs it (never for bounded or lossless chunks).
 """
 
 from __future__ import annotations
@@ -129,6 +130,8 @@ def find(key: str, name: str | None = None) -> ModelEntry:
             listing = ", ".join(f"{e.name} {e.short} ({e.path})" for e in matches)
             raise SaecodecError(f"model {key!r} is ambiguous: {listing}; give the full identity")
         return matches[0]
+    if "/" in key or os.sep in key or key.endswith(SUFFIX):  # a path, not an identity or a name
+        raise ModelNotFoundError(f"model file {key} not found: {'a directory' if Path(key).is_dir() else 'no such file'}")
     label = f"model {name!r} " if name else "model "
     raise ModelNotFoundError(
         f"{label}with identity {key} not found. Searched {_searched()}. "
@@ -174,6 +177,23 @@ def loaded(identity: str):
     """The model already loaded (or remembered) in this process under ``identity``, if any."""
     with _lock:
         return _loaded.get(identity)
+
+
+def rate_levels(identity: str) -> int | None:
+    """How many rate levels the model has (the codec option ``level`` runs 0 .. n - 1), read
+    from the loaded network or the file's metadata, without torch; None when it has none or
+    the file cannot be found here (a reader finds out at its first chunk)."""
+    m = loaded(identity)
+    if m is not None:
+        return getattr(m.module, "levels", None)
+    with _lock:
+        path = _given.get(identity)
+    try:
+        meta = read_metadata(path if path is not None else find(identity).path)
+    except SaecodecError:
+        return None
+    lambdas = (meta.get("architecture") or {}).get("lambdas")
+    return len(lambdas) if meta.get("family") == "conv-hyper" and lambdas else None
 
 
 def identify(model, name: str | None = None) -> tuple[str, str | None]:
@@ -242,7 +262,12 @@ def load(model: str | os.PathLike, *, name: str | None = None):
         if (cached := loaded(entry.identity)) is not None:
             return cached
         path, expected = entry.path, entry.identity
-    m = load_file(path)
+    try:
+        m = load_file(path)
+    except ImportError as e:  # a torch family, without the extra
+        raise SaecodecError(f"model {name or key!r} runs its network with torch, which this Python lacks ({e}): "
+                            "pip install 'saecodec[learned]'. Bounded and lossless chunks decode without it; "
+                            "write them with model=None to need no model at all") from None
     if expected is not None and m.identity != expected:
         raise ModelMismatchError(f"model file {path} changed: identity {m.identity}, expected {expected}")
     return remember(m)

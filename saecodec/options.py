@@ -9,7 +9,11 @@ Adding an option:
 1. a field with a default that means "off", i.e. what a config without it meant;
 2. its check in ``__post_init__``;
 3. its cd_values words: a new entry at the end of ``_CD_OPTIONS`` (never reorder them);
-4. the keyword in ``SAECodec``, ``SAEZarrCodec`` and ``hdf5.SAE``.
+4. its line in ``SAECodec``'s docstring.
+
+``SAECodec``, ``SAEZarrCodec`` and ``hdf5.SAE`` take the options as keywords through one
+signature built from the fields (:func:`signature`, :func:`new`): ``help()`` shows every
+option by name, and a new field is a new keyword of all three.
 
 The bounded modes' and the masks' options keep their checks and cd_values words in
 ``options_bounds.py``.
@@ -21,9 +25,10 @@ with options it does not know (``CdValues.unknown_words``).
 
 from __future__ import annotations
 
+import inspect
 import math
 import struct
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import NamedTuple
 
 
@@ -53,9 +58,14 @@ class CodecOptions:
     hidden from the network and the bounded coder; ``max_error``: the pure mode's quality
     gate (``saecodec.gate``), None: off; ``predictor``: what the bounded modes code
     against, ``"classical"`` (the plane's own neighbours: fast) or ``"network"`` (the
-    model's reconstruction, per plane where it pays)."""
+    model's reconstruction, per plane where it pays).
 
-    model: str
+    ``model`` None: the model-free codec (docs/seams.md, section 1): the bounded and
+    lossless modes only, whose payloads any reader decodes with numpy and the compiled
+    coder; a codec without a model has nothing to run the pure mode, a network predictor
+    or a rate level with, so those are refused here rather than at the first chunk."""
+
+    model: str | None
     latent_dtype: str = "float16"
     model_name: str | None = None
     error_bound: float | None = None
@@ -68,8 +78,9 @@ class CodecOptions:
     level: float | None = None
 
     def __post_init__(self):
-        if not is_identity(self.model):
-            raise SaecodecError(f"model identity must be 64 lowercase hex digits, got {self.model!r}")
+        if self.model is not None and not is_identity(self.model):
+            raise SaecodecError(f"model identity must be 64 lowercase hex digits (or None: no model), "
+                                f"got {self.model!r}")
         quant.latent_code(self.latent_dtype)  # raises for unknown names
         self._set("latent_dtype", str(self.latent_dtype))
         self._set("model_name", self.model_name or None)
@@ -92,6 +103,20 @@ class CodecOptions:
         self._set("mask", FrameMask.of(self.mask))
         self._set("predictor", ob.predictor(self.predictor))
         self._set("level", ob.level(self.level))
+        if self.model is None:
+            self._check_model_free()
+
+    def _check_model_free(self):
+        if self.error_bound is None:
+            raise SaecodecError("saecodec without a model codes the bounded and lossless modes only: give "
+                                f"error_bound (0: lossless) with bound_mode one of {bound.BOUND_MODES}, or a model "
+                                "for the pure mode")
+        if self.predictor != "classical":
+            raise SaecodecError(f"predictor={self.predictor!r} predicts from a model's network: give a model, or "
+                                "leave predictor unset (classical: the plane's own neighbours)")
+        if self.level is not None:
+            raise SaecodecError("level is the rate of a model with rate levels: give such a model, or drop level")
+        self._set("max_error", None)  # the quality gate is the pure mode's; a bound replaces it
 
     @property
     def mask_value(self):
@@ -103,7 +128,7 @@ class CodecOptions:
         object.__setattr__(self, name, value)
 
     @classmethod
-    def create(cls, model: str, **settings) -> "CodecOptions":
+    def create(cls, model: str | None = None, **settings) -> "CodecOptions":
         """From keywords as users give them: ``None`` means the default, old names
         (``weight_dtype``) are accepted, unknown names refused."""
         given = {}
@@ -121,11 +146,13 @@ class CodecOptions:
     # -- numcodecs config and zarr v3 dict -----------------------------------------------
     def to_config(self) -> dict:
         """The stored configuration (without numcodecs' ``id``): the identity and every
-        option that is set; ``bound_mode`` goes with ``error_bound``."""
+        option that is set; ``bound_mode`` goes with ``error_bound``. Without a model there
+        is no ``model`` key (an older saecodec then says the config names no model)."""
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("model", "latent_dtype") or (value is not None and value != f.default) or (
+            if (f.name in ("model", "latent_dtype") and self.model is not None) or (
+                    value is not None and value != f.default) or (
                     f.name == "bound_mode" and self.error_bound is not None):
                 out[f.name] = value
         if len(self.mask_values) == 1:  # the name older readers know
@@ -138,10 +165,9 @@ class CodecOptions:
 
     @classmethod
     def from_config(cls, config: dict) -> "CodecOptions":
-        """Inverse of :meth:`to_config` (numcodecs' ``id`` ignored; old names read)."""
+        """Inverse of :meth:`to_config` (numcodecs' ``id`` ignored; old names read; no
+        ``model``, or ``"model": null``: the model-free codec)."""
         config = {k: v for k, v in dict(config).items() if k != "id"}
-        if "model" not in config:
-            raise SaecodecError("a saecodec config names no model")
         return cls.create(**config)
 
     @classmethod
@@ -152,8 +178,27 @@ class CodecOptions:
         try:
             return cls.from_config(config), None
         except SaecodecError as e:
-            name = config.get("model_name")
-            return cls(model=config["model"], model_name=name if isinstance(name, str) else None), str(e)
+            if config.get("model") is None and config.get("error_bound") is None:
+                raise  # neither a model nor a bound: no codec ever wrote this config
+            return cls.reading_only(config.get("model"), config.get("model_name"), config), str(e)
+
+    @classmethod
+    def reading_only(cls, model: str | None, model_name=None, settings: dict | None = None) -> "CodecOptions":
+        """The options a reader keeps from stored ones it cannot use: the model alone, which is
+        all decoding needs (each payload carries its own mode and bound). The model-free codec
+        has no options without a bound, so its stored bound (and mode) passes through where it
+        reads, else lossless stands in; either way such a codec refuses to write."""
+        name = model_name if isinstance(model_name, str) else None
+        if model is not None:
+            return cls(model=model, model_name=name)
+        settings = settings or {}
+        bound_given = {"error_bound": settings.get("error_bound"), "bound_mode": settings.get("bound_mode") or "abs"}
+        for kept in (bound_given, {"error_bound": bound_given["error_bound"]}):
+            try:
+                return cls(model=None, model_name=name, **kept)
+            except (SaecodecError, TypeError, ValueError):
+                pass
+        return cls(model=None, model_name=name, error_bound=0.0)
 
     def to_zarr(self) -> dict:
         return {"name": CODEC_ID, "configuration": self.to_config()}
@@ -164,7 +209,7 @@ class CodecOptions:
     # -- HDF5 cd_values ------------------------------------------------------------------
     def cd_values(self) -> tuple[int, ...]:
         """cd_values layout 2, before set_local appends the element type code, the chunk's
-        rank and its dims: [2, identity (8 words), latent dtype code, n, n option words]."""
+        rank and its dims: [2, identity (8 words; all 0: no model), latent dtype code, n, n option words]."""
         words = [w for _, pack, _ in _CD_OPTIONS for w in pack(self)]
         return (CD_VERSION, *_identity_words(self.model), quant.latent_code(self.latent_dtype), len(words), *words)
 
@@ -195,7 +240,7 @@ class CodecOptions:
                 unknown += len(words)
                 options = cls(**read)
             except (SaecodecError, IndexError, ValueError, OverflowError):  # encoder options: readers need none
-                options, unknown = cls(**settings), max(1, len(words))
+                options, unknown = cls.reading_only(settings["model"], None, read), max(1, len(words))
         else:
             options = cls(**settings)
         if len(cd) < base + 2 or not cd[base + 1]:
@@ -218,6 +263,48 @@ CD_VERSION = 2
 OPTION_NAMES = frozenset(f.name for f in fields(CodecOptions))
 
 
+def _parameters() -> list[inspect.Parameter]:
+    """The codec constructors' parameters: ``model`` (positional), then every other field and
+    the old names as keywords, with the defaults a new codec takes."""
+    kw = inspect.Parameter.KEYWORD_ONLY
+    out = [inspect.Parameter("model", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)]
+    for f in fields(CodecOptions):
+        if f.name != "model":
+            default = DEFAULT_MAX_ERROR if f.name == "max_error" else f.default
+            out.append(inspect.Parameter(f.name, kw, default=None if default is MISSING or default == () else default))
+    return out + [inspect.Parameter(old, kw, default=None) for old in ALIASES]
+
+
+OPTION_PARAMETERS = _parameters()
+
+
+def signature(*run_time: inspect.Parameter) -> inspect.Signature:
+    """``(self, model=None, *, <run-time keywords>, <every option>)``: the one signature of
+    ``SAECodec``, ``SAEZarrCodec`` and ``hdf5.SAE``, whose ``__init__`` take ``**options``."""
+    self = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return inspect.Signature([self, OPTION_PARAMETERS[0], *run_time, *OPTION_PARAMETERS[1:]])
+
+
+def new(model=None, options: dict | None = None) -> CodecOptions:
+    """A new codec's options from its constructor's arguments: ``model`` (a Model, identity,
+    identity prefix, name or path, identified without loading a network; None: the
+    model-free codec) and the keywords of :func:`signature`. ``max_error`` is
+    DEFAULT_MAX_ERROR unless given (None: no gate), as for every new codec; ``None`` elsewhere
+    means the option's default."""
+    from . import model_store
+
+    settings = dict(options or {})
+    name = settings.pop("model_name", None)
+    identity, name = (None, None) if model is None else model_store.identify(model, name)
+    level = settings.get("level")
+    if identity is not None and level is not None and (levels := model_store.rate_levels(identity)) is not None:
+        from .coding.hyperprior import check_level
+
+        check_level(level, levels, name or identity[:12])  # the model's range, before the format's
+    settings.setdefault("max_error", DEFAULT_MAX_ERROR)
+    return CodecOptions.create(identity, model_name=name, **settings)
+
+
 def _max_error(value):
     if value is None:
         return None
@@ -233,12 +320,16 @@ def _max_error(value):
     return v
 
 
-def _identity_words(identity: str) -> tuple[int, ...]:
+def _identity_words(identity: str | None) -> tuple[int, ...]:
+    if identity is None:
+        return (0,) * 8  # no SHA-256 is all zeros
     raw = bytes.fromhex(identity)
     return tuple(int.from_bytes(raw[i:i + 4], "big") for i in range(0, 32, 4))
 
 
-def _words_identity(words) -> str:
+def _words_identity(words) -> str | None:
+    if not any(words):
+        return None
     return b"".join(int(w).to_bytes(4, "big") for w in words).hex()
 
 

@@ -12,6 +12,11 @@ import math
 import numpy as np
 
 
+def whole(shape: tuple[int, ...]) -> tuple[int, int]:
+    """The tile of a whole-frame model, and of a payload written without a model: the 2D plane."""
+    return max(1, int(shape[-2])), max(1, int(shape[-1]))
+
+
 def grid(shape: tuple[int, ...], tile: tuple[int, int]) -> tuple[int, int, int]:
     """(number of 2D planes, tiles down, tiles across) for a chunk of ``shape``."""
     planes = int(math.prod(shape[:-2]))

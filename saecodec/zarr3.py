@@ -16,28 +16,23 @@ from zarr.core.common import parse_named_configuration
 from .codec import SAECodec
 from .coding.payload import MAX_NDIM
 from .errors import SaecodecError
-from .options import CODEC_ID, DEFAULT_MAX_ERROR, CodecOptions
+from .options import CODEC_ID, CodecOptions
 
 
 @dataclass(frozen=True)
 class SAEZarrCodec(ArrayBytesCodec):
-    """``SAEZarrCodec(model=..., latent_dtype="float16", model_name=None, device=None,
-    error_bound=None, bound_mode="abs", mask_value=None, max_error=0.25, mask_values=None,
-    mask_below=None, mask=None, predictor="classical", level=None)``: see :class:`saecodec.SAECodec`.
+    """The zarr v3 codec of :class:`saecodec.SAECodec`: ``SAEZarrCodec(model=None, *, device=None,
+    **options)`` with the same options (``help()`` lists them; ``saecodec.options.signature``).
     Equal when the options are; the device is a run-time choice."""
 
     is_fixed_size = False
 
     options: CodecOptions
 
-    def __init__(self, *, model, latent_dtype: str | None = None, model_name: str | None = None, device=None,
-                 error_bound: float | None = None, bound_mode: str | None = None, mask_value=None,
-                 max_error: float | None = DEFAULT_MAX_ERROR, weight_dtype: str | None = None, mask_values=None,
-                 mask_below=None, mask=None, predictor: str | None = None, level: float | None = None):
-        self._wrap(SAECodec(model, latent_dtype=latent_dtype, device=device, model_name=model_name,
-                            error_bound=error_bound, bound_mode=bound_mode, mask_value=mask_value,
-                            max_error=max_error, weight_dtype=weight_dtype, mask_values=mask_values,
-                            mask_below=mask_below, mask=mask, predictor=predictor, level=level))
+    def __init__(self, model=None, *, device=None, **options):
+        self._wrap(SAECodec(model, device=device, **options))
+
+    __init__.__signature__ = SAECodec.__init__.__signature__
 
     def _wrap(self, inner: SAECodec) -> None:
         object.__setattr__(self, "options", inner.options)

@@ -65,8 +65,9 @@ def retype(payload: bytes, dtype) -> bytes:
     return fmt.seal(new + body)
 
 
-def stream_bomb(codec_cls, model: str, shape, dtype="u2") -> bytes:
+def stream_bomb(codec_cls, model: str | None, shape, dtype="u2") -> bytes:
     """A lossless constant chunk of ``shape`` (any size: its symbols cost no bits), written
-    for a 16 x 16 chunk and reshaped: a ~60-byte payload that decodes to ``shape``."""
+    for a 16 x 16 chunk and reshaped: a ~60-byte payload that decodes to ``shape``. ``model``
+    None: the model-free codec's, whose tile is the plane."""
     small = codec_cls(model, error_bound=0).encode(np.zeros((1, 16, 16), dtype))
-    return reshape(small, shape)
+    return reshape(small, shape, tile=None if model is not None else tuple(shape[-2:]))

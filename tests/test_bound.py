@@ -1,7 +1,5 @@
 """The error-bounded mode: every element within the bound, masks exact, never larger than raw."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from conftest import blobs, bumps, perturb_network_decode
@@ -9,11 +7,11 @@ from conftest import blobs, bumps, perturb_network_decode
 from saecodec import bound, chunk
 from saecodec.codec import SAECodec
 from saecodec.coding import payload as fmt
+from saecodec.data import shared
 from saecodec.errors import SaecodecError
 from saecodec.models import runtime
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-sas"
-FILES = sorted(REAL.glob("*.npz")) if REAL.is_dir() else []
+FILES = shared.files(shared.REAL_SAS)
 
 
 def chunks(dtype, seed):
@@ -105,7 +103,7 @@ def test_bound_survives_another_devices_rounding(tiny_model, monkeypatch):
     x = np.log10(blobs(6, seed=9)).astype(np.float64)
     network = (bound.MODE_AE, bound.MODE_AE_LORENZO)  # the codings with the network's prediction
     for eb in (1.0, 1e-1, 1e-2, 1e-3):
-        payload = chunk.encode_chunk(tiny_model, x, error_bound=eb, predictors=network, predictor="network")
+        payload = chunk.encode_chunk(tiny_model, x, error_bound=eb, codings=network, predictor="network")
         assert np.isin(chunk.plane_modes(tiny_model, payload), (bound.MODE_AE, bound.MODE_AE_LORENZO)).sum() >= 4
         with monkeypatch.context() as m:
             perturb_network_decode(m)
@@ -120,7 +118,7 @@ def test_without_the_guard_another_device_could_break_the_bound(tiny_model, monk
     monkeypatch.setattr(bound, "NET_TOLERANCE", 0.0)
     monkeypatch.setattr(bound, "ROUND", 0.0)
     eb = 1e-6
-    payload = chunk.encode_chunk(tiny_model, x, error_bound=eb, predictors=(bound.MODE_AE,), predictor="network")
+    payload = chunk.encode_chunk(tiny_model, x, error_bound=eb, codings=(bound.MODE_AE,), predictor="network")
     real = runtime.batched
 
     def perturbed(fn, z, dev):
@@ -191,7 +189,7 @@ def test_config_round_trip_with_bound(tiny_model, on_model_path):
     assert "error_bound=0.001" in repr(c2)
 
 
-@pytest.mark.skipif(not FILES, reason="../shared/data/real-sas not present")
+@pytest.mark.skipif(not FILES, reason="the shared real frames are not on this machine")
 @pytest.mark.parametrize("eb", [1e-2, 1e-4])
 def test_real_frames_within_relative_bound(eb):
     """39 measured frames: odd sizes, zeros, up to 42% negative pixels, NaN holes."""
@@ -269,7 +267,7 @@ def test_the_encoder_never_decodes_its_own_bytes(tiny_model, rrae_model, monkeyp
     real = entropy.decode
     for model, x in ((tiny_model, blobs(4, seed=3)), (rrae_model[0], bumps(4, seed=3) * 100)):
         monkeypatch.setattr(entropy, "decode", lambda *a, **k: pytest.fail("the encoder range-decoded"))
-        payload = chunk.encode_chunk(model, x, error_bound=1e-2, bound_mode="rel", predictors=(bound.MODE_AE,),
+        payload = chunk.encode_chunk(model, x, error_bound=1e-2, bound_mode="rel", codings=(bound.MODE_AE,),
                                      predictor="network")
         monkeypatch.setattr(entropy, "decode", real)
         assert (chunk.plane_modes(model, payload) == bound.MODE_AE).any()  # the network's prediction served

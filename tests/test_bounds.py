@@ -188,7 +188,7 @@ def test_pwrel_against_the_network_in_log2_survives_another_devices_rounding():
         out = bytearray()
         assert bound.write_network(out, x, masked, "pwrel", eb, y, sens, latent_bytes=0)
         assert out[0] == bound.KIND_LOG
-        sec = bound.read_section(fmt.Reader(bytes(out)), 4, (24, 24), x.dtype, True)
+        sec = bound.read_section(fmt.Reader(bytes(out)), 4, (24, 24), x.dtype, True, fmt.VERSION)
         bits = np.packbits(masked.reshape(-1))
         y2 = y + sens * rng.uniform(-1, 1, y.shape)  # another decoder's prediction, within the guard
         dec = bound.reconstruct(sec, y2, x.shape, x.dtype, mask=bits)
@@ -200,7 +200,7 @@ def test_pwrel_against_the_network_in_log2_survives_another_devices_rounding():
 def test_network_modes_choose_per_plane_and_keep_the_bound(tiny_model):
     x = np.log10(blobs(6, seed=9))
     for eb in (1e-2, 1e-3):
-        p = chunk.encode_chunk(tiny_model, x, error_bound=eb, predictor="network", predictors=(bound.MODE_AE,))
+        p = chunk.encode_chunk(tiny_model, x, error_bound=eb, predictor="network", codings=(bound.MODE_AE,))
         assert (chunk.plane_modes(tiny_model, p) == bound.MODE_AE).all()
         within(chunk.decode_chunk(tiny_model, p), x, "abs", eb)
 

@@ -21,7 +21,7 @@ def only(pk, with_pred=False):
     """The ``allowed`` bits that force predictor ``pk`` (None: the encoder chooses)."""
     if pk is None:
         return fc.ALLOW_ALL
-    k = fc.PREDICTORS.index(pk)
+    k = fc.STENCILS.index(pk)
     return (1 << k) | ((8 << k) if with_pred else 0)
 
 

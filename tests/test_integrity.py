@@ -9,19 +9,19 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 import zarr
 
 from conftest import blobs, perturb_network_decode, run_fresh
 from saecodec import chunk, hdf5
 from saecodec.codec import SAECodec
 from saecodec.coding import payload as fmt
+from saecodec.data import shared
 from saecodec.errors import PayloadError, SaecodecError
-from saecodec.models import runtime
 from saecodec.options import DEFAULT_MAX_ERROR, CodecOptions
 from saecodec.zarr3 import SAEZarrCodec
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-sas"
-REAL_FILES = sorted(REAL.glob("*.npz")) if REAL.is_dir() else []
+REAL_FILES = shared.files(shared.REAL_SAS)
 
 
 # -- checksum ---------------------------------------------------------------------------
@@ -163,7 +163,7 @@ def test_gate_option_everywhere(tiny_model, on_model_path):
     assert SAECodec.from_config(old).max_error is None
 
 
-@pytest.mark.skipif(not REAL_FILES, reason="../shared/data/real-sas not present")
+@pytest.mark.skipif(not REAL_FILES, reason="the shared real frames are not on this machine")
 def test_default_gate_on_the_real_frames():
     codec = SAECodec("sas64-l1")
     model = codec.resolve_model()
@@ -241,7 +241,7 @@ def test_empty_chunks(tiny_model, shape, eb):
     assert d.shape == shape and d.dtype == x.dtype
 
 
-@pytest.mark.skipif(runtime.torch.cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_without_cuda_is_refused_when_the_codec_is_made(tiny_model, on_model_path):
     for make in (lambda: SAECodec(tiny_model.identity, device="cuda"),
                  lambda: SAEZarrCodec(model=tiny_model.identity, device="cuda:0"),

@@ -51,12 +51,33 @@ def test_rel_l2_over_batches_equals_the_whole():
 
 
 def test_radial_profile_and_iq_deviation_by_hand():
+    from saecodec import iq
+
     q = np.array([[[1.0, 1.0], [10.0, 10.0]]])
     x = np.array([[[2.0, 4.0], [1.0, 1.0]]])
-    p = metrics.radial_profiles(x, q, bins=2)
+    p = iq.radial_profiles(x, q, bins=2)
     assert p[0, 0] == pytest.approx(3.0) and p[0, 1] == pytest.approx(1.0)
     y = np.array([[[3.0, 3.6], [5.0, 5.0]]])  # first bin mean 3.3 (10% off); second bin is background
-    d = metrics.iq_deviation(x, y, q, background=np.array([0.5]))
-    assert d["iq_dev_median"] == pytest.approx(0.1)  # bin 2 (1.0 > 3 * 0.5 is false) is ignored
-    d = metrics.iq_deviation(x, y, q, background=np.array([0.2]))
-    assert d["iq_dev_median"] == pytest.approx(4.0)
+    d = iq.max_rel_deviation(x, y, q, background=np.array([0.5]), bins=2)
+    assert d[0] == pytest.approx(0.1)  # bin 2 (1.0 > 3 * 0.5 is false) is ignored
+    d = iq.max_rel_deviation(x, y, q, background=np.array([0.2]), bins=2)
+    assert d[0] == pytest.approx(4.0)
+    assert np.isnan(iq.max_rel_deviation(x, y, q, background=np.array([10.0]), bins=2)[0])  # no signal bin
+
+
+def test_one_beam_centre_and_profile_for_every_caller():
+    """verify's pixel-radius average and the bench's pixel q share the centre estimator and
+    the binning: a ring pattern around an off-centre beam over a flat background."""
+    from saecodec import iq
+    from saecodec.files import iq as files_iq
+
+    yy, xx = np.indices((60, 80))
+    r = np.hypot(yy - 21.0, xx - 50.0)
+    frame = 5.0 + 1e4 * np.exp(-r / 4)
+    assert iq.beam_centre(frame) == pytest.approx((21.0, 50.0), abs=0.05)
+    geo = files_iq.radius_geometry(frame)
+    assert geo.centre == iq.beam_centre(frame)
+    prof = files_iq.Profiler(geo, frame.shape).profile(frame, np.zeros(frame.shape, bool))
+    n, s, _ = iq.bin_sums(frame, *iq.bin_index(iq.pixel_radius(frame.shape, geo.centre), spacing="pixel"))
+    np.testing.assert_allclose(prof, iq.mean_profile(n, s))
+    np.testing.assert_allclose(iq.pixel_q(frame[None])[0], iq.pixel_radius(frame.shape, geo.centre) + 0.5)

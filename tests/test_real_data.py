@@ -1,17 +1,15 @@
-"""The 39 real measured SAS frames in ../shared/data/real-sas: odd sizes, zeros,
+"""The 39 real measured SAS frames (saecodec.data.shared): odd sizes, zeros,
 negatives, sentinels and NaN holes. NaN holes come back exactly; the pure autoencoder
 gives no pointwise guarantee elsewhere (test_bound.py checks the error-bounded mode on
 the same frames)."""
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from saecodec.codec import SAECodec
+from saecodec.data import shared
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-sas"
-FILES = sorted(REAL.glob("*.npz")) if REAL.is_dir() else []
+FILES = shared.files(shared.REAL_SAS)
 
 
 @pytest.fixture(scope="module", params=["sas-conv-h", "sas64-l1"])
@@ -19,7 +17,7 @@ def default_codec(request):
     return SAECodec(request.param)
 
 
-@pytest.mark.skipif(not FILES, reason="../shared/data/real-sas not present")
+@pytest.mark.skipif(not FILES, reason="the shared real frames are not on this machine")
 def test_real_frames_round_trip_with_nan_holes(default_codec):
     holes = 0
     for path in FILES:

@@ -4,7 +4,7 @@
  * its buffers (run under ASan/UBSan or valgrind) and never hang (SIGALRM per case).
  *
  *   gcc -O1 -g -fsanitize=address,undefined -ffp-contract=off -I../../c_fastcode fuzz_decode.c \
- *       ../../c_fastcode/fc_codec.c ../../c_fastcode/fc_tables.c ../../c_fastcode/fc_mask.c -lm -o fuzz_asan
+ *       ../../c_fastcode/fc_*.c -lm -o fuzz_asan
  *   ./fuzz_asan 200000 1
  */
 #include <math.h>

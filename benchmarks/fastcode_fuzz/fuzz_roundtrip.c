@@ -7,7 +7,7 @@
  *   pwrel: |y - x| <= eb |x| (non-finite: bit-exact); poisson: |y - x| <= eb sqrt(max(x, 1))
  *   for x >= 0 (others: exact).
  *   gcc -O1 -g -fsanitize=address,undefined -ffp-contract=off -I../../c_fastcode fuzz_roundtrip.c \
- *       ../../c_fastcode/fc_codec.c ../../c_fastcode/fc_tables.c ../../c_fastcode/fc_mask.c -lm -o roundtrip_asan
+ *       ../../c_fastcode/fc_*.c -lm -o roundtrip_asan
  */
 #include <math.h>
 #include <stdio.h>

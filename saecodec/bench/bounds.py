@@ -18,51 +18,23 @@ the same run. Ratios count every stored byte (HDF5 chunk bytes: headers, masks, 
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .. import metrics
+from .. import iq
+from ..data import shared
 from ..model_store import DEFAULT_MODEL
-
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
-
-
-def real_frames(root: Path = SHARED / "real-sas") -> list[tuple[str, dict]]:
-    return [(p.stem, dict(np.load(p))) for p in sorted(Path(root).glob("*.npz"))]
-
-
-def raw_counts(root: Path = SHARED / "raw-counts") -> list[tuple[str, np.ndarray]]:
-    return [(p.stem, np.load(p)["counts"]) for p in sorted(Path(root).glob("*.npz"))]
-
-
-def h5_round_trip(values: np.ndarray, chunks, kw) -> tuple[int, np.ndarray, float, float]:
-    """(stored bytes, decoded array, encode CPU s, decode CPU s) through an in-memory HDF5 file."""
-    import h5py
-
-    bio = io.BytesIO()
-    t0 = time.process_time()
-    with h5py.File(bio, "w") as f:
-        f.create_dataset("x", data=values, chunks=chunks, **kw)
-    t_enc = time.process_time() - t0
-    with h5py.File(bio, "r") as f:
-        d = f["x"]
-        t0 = time.process_time()
-        back = d[...]
-        t_dec = time.process_time() - t0
-        size = int(d.id.get_storage_size())
-    return size, back, t_enc, t_dec
-
+from .run import h5_round_trip
 
 def run_methods(values: np.ndarray, chunks, methods: list[tuple[str, dict]], repeat: int = 3) -> dict:
     """{label: {bytes, ratio, enc_MBps, dec_MBps, back}}, interleaved, best of ``repeat``."""
     best = {lab: [np.inf, np.inf, 0, None] for lab, _ in methods}
     for _ in range(repeat):
         for lab, kw in methods:
-            size, back, te, td = h5_round_trip(values, chunks, dict(kw))
+            size, back, te, td = h5_round_trip(values, chunks, dict(kw), clock=time.process_time)
             b = best[lab]
             b[0], b[1], b[2], b[3] = min(b[0], te), min(b[1], td), size, back
     mb = values.nbytes / 1e6
@@ -71,13 +43,9 @@ def run_methods(values: np.ndarray, chunks, methods: list[tuple[str, dict]], rep
 
 
 def iq_check(x: np.ndarray, y: np.ndarray, q: np.ndarray, bins: int = 24) -> float:
-    """Max relative deviation of the azimuthal average over bins above 3x background (NaN: none)."""
-    v = np.where(np.isfinite(x), x, np.nan).astype(np.float64)
-    bg = np.nanpercentile(v, 5)
-    px = metrics.radial_profiles(v[None], q[None], bins)[0]
-    py = metrics.radial_profiles(np.where(np.isfinite(x), y, np.nan).astype(np.float64)[None], q[None], bins)[0]
-    sig = (px > 3 * bg) & (px != 0) & np.isfinite(px)
-    return float(np.max(np.abs(py[sig] - px[sig]) / np.abs(px[sig]))) if sig.any() else float("nan")
+    """Max relative deviation of the azimuthal average over bins above 3x background (NaN: none):
+    :func:`saecodec.iq.max_rel_deviation` of one frame."""
+    return float(iq.max_rel_deviation(x[None], y[None], q[None], bins=bins)[0])
 
 
 def pwrel_ok(x: np.ndarray, y: np.ndarray, eb: float) -> bool:
@@ -94,9 +62,9 @@ def real_pwrel(model: str, eb: float = 1e-2, dtype=np.float32, repeat: int = 1, 
     from ..hdf5 import SAE
 
     rows, labels = [], []
-    for name, d in frames if frames is not None else real_frames():
+    for name, d in frames if frames is not None else shared.real_sas():
         x = d["I"].astype(dtype)
-        q = np.hypot(d["qx"], d["qy"]) if d["qx"].shape == x.shape else metrics.pixel_q(x[None])[0]
+        q = np.hypot(d["qx"], d["qy"]) if d["qx"].shape == x.shape else iq.pixel_q(x[None])[0]
         span = float(np.nanmax(x) - np.nanmin(x))
         methods = [("SZ2 pointwise_relative", hdf5plugin.SZ(pointwise_relative=eb)),
                    ("saecodec pwrel", SAE(model, error_bound=eb, bound_mode="pwrel")),
@@ -175,10 +143,10 @@ def run(model: str = DEFAULT_MODEL, repeat: int = 1, eb: float = 1e-2) -> dict:
     from .report import versions
 
     out = {"versions": versions(), "date": time.strftime("%Y-%m-%d %H:%M"), "model": model}
-    frames = real_frames()
+    frames = shared.real_sas()
     if frames:
         out["real_pwrel"] = [real_pwrel(model, eb, dt, repeat, frames) for dt in (np.float32, np.float64)]
-    counts = raw_counts()
+    counts = shared.raw_counts()
     if counts:
         out["raw_counts"] = counts_suite(model, counts, (-1, -2), repeat)
     return out

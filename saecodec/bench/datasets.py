@@ -16,7 +16,7 @@ LOG_FLOOR = 1e-6
 
 @dataclass
 class Dataset:
-    values: np.ndarray  # what is compressed (N, h, w) float32
+    values: np.ndarray  # what is compressed (N, h, w): float32, or integer counts in their own type
     domain: str  # "intensity" or "log"
     name: str
     q: np.ndarray | None = None  # (N, h, w) |q| per pixel, None: pixel radius
@@ -50,13 +50,21 @@ def simulated_dataset(n: int, seed: int, domain: str, progress: bool = True) -> 
     return Dataset(to_domain(sim.frames, domain), domain, f"simulated held-out, seed {seed}, {n} frames", q, bg, sim)
 
 
-def file_dataset(path: str, dataset: str, domain: str, limit: int | None) -> Dataset:
+def file_dataset(path: str, dataset: str, domain: str | None, limit: int | None) -> Dataset:
+    """Frames of an HDF5 file. Integer counts stay integers in their own type (``domain``
+    None or "intensity"): a detector's counts are what the codec stores, not float32 copies
+    of them. ``domain`` None: "intensity" for integers, "log" for floats."""
     import h5py
 
     with h5py.File(path, "r") as f:
+        if dataset not in f or not isinstance(f[dataset], h5py.Dataset):
+            raise SaecodecError(f"{path}: no dataset {dataset!r}; name it with --dataset")
         d = f[dataset]
-        if d.ndim < 2:
-            raise SaecodecError(f"{path}:{dataset} has shape {d.shape}; bench needs a stack of 2D frames")
+        if d.ndim < 2 or d.dtype.kind not in "fiu":
+            raise SaecodecError(f"{path}:{dataset} is {d.dtype} of shape {d.shape}; bench needs a stack of 2D frames")
         x = d[:limit] if d.ndim > 2 else d[...][None]
     x = x.reshape((-1,) + x.shape[-2:])
-    return Dataset(to_domain(x, domain), domain, f"{path}:{dataset}, {len(x)} frames")
+    counts = x.dtype.kind in "iu"
+    domain = domain or ("intensity" if counts else "log")
+    values = x if counts and domain == "intensity" else to_domain(x, domain)
+    return Dataset(values, domain, f"{path}:{dataset}, {len(x)} frames" + (f", {x.dtype} counts" if counts else ""))

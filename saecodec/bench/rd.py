@@ -41,12 +41,13 @@ def _filter(codec: str, eb: float) -> dict:
                  "ZFP": lambda: hdf5plugin.Zfp(accuracy=eb)}[codec]())
 
 
-def real_frames(root=None) -> list[tuple[str, np.ndarray, list]]:
-    """(name, u float32 with NaN kept, saecodec's mask_values) per shared real frame."""
-    from .bounds import SHARED, real_frames as load
+def real_frames(directory=None) -> list[tuple[str, np.ndarray, list]]:
+    """(name, u float32 with NaN kept, saecodec's mask_values) per shared real frame
+    (``saecodec.data.shared``; ``directory``: another set's)."""
+    from ..data import shared
 
     out = []
-    for name, d in load(root or SHARED / "real-sas"):
+    for name, d in shared.real_sas(directory):
         i = np.asarray(d["I"], np.float64)
         u = LOG_OF_INTENSITY.to_u(i).astype(np.float32)
         out.append((name, u, [float(v) for v in np.unique(u[i == SENTINEL])]))

@@ -43,7 +43,8 @@ def markdown(result: dict, command: str = "") -> str:
         "",
         f"Command: `{command}`" if command else "",
         f"Dataset: {result['dataset']} ({result['frame_shape'][0]}x{result['frame_shape'][1]}, "
-        f"{result['domain']} values, {result['raw_bytes'] / 1e6:.1f} MB raw float32)",
+        f"{result['domain']} values, {result['raw_bytes'] / 1e6:.1f} MB raw {result.get('dtype', 'float32')}"
+        + (f", masked {result['mask_values']}" if result.get("mask_values") else "") + ")",
         f"Machine: {v['machine']}, {v['cpus']} CPUs, GPU: {v['cuda'] or 'none'}; "
         + ", ".join(f"{k} {v[k]}" for k in ("python", "saecodec", "torch", "h5py", "hdf5plugin", "constriction",
                                               "sasmodels") if v.get(k)),
@@ -78,7 +79,46 @@ def _fallback(r: dict) -> str:
     return f"{r['fallback_frames']}/{r['frames_coded']}"
 
 
+def _label(r: dict) -> str:
+    if r["method"] != "saecodec":
+        return r["method"]
+    s = r["setting"]
+    kind = ("pure, no gate" if "no gate" in s else "pure") if " pure" in s else \
+        "lossless" if s.endswith(" lossless") else "poisson" if "poisson=" in s else "bounded"
+    return f"saecodec {kind} ({s.split()[0]})"
+
+
+def points(result: dict, cname: str, xkey: str, ykey: str, logx: bool) -> tuple[dict, dict]:
+    """(label -> [(x, y)] of lossy results, label -> [(x, y)] of exact ones) in the
+    chunking ``cname``. Exact (lossless) results have no finite PSNR and no positive error,
+    so they are placed at the plot's edge: on the log error axis a decade left of the smallest
+    non-zero error, on the PSNR axis 10 dB above the best finite one."""
+    groups: dict = {}
+    exact: dict = {}
+    for r in result["rows"]:
+        if r["chunking"] not in (cname, "per frame") or not r["stored_bytes"]:
+            continue
+        xv = r[xkey] if xkey in r else r["metrics"].get(xkey)
+        yv = r[ykey] if ykey in r else r["metrics"].get(ykey)
+        if xv is None or yv is None or np.isnan(xv) or np.isnan(yv):
+            continue
+        lossless = (logx and xv == 0) or (not logx and np.isinf(yv) and yv > 0)
+        if not lossless and (not np.isfinite(xv) or not np.isfinite(yv)):
+            continue
+        (exact if lossless else groups).setdefault(_label(r), []).append((xv, yv))
+    finite = [p for pts in groups.values() for p in pts]
+    if logx:
+        edge = min([p[0] for p in finite if p[0] > 0] or [1e-3]) / 10
+        exact = {lab: [(edge, y) for _, y in v] for lab, v in exact.items()}
+    else:
+        edge = max([p[1] for p in finite] or [0.0]) + 10
+        exact = {lab: [(x, edge) for x, _ in v] for lab, v in exact.items()}
+    return groups, exact
+
+
 def plots(result: dict, prefix) -> list:
+    """PSNR against bits per pixel, and ratio against relative L2 (log-log); exact results as
+    stars at the edge (:func:`points`), labelled, so that lossless ones do not vanish."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,21 +132,22 @@ def plots(result: dict, prefix) -> list:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
         chunkings = sorted({r["chunking"] for r in result["rows"] if r["chunking"] != "per frame"})
         for ax, cname in zip(axes, chunkings):
-            groups: dict = {}
-            for r in result["rows"]:
-                if r["chunking"] not in (cname, "per frame") or not r["stored_bytes"]:
-                    continue
-                label = r["method"] if r["method"] != "saecodec" else "saecodec " + (
-                    ("pure, no gate" if "no gate" in r["setting"] else "pure") if " pure" in r["setting"]
-                    else "bounded") + f" ({r['setting'].split()[0]})"
-                xv = r[xkey] if xkey in r else r["metrics"].get(xkey)
-                yv = r[ykey] if ykey in r else r["metrics"].get(ykey)
-                if xv is None or yv is None or not np.isfinite(xv) or not np.isfinite(yv):
-                    continue
-                groups.setdefault(label, []).append((xv, yv))
+            groups, exact = points(result, cname, xkey, ykey, logx)
             for label, pts in sorted(groups.items()):
                 pts.sort()
                 ax.plot(*zip(*pts), "o-" if len(pts) > 1 else "s", label=label)
+            if exact:
+                edge = next(iter(exact.values()))[0][0 if logx else 1]
+                if logx:
+                    ax.axvline(edge, color="0.6", lw=0.8, ls=":")
+                    ax.annotate("exact (0)", (edge, 1), xycoords=("data", "axes fraction"), fontsize=7,
+                                ha="left", va="top", rotation=90, color="0.4")
+                else:
+                    ax.axhline(edge, color="0.6", lw=0.8, ls=":")
+                    ax.annotate("exact (PSNR infinite)", (0, edge), xycoords=("axes fraction", "data"), fontsize=7,
+                                va="bottom", color="0.4")
+                for label, pts in sorted(exact.items()):
+                    ax.plot(*zip(*sorted(pts)), "*", ms=11, label=f"{label}, exact")
             ax.set_title(cname)
             ax.set_xlabel(xlabel)
             if logx:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import io
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .. import metrics
+from .. import iq, metrics
+from ..errors import LossyCountsWarning
 from .baselines import dct_baseline, pca_baseline
 from .datasets import Dataset
 from .fits import radius_changes
@@ -54,8 +56,8 @@ class _Reference:
     def of(cls, data: Dataset) -> "_Reference":
         x = data.values
         inten = data.intensity(x)
-        q = data.q if data.q is not None else metrics.pixel_q(inten)
-        bg = data.background if data.background is not None else np.nanpercentile(inten.reshape(len(x), -1), 5, axis=1)
+        q = data.q if data.q is not None else iq.pixel_q(inten)
+        bg = data.background if data.background is not None else iq.background_of(inten)
         return cls(data, data.log(x), inten, q, bg)
 
     def row(self, method, setting, chunking, size, back, t_enc=None, t_dec=None) -> Row:
@@ -63,7 +65,10 @@ class _Reference:
         met = metrics.value_metrics(x, back)
         met["rel_l2_log"] = metrics.offset_free_rel_l2(self.log, self.data.log(back))[0]
         met["rel_l2_intensity"] = metrics.rel_l2(self.intensity, self.data.intensity(back))
-        met.update(metrics.iq_deviation(self.intensity, self.data.intensity(back), self.q, self.background))
+        dev = iq.max_rel_deviation(self.intensity, self.data.intensity(back), self.q, self.background)
+        dev = dev[np.isfinite(dev)]
+        met.update({"iq_dev_median": float(np.median(dev)) if dev.size else float("nan"),
+                    "iq_dev_p95": float(np.percentile(dev, 95)) if dev.size else float("nan")})
         return Row(method, setting, chunking, size, raw / size if size else float("nan"), 8 * size / x.size, met,
                    raw / 1e6 / t_enc if t_enc else None, raw / 1e6 / t_dec if t_dec else None)
 
@@ -94,42 +99,80 @@ def h5_round_trip(values: np.ndarray, chunks: tuple, filter_kwargs: dict, stats=
     return size, back, t_enc, t_dec
 
 
-def _jobs(models: list, bounds: list[float], chunkings: dict) -> list[tuple]:
-    """(method, setting, chunking name, chunk shape, h5py filter keywords, model or None)."""
+def _jobs(models: list, bounds: list[float], chunkings: dict, counts: bool = False, mask_values=None) -> list[tuple]:
+    """(method, setting, chunking name, chunk shape, h5py filter keywords, model or None).
+    ``counts``: integer data, where the modes that keep counts (lossless, poisson) and what
+    detectors write today (Bitshuffle with LZ4 or zstd) are the comparison."""
     import hdf5plugin
 
     from ..hdf5 import SAE
 
+    masks = {"mask_values": list(mask_values)} if mask_values else {}
     jobs = []
     for cname, ch in chunkings.items():
         for m in models:
-            jobs.append(("saecodec", f"{m.name} pure", cname, ch, SAE(model=m.identity), m))  # the quality gate on
-            jobs.append(("saecodec", f"{m.name} pure, no gate", cname, ch, SAE(model=m.identity, max_error=None), m))
+            jobs.append(("saecodec", f"{m.name} pure", cname, ch, SAE(model=m.identity, **masks), m))  # the gate on
+            jobs.append(("saecodec", f"{m.name} pure, no gate", cname, ch,
+                         SAE(model=m.identity, max_error=None, **masks), m))
+            if counts:
+                jobs.append(("saecodec", f"{m.name} lossless", cname, ch, SAE(model=m.identity, error_bound=0, **masks), m))
+                for eb in (0.5, 1.0):
+                    jobs.append(("saecodec", f"{m.name} poisson={eb:g}", cname, ch,
+                                 SAE(model=m.identity, error_bound=eb, bound_mode="poisson", **masks), m))
             for eb in bounds:
-                jobs.append(("saecodec", f"{m.name} abs={eb:g}", cname, ch, SAE(model=m.identity, error_bound=eb), m))
+                jobs.append(("saecodec", f"{m.name} abs={eb:g}", cname, ch,
+                             SAE(model=m.identity, error_bound=eb, **masks), m))
         for eb in bounds:
             jobs.append(("SZ3", f"abs={eb:g}", cname, ch, hdf5plugin.SZ3(absolute=eb), None))
+            if counts:  # ZFP's accuracy mode and SPERR take floats only (on int32 they fail, SPERR crashes)
+                continue
             jobs.append(("ZFP", f"accuracy={eb:g}", cname, ch, hdf5plugin.Zfp(accuracy=eb), None))
             jobs.append(("SPERR", f"abs={eb:g}", cname, ch, hdf5plugin.Sperr(absolute=eb), None))
+        if counts:
+            jobs.append(("SZ3", "abs=0.5 (lossless on integers)", cname, ch, hdf5plugin.SZ3(absolute=0.5), None))
         jobs.append(("zstd", "level 3, lossless", cname, ch, hdf5plugin.Zstd(clevel=3), None))
+        if counts:
+            jobs.append(("Bitshuffle+LZ4", "lossless", cname, ch, hdf5plugin.Bitshuffle(), None))
+            jobs.append(("Bitshuffle+zstd", "lossless", cname, ch, hdf5plugin.Bitshuffle(cname="zstd"), None))
     return jobs
 
 
 def run(data: Dataset, models: list, bounds: list[float], stack: int = 64, fit_frames: int = 16,
-        pca_train: np.ndarray | None = None, progress: bool = True, baselines: bool = True) -> dict:
+        pca_train: np.ndarray | None = None, progress: bool = True, baselines: bool = True,
+        mask_values=None) -> dict:
     """All methods on ``data``; ``models`` are Model objects remembered in this process
-    (``model_store.remember``), so that the HDF5 filter finds them by identity."""
-    from tqdm.auto import tqdm
-
+    (``model_store.remember``), so that the HDF5 filter finds them by identity. Integer
+    counts add the lossless and poisson modes and Bitshuffle; DCT and PCA (float estimates)
+    are left out for them. ``mask_values``: sentinels saecodec stores exactly."""
     x = data.values
     n, h, w = x.shape
     ref = _Reference.of(data)
     chunkings = {"1 frame": (1, h, w), f"{min(stack, n)} frames": (min(stack, n), h, w)}
     model_bytes = {m.identity: len(m.to_bytes()) for m in models}  # what a reader must also hold
+    counts = x.dtype.kind in "iu"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LossyCountsWarning)  # the pure mode on counts is measured on purpose
+        rows, recon = _run_jobs(ref, _jobs(models, bounds, chunkings, counts, mask_values), model_bytes, progress)
+    _speed_ratios(rows)
+    if baselines and not counts:
+        rows += _baseline_rows(ref, models, rows, recon, pca_train)
+    fits = radius_changes(data, recon, fit_frames) if data.sim is not None and fit_frames else {}
+    for r in rows:
+        r.metrics.update(fits.get((r.method, r.setting, r.chunking), {}))
+    return {"rows": [asdict(r) for r in rows], "dataset": data.name, "domain": data.domain, "frames": n,
+            "frame_shape": [h, w], "raw_bytes": x.nbytes, "dtype": x.dtype.name,
+            "mask_values": list(mask_values) if mask_values else [], "versions": versions(),
+            "date": time.strftime("%Y-%m-%d %H:%M")}
+
+
+def _run_jobs(ref: _Reference, jobs: list, model_bytes: dict, progress: bool) -> tuple[list, dict]:
+    """Each job through h5py: its row and its reconstruction."""
+    from tqdm.auto import tqdm
+
+    x = ref.data.values
     rows: list[Row] = []
     recon: dict[tuple, np.ndarray] = {}
-    for method, setting, cname, ch, kw, model in tqdm(_jobs(models, bounds, chunkings), desc="bench", unit="run",
-                                                     disable=not progress):
+    for method, setting, cname, ch, kw, model in tqdm(jobs, desc="bench", unit="run", disable=not progress):
         stats = [] if model is not None else None
         try:
             size, back, te, td = h5_round_trip(x, ch, dict(kw), stats)
@@ -143,15 +186,7 @@ def run(data: Dataset, models: list, bounds: list[float], stack: int = 64, fit_f
             r.frames_coded = sum(s["frames"] for s in stats)
         rows.append(r)
         recon[(method, setting, cname)] = back
-    _speed_ratios(rows)
-    if baselines:
-        rows += _baseline_rows(ref, models, rows, recon, pca_train)
-    fits = radius_changes(data, recon, fit_frames) if data.sim is not None and fit_frames else {}
-    for r in rows:
-        r.metrics.update(fits.get((r.method, r.setting, r.chunking), {}))
-    return {"rows": [asdict(r) for r in rows], "dataset": data.name, "domain": data.domain, "frames": n,
-            "frame_shape": [h, w], "raw_bytes": x.nbytes, "versions": versions(),
-            "date": time.strftime("%Y-%m-%d %H:%M")}
+    return rows, recon
 
 
 def _baseline_rows(ref: _Reference, models: list, rows: list[Row], recon: dict, pca_train) -> list[Row]:

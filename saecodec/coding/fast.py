@@ -1,10 +1,11 @@
 """The compiled coder of the bounded and lossless modes (c_fastcode/; stream: docs/fastcode.md).
 
-One call codes a whole chunk in C: quantiser of the bound mode, a predictor per plane,
-context-modelled rANS, and an exact list of the elements no code could bound; the encoder
-verifies every element with the decoder's own arithmetic, so the bound holds by
-construction. cffi releases the GIL during the calls, so chunks code in parallel threads.
-The pure-Python decoder in tests/fastcode_reference.py is the executable specification.
+One call codes a whole chunk in C: quantiser of the bound mode, a stencil per plane
+(``STENCILS``; docs/fastcode.md calls it the plane's predictor), context-modelled rANS,
+and an exact list of the elements no code could bound; the encoder verifies every element
+with the decoder's own arithmetic, so the bound holds by construction. cffi releases the
+GIL during the calls, so chunks code in parallel threads. The pure-Python decoder in
+tests/fastcode_reference.py is the executable specification.
 
 Arrays are taken in their own dtype (no float64 copy of the chunk); float16 is coded as
 float32 and verified as the float16 it will be cast back to. Masks are packed bits
@@ -19,6 +20,7 @@ import math
 import numpy as np
 
 from ..errors import PayloadError, SaecodecError
+from .payload import ELEMENT_TYPES
 
 try:
     from ._fastcode import ffi, lib
@@ -32,12 +34,12 @@ except ImportError as e:  # a failed C build: the pure mode still works, the bou
 
     ffi = lib = _Missing()
 
-DTYPES = {np.dtype(k): v for k, v in (("f4", 0), ("f8", 1), ("i1", 2), ("i2", 3), ("i4", 4), ("i8", 5),
-                                      ("u1", 6), ("u2", 7), ("u4", 8), ("u8", 9))}
+DTYPES = {np.dtype(name[1:]): fc for name, _, fc in ELEMENT_TYPES if fc is not None}  # native dtype -> FC_*
 F16, F32 = np.dtype("f2"), np.dtype("f4")
 MODES = {"lossless": 0, "abs": 1, "pwrel": 2, "poisson": 3}
-PREDICTORS = ("none", "lorenzo", "avg")  # per plane: none, 2D Lorenzo, (W + N) / 2
-# ``allowed`` bits: predictor k on the plane itself (bit k) or on its residual to ``pred`` (bit 3 + k)
+# A plane's stencil, what the stream calls its predictor (c_fastcode/): none, 2D Lorenzo, (W + N) / 2
+STENCILS = ("none", "lorenzo", "avg")
+# ``allowed`` bits: stencil k on the plane itself (bit k) or on its residual to ``pred`` (bit 3 + k)
 ALLOW_PLAIN, ALLOW_PRED, ALLOW_ALL = 0x07, 0x38, 0x3F
 NO_DITHER, VERIFY_F16 = 1, 2
 STREAM_VERSION = 1  # FC_VERSION: a stream's first byte (docs/fastcode.md)
@@ -123,7 +125,7 @@ def encode(x: np.ndarray, mode: str = "abs", eb: float = 0.0, *, mask=None, pred
         return data
     s = {k: getattr(st, k) for k in ("n_fallback", "n_coded", "table_bytes", "rans_bytes", "extra_bytes",
                                      "fallback_bytes", "n_ctx", "ctx_kind")}
-    s["predictors"], s["planes_with_pred"] = list(st.predictors)[:3], st.predictors[3]
+    s["stencils"], s["planes_with_pred"] = list(st.predictors)[:3], st.predictors[3]  # planes per stencil
     return data, s
 
 
@@ -165,7 +167,7 @@ def uses_pred(buf) -> bool:
 
 
 def plane_choices(buf, planes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per plane: the predictor (index into PREDICTORS) and whether it codes the residual to the prediction."""
+    """Per plane: the stencil (index into STENCILS) and whether it codes the residual to the prediction."""
     pk, on = np.zeros(planes, np.uint8), np.zeros(planes, np.uint8)
     mv = memoryview(buf).cast("B")
     if lib.fc_planes(ffi.from_buffer(mv), len(mv), planes, ffi.from_buffer(pk, require_writable=True),

@@ -133,14 +133,20 @@ def check_message(latents: int, words: int) -> None:
                            "can code")
 
 
-def _level_q(level, levels: int, name: str) -> int:
+def check_level(level, levels: int, name: str) -> float:
+    """``level`` as a number within the model's rate levels 0 .. ``levels`` - 1: the one
+    place that states the valid range (the codec checks it when made, the coder per chunk)."""
     try:
         v = float(level)
     except (TypeError, ValueError):
         raise SaecodecError(f"level must be a number, got {level!r}") from None
     if not 0 <= v <= levels - 1:
-        raise SaecodecError(f"level {v} is outside model {name!r}'s rate levels 0 .. {levels - 1}")
-    return int(round(v * LEVEL_Q))
+        raise SaecodecError(f"level {v:g} is outside model {name!r}'s rate levels 0 .. {levels - 1}")
+    return v
+
+
+def _level_q(level, levels: int, name: str) -> int:
+    return int(round(check_level(level, levels, name) * LEVEL_Q))
 
 
 def _default_q(levels: int) -> int:

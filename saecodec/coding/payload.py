@@ -43,8 +43,12 @@ EXT_GATE = 1 << 0  # the pure mode's quality gate section follows the header (sa
 EXT_BIG_ENDIAN = 1 << 1  # the chunk was big-endian; decode returns it so
 KNOWN_EXT = EXT_GATE | EXT_BIG_ENDIAN
 
-DTYPES = {1: "<f4", 2: "<f8", 3: "<f2", 4: "|u1", 5: "<u2", 6: "<u4", 7: "<u8",
-          8: "|i1", 9: "<i2", 10: "<i4", 11: "<i8"}
+# The element types saecodec stores, and their two codes: in the payload header (docs/format.md,
+# also HDF5 cd_values) and in the compiled coder's stream (c_fastcode/fc.h FC_*; None: float16,
+# which that coder codes as float32).
+ELEMENT_TYPES = (("<f4", 1, 0), ("<f8", 2, 1), ("<f2", 3, None), ("|u1", 4, 6), ("<u2", 5, 7), ("<u4", 6, 8),
+                 ("<u8", 7, 9), ("|i1", 8, 2), ("<i2", 9, 3), ("<i4", 10, 4), ("<i8", 11, 5))
+DTYPES = {code: name for name, code, _ in ELEMENT_TYPES}
 _DTYPE_CODES = {np.dtype(v).newbyteorder("<") if np.dtype(v).itemsize > 1 else np.dtype(v): k
                 for k, v in DTYPES.items()}
 
@@ -149,6 +153,7 @@ class Header:
     shape: tuple[int, ...]
     tile: tuple[int, int]
     ext: int = 0  # v3 extended flags (EXT_*)
+    version: int = VERSION  # the format version read (sections' layouts depend on it); pack writes VERSION
 
     @property
     def latent_kind(self) -> int:
@@ -211,7 +216,7 @@ class Header:
         tile = (reader.varint(1 << 16), reader.varint(1 << 16))
         if min(tile) < 1:
             raise PayloadError(f"corrupted payload: tile shape {tile}")
-        header = cls(flags, check, np.dtype(DTYPES[code]), latent_code, shape, tile, ext)
+        header = cls(flags, check, np.dtype(DTYPES[code]), latent_code, shape, tile, ext, version)
         _last_header = (bytes(reader.buf[start:reader.pos]), header)
         return header
 
@@ -267,7 +272,11 @@ def _refuse_flipped_version(reader: Reader, version: int) -> None:
 
 
 @functools.lru_cache(maxsize=64)
-def model_check(identity: str) -> bytes:
+def model_check(identity: str | None) -> bytes:
+    """The header's model check: the identity's first bytes, zeros for a payload written
+    without a model (docs/seams.md, section 1)."""
+    if identity is None:
+        return bytes(MODEL_CHECK_BYTES)
     return bytes.fromhex(identity)[:MODEL_CHECK_BYTES]
 
 

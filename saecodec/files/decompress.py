@@ -5,7 +5,11 @@ every other object is copied as ``compress`` copies it.
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import replace
+
+import numpy as np
 
 from ..errors import SaecodecError
 from . import inputs, output, sources, stored, zarrio
@@ -32,8 +36,48 @@ def _h5_filter(name: str) -> dict:
     return dict({"zstd": hdf5plugin.Zstd, "lz4": hdf5plugin.LZ4, "bitshuffle": hdf5plugin.Bitshuffle}[name]())
 
 
+def _layout(s: stored.Stored) -> dict:
+    """What compress recorded about the input's layout ({} for files written otherwise)."""
+    from .compress import SOURCE_LAYOUT
+
+    if s.kind == "hdf5":
+        attrs = sources.open_h5(s.path)[s.name].attrs
+    else:
+        attrs = sources.open_zarr(s.path, s.name).attrs
+    try:
+        value = attrs.get(SOURCE_LAYOUT)
+        value = value.decode() if isinstance(value, bytes) else value
+        return json.loads(value) if isinstance(value, str) else {}
+    except ValueError:
+        return {}
+
+
+def _out_chunks(s: stored.Stored, how: str, kind_out: str, compression: str):
+    """The output's chunks: ``how`` is source (the input's, as compress recorded them, None
+    for contiguous), stored (the compressed array's) or a shape such as 1,512,512."""
+    if how == "stored":
+        return s.chunks
+    if how not in ("source", None, ""):
+        return sources.parse_chunks(how, s.shape, np.dtype(s.dtype).itemsize)
+    layout = _layout(s)
+    if "chunks" not in layout:
+        return s.chunks
+    chunks = layout["chunks"]
+    if chunks is None:  # contiguous: only plain HDF5 of fixed size can be
+        fixed = s.kind != "hdf5" or sources.open_h5(s.path)[s.name].maxshape == tuple(s.shape)
+        if kind_out != "hdf5" or compression != "none" or not fixed:
+            return s.chunks
+        return None
+    chunks = tuple(int(c) for c in chunks)
+    return chunks if len(chunks) == len(s.shape) else s.chunks
+
+
 def decompress(inp, out, *, compression: str = "none", fmt: str | None = None, force: bool = False,
-               scheduler=None, workers: int | None = None, progress: bool = True) -> output.Summary:
+               scheduler=None, workers: int | None = None, progress: bool = True,
+               chunks: str | None = "source") -> output.Summary:
+    """A plain copy of ``inp``; ``chunks``: see :func:`_out_chunks` (default: the original's)."""
+    from .compress import SOURCE_LAYOUT
+
     out = output.check_paths(inp, out, force)
     kind_out = output.out_kind(out, fmt)
     comps = stored.compressed(inp)
@@ -42,16 +86,28 @@ def decompress(inp, out, *, compression: str = "none", fmt: str | None = None, f
     if compression not in H5_LOSSLESS:
         raise SaecodecError(f"--compression must be one of {', '.join(H5_LOSSLESS)}")
     kind_in = inputs.input_kind(inp)
+    try:
+        outs = [replace(s, chunks=_out_chunks(s, chunks, kind_out, compression)) for s in comps]
+    finally:
+        sources.close_handles()
+    by_name = {o.name: s for o, s in zip(outs, comps)}
     summary = output.Summary(str(out))
     t0 = time.perf_counter()
     with output.staged(out) as tmp:
         if kind_out == "hdf5":
-            with output.hdf5_file(inp, kind_in, tmp, comps, _h5_filter(compression)) as made:
-                _decode_all([(s, d.__setitem__, s.name) for s, d in made], scheduler, workers, progress, summary)
+            with output.hdf5_file(inp, kind_in, tmp, outs,
+                                  lambda a: _h5_filter(compression) if a.chunks else {}) as made:
+                for _, d in made:
+                    if SOURCE_LAYOUT in d.attrs:
+                        del d.attrs[SOURCE_LAYOUT]
+                _decode_all([(by_name[o.name], d.__setitem__, o.name) for o, d in made], scheduler, workers,
+                            progress, summary)
         else:
             root = output.zarr_root(inp, kind_in, tmp, {s.name for s in comps}, int(kind_out[-1]))
-            writers = [(s, zarrio.create_array(root, s.name, s, output.source_attrs(inp, kind_in, s.name)).__setitem__,
-                        s.name) for s in comps]
+            writers = []
+            for o in outs:
+                attrs = {k: v for k, v in output.source_attrs(inp, kind_in, o.name).items() if k != SOURCE_LAYOUT}
+                writers.append((by_name[o.name], zarrio.create_array(root, o.name, o, attrs).__setitem__, o.name))
             _decode_all(writers, scheduler, workers, progress, summary)
     summary.seconds = time.perf_counter() - t0
     return summary

@@ -39,6 +39,16 @@ def input_kind(path) -> str:
     raise SaecodecError(f"{path}: not an HDF5 file, a Zarr store or a detector image ({', '.join(IMAGE_SUFFIXES)})")
 
 
+def open_hdf5(path):
+    """``path`` opened read-only, or a clear error naming it (truncated, not HDF5, no permission)."""
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        raise SaecodecError(f"{path}: cannot be read as HDF5 ({' '.join(str(e).split())})") from None
+
+
 def image_files(path) -> list[str]:
     s = str(path)
     if any(ch in s for ch in "*?["):
@@ -69,7 +79,7 @@ def hdf5_targets(path, names=None) -> list[H5Source]:
     dataset give one target (the first name h5py visits)."""
     import h5py
 
-    with h5py.File(path, "r") as f:
+    with open_hdf5(path) as f:
         if names:
             found = []
             for n in names:

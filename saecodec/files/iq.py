@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import iq as core
 from ..errors import SaecodecError
 
 NPT = 100
@@ -45,13 +46,6 @@ def _metres(ds) -> float:
     if units not in _UNITS:
         raise KeyError(units)
     return float(np.asarray(ds[()]).ravel()[0]) * _UNITS[units]
-
-
-def _first(group, names):
-    for n in names:
-        if n in group:
-            return group[n]
-    raise KeyError(names[0])
 
 
 def nexus_geometry(f, dataset: str) -> Geometry | None:
@@ -118,14 +112,8 @@ def cansas_geometry(f, dataset: str) -> Geometry | None:
 
 
 def radius_geometry(frame: np.ndarray) -> Geometry:
-    w = np.where(np.isfinite(frame), np.clip(frame.astype(np.float64), 0, None), 0.0)
-    total = w.sum()
-    if total <= 0:
-        centre = ((frame.shape[0] - 1) / 2, (frame.shape[1] - 1) / 2)
-    else:
-        yy, xx = np.indices(frame.shape)
-        centre = (float((yy * w).sum() / total), float((xx * w).sum() / total))
-    return Geometry("radius", centre=centre)
+    """1-pixel rings around the frame's beam centre (:func:`saecodec.iq.beam_centre`)."""
+    return Geometry("radius", centre=core.beam_centre(frame))
 
 
 class Profiler:
@@ -145,34 +133,45 @@ class Profiler:
 
             self.ai = pyFAI.load(geo.poni) if geo.poni else AzimuthalIntegrator(**geo.params)
             return
-        if geo.method == "qmap":
-            q = geo.q
-        else:
-            yy, xx = np.indices(self.shape)
-            q = np.hypot(yy - geo.centre[0], xx - geo.centre[1])
-        finite = np.isfinite(q)
-        if geo.method == "radius":
-            edges = np.arange(0, np.ceil(q.max()) + 2)
-        else:
-            edges = np.linspace(q[finite].min(), q[finite].max(), geo.npt + 1)
-        self.idx = np.clip(np.digitize(np.where(finite, q, edges[0]), edges) - 1, 0, len(edges) - 2).ravel()
-        self.base = (~finite).ravel()
-        self.nbins = len(edges) - 1
+        q = geo.q if geo.method == "qmap" else core.pixel_radius(self.shape, geo.centre)
+        idx, self.nbins = core.bin_index(q, geo.npt, "pixel" if geo.method == "radius" else "linear")
+        self.idx = idx.ravel()
+        self.base = (~np.isfinite(q)).ravel()
 
     def profile(self, frame: np.ndarray, invalid: np.ndarray) -> np.ndarray:
+        return self.stats(frame, invalid)[0]
+
+    def stats(self, frame: np.ndarray, invalid: np.ndarray, errors: bool = False):
+        """(I(q), its error bars or None): Poisson errors for integer counts, the standard
+        error of the ring's mean for other data."""
         bad = invalid if self.geo.mask is None else invalid | self.geo.mask
+        counts = np.asarray(frame).dtype.kind in "iu"
         if self.geo.method == "pyFAI":
             data = np.where(bad, 0, frame).astype(np.float32)
+            extra = {"error_model": "poisson" if counts else "azimuthal"} if errors else {}
             with self.lock:  # pyFAI's engines are shared state
                 res = self.ai.integrate1d(data, self.geo.npt, mask=bad.astype(np.int8), unit="q_nm^-1",
-                                          correctSolidAngle=False, method=("bbox", "histogram", "cython"))
-            return np.asarray(res.intensity, dtype=np.float64)
+                                          correctSolidAngle=False, method=("bbox", "histogram", "cython"), **extra)
+            sigma = np.asarray(res.sigma, dtype=np.float64) if errors and res.sigma is not None else None
+            return np.asarray(res.intensity, dtype=np.float64), sigma
         ok = ~(bad.ravel() | self.base)
-        vals = frame.astype(np.float64).ravel()
-        s = np.bincount(self.idx[ok], weights=vals[ok], minlength=self.nbins)
-        n = np.bincount(self.idx[ok], minlength=self.nbins)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(n > 0, s / np.maximum(n, 1), np.nan)
+        n, s, ss = core.bin_sums(frame, self.idx, self.nbins, ok)
+        mean = core.mean_profile(n, s)
+        if not errors:
+            return mean, None
+        return mean, core.poisson_error(n, s) if counts else core.standard_error(n, s, ss)
+
+    def q_axis(self) -> tuple[np.ndarray, str]:
+        """Bin centres and their unit, for plots."""
+        if self.geo.method == "pyFAI":
+            res = self.ai.integrate1d(np.ones(self.shape, np.float32), self.geo.npt, unit="q_nm^-1",
+                                      correctSolidAngle=False, method=("bbox", "histogram", "cython"))
+            return np.asarray(res.radial), "q (nm$^{-1}$)"
+        if self.geo.method == "qmap":
+            q = self.geo.q[np.isfinite(self.geo.q)]
+            edges = np.linspace(q.min(), q.max(), self.nbins + 1)
+            return (edges[:-1] + edges[1:]) / 2, "|q| (stored units)"
+        return np.arange(self.nbins) + 0.5, "radius (pixels)"
 
 
 _profilers: dict = {}

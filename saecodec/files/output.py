@@ -36,6 +36,7 @@ class Result:
     chunks: tuple
     raw_bytes: int = 0
     stored_bytes: int = 0
+    mode: str = ""  # how it was coded (compress): pure, lossless, poisson 0.5...
 
     @property
     def ratio(self) -> float:
@@ -121,10 +122,11 @@ def staged(out: Path):
 
 
 @contextmanager
-def hdf5_file(inp, kind_in: str, tmp: Path, arrays, filters: dict):
+def hdf5_file(inp, kind_in: str, tmp: Path, arrays, filters):
     """``[(array, its empty h5py dataset)]`` of the open output HDF5 file, created with
-    ``filters`` (h5py create_dataset keywords) and the input's attributes, maxshape and
-    attribute order."""
+    ``filters`` (h5py create_dataset keywords, or a function of the array giving them) and
+    the input's attributes, maxshape and attribute order. An array whose ``chunks`` is None
+    is created contiguous (decompress restoring a contiguous original)."""
     import h5py
 
     from . import h5copy
@@ -133,8 +135,10 @@ def hdf5_file(inp, kind_in: str, tmp: Path, arrays, filters: dict):
 
     def make(original, group, name, a):
         extra = {} if original is None else {"maxshape": original.maxshape, "track_order": h5copy.tracked(original)}
+        if a.chunks is None:
+            extra.pop("maxshape", None)
         d = group.create_dataset(name, shape=a.shape, dtype=np.dtype(a.dtype), chunks=a.chunks, fillvalue=a.fill,
-                                 **filters, **extra)
+                                 **(filters(a) if callable(filters) else filters), **extra)
         made.append((a, d))
         return d
 
@@ -169,7 +173,8 @@ def hdf5_file(inp, kind_in: str, tmp: Path, arrays, filters: dict):
 
 
 def _nexus_skeleton(dst, source) -> None:
-    """NXentry/NXinstrument/NXdetector around a stack of detector images, and NXdata linking to it."""
+    """NXentry/NXinstrument/NXdetector around a stack of detector images, with their headers
+    (:mod:`.headers`), and NXdata linking to it."""
     import h5py
 
     entry = dst.create_group("entry")
@@ -183,6 +188,9 @@ def _nexus_skeleton(dst, source) -> None:
     data = entry.create_group("data")
     data.attrs.update({"NX_class": "NXdata", "signal": "data"})
     data["data"] = h5py.SoftLink("/" + NEXUS_DATA)
+    from .headers import read_headers, write_nexus
+
+    write_nexus(entry, read_headers(source.frames))
 
 
 def zarr_root(inp, kind_in: str, tmp: Path, skip: set, zarr_format: int, copy_files: bool = False):

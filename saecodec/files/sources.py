@@ -108,13 +108,17 @@ def import_fabio():
 
 
 def default_chunks(shape, itemsize: int, src_chunks=None) -> tuple:
-    """The input's chunks when they hold whole frames, else as many frames as fit in 4 MiB."""
+    """The input's chunks when they hold whole frames, else as many frames as fit in 4 MiB,
+    chosen to divide the frame axis: no padded last chunk (which costs bytes on every
+    copy), one frame per chunk when nothing else divides it."""
     shape = tuple(int(s) for s in shape)
     if src_chunks and tuple(src_chunks[-2:]) == shape[-2:]:
         return tuple(int(c) for c in src_chunks)
     if len(shape) == 2:
         return shape
-    k = max(1, min(shape[-3], CHUNK_TARGET // max(1, shape[-1] * shape[-2] * itemsize)))
+    n = shape[-3]
+    k = max(1, min(n, CHUNK_TARGET // max(1, shape[-1] * shape[-2] * itemsize)))
+    k = max(d for d in range(1, k + 1) if n % d == 0) if n else 1
     return (1,) * (len(shape) - 3) + (k,) + shape[-2:]
 
 

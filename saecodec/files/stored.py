@@ -99,7 +99,7 @@ def compressed(path) -> list[Stored]:
     if kind == "hdf5":
         import h5py
 
-        with h5py.File(path, "r") as f:
+        with inputs.open_hdf5(path) as f:
             seen = set()
 
             def visit(name, obj):

@@ -8,7 +8,7 @@ gain per rate level before rounding (variable rate from one network, Cui et al. 
 a hyper-analysis h_a / hyper-synthesis h_s predicts each latent's mean and scale
 (Minnen et al. 2018), with the hyper-latent z under a factorized density.
 
-The layer names are those of the research prototype (/work/research/model/nets.py), so its
+The layer names are those of the research prototype (its model/nets.py), so its
 checkpoints load as they are. Frozen integer tables (``freeze_tables``) are int32 buffers
 of the module, stored in the model file next to the float weights; the architecture
 records their layout.
@@ -155,6 +155,7 @@ def round_ste(x):
 class ConvHyperprior(nn.Module):
     family = "conv-hyper"
     latent_kind = "hyperprior"
+    takes_bands = True  # its networks take ``band_pixels`` (models/runtime.py)
 
     def __init__(self, chans=(48, 96), M: int = 128, k: int = 5, Nh: int = 64, hk: int = 3,
                  lambdas=DEFAULT_LAMBDAS, act: str = "gdn", tables: dict | None = None):
@@ -311,8 +312,3 @@ def lambda_of(lambdas, level: np.ndarray) -> np.ndarray:
     i0 = np.clip(np.floor(level), 0, max(len(lg) - 2, 0)).astype(int)
     a = level - i0
     return np.exp(lg[i0] * (1 - a) + lg[np.minimum(i0 + 1, len(lg) - 1)] * a)
-
-
-def default_level(levels: int) -> float:
-    """The middle of the trained levels (quantised to the payload's 1/32 steps)."""
-    return math.floor((levels - 1) / 2 * 32) / 32

@@ -12,22 +12,39 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import torch
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
+import importlib
+from collections.abc import Mapping
 
+import numpy as np
+
+from .. import tiling
 from ..errors import SaecodecError
 from ..modelfile import FILE_FORMAT, FILE_FORMAT_VERSION, METADATA_KEY, canonical_json, identity_of_bytes, \
     metadata_of_bytes
-from .conv_hyper import ConvHyperprior
-from .l1 import SparseL1Autoencoder
-from .rrae import RankReductionAutoencoder
 from .transforms import Transform
 
+
+class _Families(Mapping):
+    """Family name -> network class, each imported on first use: the torch families import
+    torch, and a reader of payloads that run no network must not (docs/seams.md, section 1)."""
+
+    def __init__(self, homes: dict[str, str]):
+        self._homes = homes  # family -> "module:Class" within saecodec.models
+
+    def __getitem__(self, family: str) -> type:
+        module, cls = self._homes[family].split(":")
+        return getattr(importlib.import_module(f"{__package__}.{module}"), cls)
+
+    def __iter__(self):
+        return iter(self._homes)
+
+    def __len__(self) -> int:
+        return len(self._homes)
+
+
 # family name in the model file -> the network class (``from_architecture``, ``latent_kind``)
-FAMILIES: dict[str, type] = {"l1": SparseL1Autoencoder, "rrae": RankReductionAutoencoder,
-                             "conv-hyper": ConvHyperprior}
+FAMILIES = _Families({"l1": "l1:SparseL1Autoencoder", "rrae": "rrae:RankReductionAutoencoder",
+                      "conv-hyper": "conv_hyper:ConvHyperprior"})
 
 
 def default_coding(module) -> dict:
@@ -80,9 +97,7 @@ class Model:
     def tile_for(self, shape: tuple[int, ...]) -> tuple[int, int]:
         """The frame the network takes from a chunk of ``shape``: the model's frame shape,
         or the chunk's own 2D planes for a model that takes whole frames."""
-        if self.frame_shape is not None:
-            return self.frame_shape
-        return max(1, int(shape[-2])), max(1, int(shape[-1]))
+        return self.frame_shape if self.frame_shape is not None else tiling.whole(shape)
 
     def metadata(self) -> dict:
         return {
@@ -126,6 +141,8 @@ class Model:
 
     def to_bytes(self) -> bytes:
         """The model file's bytes (weights cast to ``storage_dtype``); changes nothing."""
+        from safetensors.torch import save as st_save
+
         dt = self._storage_torch_dtype()
         state = {k: v.detach().to("cpu", dt if v.is_floating_point() else v.dtype).contiguous()
                  for k, v in self.module.state_dict().items()}  # integer tables stay integers
@@ -145,11 +162,15 @@ class Model:
         return self.identity
 
     def _storage_torch_dtype(self) -> torch.dtype:
+        import torch
+
         if self.storage_dtype not in ("float32", "float16"):
             raise SaecodecError(f"storage_dtype must be 'float32' or 'float16', got {self.storage_dtype!r}")
         return getattr(torch, self.storage_dtype)
 
     def _round_weights(self) -> None:
+        import torch
+
         dt = self._storage_torch_dtype()
         with torch.no_grad():
             for v in self.module.state_dict().values():
@@ -158,6 +179,8 @@ class Model:
 
 
 def model_from_bytes(data: bytes, path=None) -> Model:
+    from safetensors.torch import load as st_load
+
     meta = metadata_of_bytes(data, path)
     family = meta.get("family")
     if family not in FAMILIES:
@@ -234,6 +257,8 @@ def _stored_tensors(data: bytes, path) -> dict:
 def _meta_state(cls, arch: dict, path) -> dict:
     """name -> shape of the state dict ``cls`` builds from ``arch``, built on the meta device."""
     import threading
+
+    import torch
 
     me, count = threading.get_ident(), [0]
 

@@ -1,6 +1,8 @@
 """Where and how the networks run: the device, device copies of a network, batched passes.
 
-Used by the codec's pipeline and by training alike. The CPU runs a model's own module;
+Used by the codec's pipeline and by training alike. torch is imported by the functions that
+run a network, not by this module: the pipeline imports it, and a reader of payloads that
+run no network must not import torch (docs/seams.md, section 1). The CPU runs a model's own module;
 another device gets a copy, kept in a small least-recently-used cache so that a process
 switching between many models does not keep them all on the GPU.
 """
@@ -13,7 +15,6 @@ from collections import OrderedDict
 from contextlib import contextmanager
 
 import numpy as np
-import torch
 
 from ..errors import SaecodecError
 
@@ -56,6 +57,8 @@ def is_reproducible() -> bool:
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """``device`` as given, else CUDA when available, else the CPU."""
+    import torch
+
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -65,6 +68,8 @@ def check_device(device: str | torch.device | None) -> None:
     """Refuse, when a codec is made, a device this machine cannot run (not at its first chunk)."""
     if device is None:
         return
+    import torch
+
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError) as e:
@@ -133,6 +138,8 @@ def batched(fn, x: np.ndarray, device: torch.device, rows: int = BATCH):
     mode reserves room for float32 rounding differences between devices, not for TF32's
     10-bit mantissa.
     """
+    import torch
+
     outs = None
     release()
     with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
@@ -159,17 +166,23 @@ def band_pixels(total: int) -> int:
     return min(BATCH_PIXELS, max(BAND_MIN, int(total) // BAND_FRACTION))
 
 
-def _plan(tile: tuple[int, int], frames: int, device: torch.device) -> tuple[int, int | None]:
+def _plan(tile: tuple[int, int], frames: int, device: torch.device, module) -> tuple[int, int | None]:
     """A whole-frame model's (frames per pass, band pixels or None): the passes are what they
     always were (oneDNN's float results depend on the batch; decoded values should not change
     with this saecodec), and only frames larger than a band go through in bands, on the CPU
-    (where bands are verified to give the same bits; a GPU keeps whole frames)."""
+    (where bands are verified to give the same bits; a GPU keeps whole frames), in a network
+    that takes bands (``takes_bands``: its calls take ``band_pixels``; others take frames)."""
     px = tile[0] * tile[1]
     per_pass = max(1, BATCH_PIXELS // max(1, px))
     band = band_pixels(frames * px)
-    if px <= band or device.type != "cpu":
+    if px <= band or device.type != "cpu" or not getattr(module, "takes_bands", False):
         return per_pass, None
     return per_pass, band
+
+
+def _whole_frames(fn, px: int | None):
+    """``fn`` of a whole-frame network, given ``px`` band pixels only when it bands."""
+    return fn if px is None else (lambda x: fn(x, px))
 
 
 def encode(model, z: np.ndarray, tile: tuple[int, int], device=None) -> np.ndarray:
@@ -184,12 +197,8 @@ def encode(model, z: np.ndarray, tile: tuple[int, int], device=None) -> np.ndarr
     module = module_on(model.module, dev)
     if model.frame_shape is not None:
         return batched(module.encode, z, dev)
-    rows, px = _plan(tile, len(z), dev)
-
-    def encode(xb):
-        return module.encode(xb, px)
-
-    return batched(encode, z.reshape(len(z), 1, *tile), dev, rows)
+    rows, px = _plan(tile, len(z), dev, module)
+    return batched(_whole_frames(module.encode, px), z.reshape(len(z), 1, *tile), dev, rows)
 
 
 def decode(model, latents: np.ndarray, tile: tuple[int, int], device=None) -> np.ndarray:
@@ -202,10 +211,11 @@ def decode(model, latents: np.ndarray, tile: tuple[int, int], device=None) -> np
     module = module_on(model.module, dev)
     if model.frame_shape is not None:
         return batched(module.decode, latents, dev)
-    rows, px = _plan(tile, len(latents), dev)
+    rows, px = _plan(tile, len(latents), dev, module)
+    net = _whole_frames(module.decode, px)
 
     def decode(yb):
-        return module.decode(yb, px)[:, 0, :tile[0], :tile[1]]
+        return net(yb)[:, 0, :tile[0], :tile[1]]
 
     return batched(decode, latents, dev, rows).reshape(len(latents), n)
 
@@ -230,6 +240,8 @@ class HyperNet:
 
     def gain(self, level: float) -> np.ndarray:
         """The level's gain per latent channel (M,) float32."""
+        import torch
+
         with torch.inference_mode():
             return self.module.gain(torch.tensor([float(level)])).float().cpu().numpy()[0]
 
@@ -245,4 +257,4 @@ class HyperNet:
         return batched(lambda z: self.module.hyper_synthesis(z, hw, px), z_hat, self.device, rows)
 
     def _passes(self, x: np.ndarray, tile) -> tuple[int, int | None]:
-        return _plan(tile, len(x), self.device)
+        return _plan(tile, len(x), self.device, self.module)

@@ -44,7 +44,7 @@ def _codec_for(options: CodecOptions):
     codec = _codecs.get(options)  # every chunk after a dataset's first: no import, no lock
     if codec is not None:
         return codec
-    from ..codec import SAECodec  # torch: on the first chunk, not when HDF5 scans plugins
+    from ..codec import SAECodec  # numcodecs: on the first chunk, not when HDF5 scans plugins
 
     with _codecs_lock:
         if options not in _codecs:

@@ -1,6 +1,6 @@
 """The RRAE paper's synthetic test: a Gaussian bump moved on a 2D grid (2 parameters).
 
-    python benchmarks/rrae_bumps.py [--steps 40000 --batch 64 --stagnation 0.01]
+    python benchmarks/archive/rrae_bumps.py [--steps 40000 --batch 64 --stagnation 0.01]
 
 400 training frames with centres on a 20 x 20 grid, 200 test frames with random centres;
 the adaptive rank search (the authors' schedule: window 20, patience 500; stagnation as
@@ -61,7 +61,7 @@ def main():
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "rrae_bumps.json").write_text(json.dumps(out, indent=1))
     lines = ["# RRAE synthetic test: Gaussian bump on a 2D grid", "",
-             f"`python benchmarks/rrae_bumps.py --steps {args.steps} --batch {args.batch} --lr {args.lr:g} "
+             f"`python benchmarks/archive/rrae_bumps.py --steps {args.steps} --batch {args.batch} --lr {args.lr:g} "
              f"--stagnation {args.stagnation:g} --seed {args.seed} --finetune-steps {args.finetune_steps}`: 400 training frames (20x20 grid of "
              "centres; 40 of them held out for validation), 200 random test frames, 24x24 pixels, L = 16, "
              f"RAdam, the authors' rank schedule ({res['adaptive']['schedule']}), "

@@ -2,7 +2,7 @@
 
 Run on a GPU where one is available (it also runs, slowly, on the CPU):
 
-    python benchmarks/train_default.py --out runs/default --train 60000 --epochs 150
+    python benchmarks/archive/train_default.py --out runs/default --train 60000 --epochs 150
 
 Simulates the training set (seed 0) and two held-out sets: seed 1 with the training
 configuration, and seed 2 with instrument configurations outside the training range
@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from common import codec_eval
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
+from common import codec_eval  # noqa: E402
 from saecodec.data import sas
 from saecodec.models import Transform
 from saecodec.models.runtime import resolve_device
@@ -82,7 +84,7 @@ def main():
         provenance = json.dumps({
             "data": "saecodec.data.sas.simulate", "train_frames": args.train, "train_seed": 0,
             "config": "SimConfig() defaults", "epochs": args.epochs, "lr": args.lr, "schedule": "cosine to 0.01",
-            "batch": args.batch, "arch": [m, l, lam, f], "script": "benchmarks/train_default.py",
+            "batch": args.batch, "arch": [m, l, lam, f], "script": "benchmarks/archive/train_default.py",
         }, sort_keys=True)
         model, res = train_l1(train, m_frac=frac(m), l_frac=frac(l), lam=lam, selector=f,
                               transform=Transform("asinh", args.transform_scale), cfg=cfg, name=name,

@@ -1,6 +1,6 @@
 """pwrel 1e-2 on the real frames: the bits saecodec spends against an information floor.
 
-    python benchmarks/pwrel_floor.py [--eb 0.01]
+    python benchmarks/archive/pwrel_floor.py [--eb 0.01]
 
 Why "2x SZ2's ratio" is out of reach on these frames: they carry 10-200% relative noise
 (median dI/I 0.1-2 per frame). Keeping a value within +-eb|x| of itself costs at least the
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main(argv=None):
@@ -35,15 +35,16 @@ def main(argv=None):
     args = ap.parse_args(argv)
     import hdf5plugin
 
-    from saecodec.bench.bounds import h5_round_trip, real_frames
+    from saecodec.bench.run import h5_round_trip
+    from saecodec.data.shared import real_sas
     from saecodec.hdf5 import SAE
 
     eb, rows = args.eb, []
-    for name, d in real_frames():
+    for name, d in real_sas():
         x = d["I"].astype(np.float32)
         ok = np.isfinite(x) & (x != 0)
-        ours = h5_round_trip(x, x.shape, dict(SAE(args.model, error_bound=eb, bound_mode="pwrel")))[0]
-        sz2 = h5_round_trip(x, x.shape, dict(hdf5plugin.SZ(pointwise_relative=eb)))[0]
+        ours = h5_round_trip(x, x.shape, dict(SAE(args.model, error_bound=eb, bound_mode="pwrel")), clock=time.process_time)[0]
+        sz2 = h5_round_trip(x, x.shape, dict(hdf5plugin.SZ(pointwise_relative=eb)), clock=time.process_time)[0]
         floor = None
         dI = d.get("dI")
         if dI is not None and dI.shape == x.shape:
@@ -70,7 +71,7 @@ def main(argv=None):
     result = {"date": time.strftime("%Y-%m-%d %H:%M"), "summary": summary, "rows": rows}
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=1))
     lines = [f"# pwrel {eb:g} on the real frames: bits per coded pixel against the information floor", "",
-             "Command: `python benchmarks/pwrel_floor.py`", "",
+             "Command: `python benchmarks/archive/pwrel_floor.py`", "",
              f"Median over the {len(with_floor)} frames with dI: floor {summary['median_floor_bits']:.2f} b, "
              f"saecodec {summary['median_saecodec_bits']:.2f} b (gap {summary['median_gap_bits']:.2f} b). "
              f"At the floor a float32 frame compresses at most {summary['best_float32_ratio_at_median_floor']:.1f}x; "

@@ -7,7 +7,7 @@ payload and error; the compiled coder's smallest payload (bisection on the abs b
 error is no larger; the hybrid keeps the smaller. An estimate of what an encoder-side choice
 would add (the payload format already carries such frames: the quality gate's fallback).
 
-    OMP_NUM_THREADS=1 python benchmarks/hybrid_choice.py 2000 > benchmarks/results/hybrid_choice.txt
+    OMP_NUM_THREADS=1 python benchmarks/archive/hybrid_choice.py 2000 > benchmarks/results/hybrid_choice.txt
 """
 import sys
 import time

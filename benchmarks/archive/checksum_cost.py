@@ -1,7 +1,7 @@
 """What the v3 payload's CRC-32 trailer costs: 4 bytes per chunk, and the time of
 zlib.crc32 over each payload against the time to encode and decode that chunk.
 
-    nice -n 10 python benchmarks/checksum_cost.py
+    nice -n 10 python benchmarks/archive/checksum_cost.py
 
 Chunks: 64 held-out simulated 64x64 frames (``sas.simulate(64, seed=1)``) pure (the gate at
 its default) and bounded (abs 1e-2 in log10), and one simulated 1024x1024 Eiger count
@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from common import best_time
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
+from common import best_time  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main(argv=None) -> int:
@@ -60,7 +61,7 @@ def main(argv=None) -> int:
                      "encode_MBps": x.nbytes / 1e6 / t_enc, "decode_MBps": x.nbytes / 1e6 / t_dec,
                      "crc_share_of_encode": t_crc / t_enc, "crc_share_of_decode": t_crc / t_dec})
         print(json.dumps(rows[-1]), flush=True)
-    res = {"command": "python benchmarks/checksum_cost.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    res = {"command": "python benchmarks/archive/checksum_cost.py " + " ".join(argv if argv is not None else sys.argv[1:]),
            "date": time.strftime("%Y-%m-%d %H:%M"), "rows": rows}
     lines = [f"# Cost of the payload checksum ({res['date']})", "", f"Command: `{res['command']}`", "",
              "CRC-32 (zlib.crc32) over the payload, as the decoder checks it; MB/s of crc32 over payload "

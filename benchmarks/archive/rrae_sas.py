@@ -1,6 +1,6 @@
 """RRAE (fixed k and adaptive) against the sparse L1 family on simulated SAS, in bytes per frame.
 
-    python benchmarks/rrae_sas.py --train 30000 --epochs 150
+    python benchmarks/archive/rrae_sas.py --train 30000 --epochs 150
 
 Same data and metric as benchmarks/paper_table1.py (seed 0 training, seed 1 test, relative
 L2 in the per-frame normalised asinh domain), bytes through the real codec (chunks of 64).
@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-from common import codec_bytes
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
+from common import codec_bytes  # noqa: E402
 from saecodec.data import sas
 from saecodec.models import Transform
 from saecodec.models.runtime import resolve_device

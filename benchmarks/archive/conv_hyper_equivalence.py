@@ -1,38 +1,40 @@
 """The package's conv-hyper codec against the research prototype it was ported from.
 
-Same checkpoint, same held-out frames (research data set heldout_a: simulated 64x64
+RESEARCH: the research prototype's model/ directory (not in this repository). Same checkpoint, same held-out frames (research data set heldout_a: simulated 64x64
 log10 frames, seed 1), one chunk of N frames per level: bytes per frame (every byte of
 the payload) and the offset-free log10 relative L2 (aggregated, and the median) of
-(a) the research codec (/work/research/model/codec.py, float16 weights via its export.py)
+(a) the research codec (RESEARCH/codec.py, float16 weights via its export.py)
 and (b) SAECodec with the converted model's log10-input variant, quality gate off. Then
 encode/decode times per 64x64 frame (a chunk of 64) and per 1024x1024 frame, CPU, 1
 torch thread (the shared machine's setting), best of --repeat.
 
-  OMP_NUM_THREADS=1 python benchmarks/conv_hyper_equivalence.py /work/research/model/ckpt/a2/last.pt \
+  OMP_NUM_THREADS=1 python benchmarks/archive/conv_hyper_equivalence.py RESEARCH/ckpt/a2/last.pt --research RESEARCH \
       [--model saecodec/zoo/sas-conv-h.safetensors] [--n 64] [--levels 0,2.5,5]
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from common import best_time
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
+from common import best_time  # noqa: E402
 from saecodec.metrics import offset_free_rel_l2 as rel_l2
 
-RESEARCH = "/work/research/model"
 
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("checkpoint")
+    ap.add_argument("--research", required=True, help="the research prototype's model/ directory (codec.py, "
+                                                       "export.py, data/heldout_a.npz)")
     ap.add_argument("--model", default=None, help="package model file (default: convert the checkpoint)")
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--levels", default="0,2.5,5")
@@ -43,7 +45,7 @@ def main():
                     help="real frames: sentinels the package codec masks (the research codec finds them itself)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    sys.path.insert(0, RESEARCH)
+    sys.path.insert(0, args.research)
     import codec as cc  # the research prototype
     import export
 
@@ -53,7 +55,7 @@ def main():
     sys.path.insert(0, __file__.rsplit("/", 1)[0])
     from import_conv_hyper import convert
 
-    u = np.load(f"{RESEARCH}/data/heldout_a.npz")["u"][:args.n].astype(np.float32)
+    u = np.load(f"{args.research}/data/heldout_a.npz")["u"][:args.n].astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         export.export(args.checkpoint, f"{tmp}/r.safetensors")
         research = export.load(f"{tmp}/r.safetensors")
@@ -73,7 +75,9 @@ def main():
                      "max_abs_diff_decoded": float(np.abs(p_back.astype(np.float64) - r_back).max())})
         print(json.dumps(rows[-1]), flush=True)
     real = []
-    for f in sorted(glob.glob("/work/shared/data/real-sas/*.npz")) if args.real else []:
+    from saecodec.data import shared
+
+    for f in shared.files(shared.REAL_SAS) if args.real else []:
         intensity = np.load(f)["I"].astype(np.float32)
         ur = (np.arcsinh(intensity.astype(np.float64) / 1e-3) / np.log(10.0)).astype(np.float32)
         blob = cc.encode(research, ur[None], [2.5])

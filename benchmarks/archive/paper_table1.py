@@ -1,6 +1,6 @@
 """The trends of the L1 paper's Table 1, at reduced scale, on simulated 64x64 SAS frames.
 
-    python benchmarks/paper_table1.py --out benchmarks/results --train 20000 --epochs 100
+    python benchmarks/archive/paper_table1.py --out benchmarks/results --train 20000 --epochs 100
 
 Hourglass (1/4, 1/8, 0) against sparse (1/4, 1/8, lambda, z), (1/4, 1/8, lambda, grad) and
 an overcomplete (1/4, 1, lambda, z), each sparse one over a small lambda sweep so that one
@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-from common import codec_bytes
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
+from common import codec_bytes  # noqa: E402
 from saecodec.data import sas
 from saecodec.models import Transform
 from saecodec.models.runtime import resolve_device

@@ -1,11 +1,11 @@
 """What the pure mode's quality gate costs: ratio, frames that fall back, per-frame errors,
 speed, at several ``max_error``, on held-out simulated frames and on the real frames.
 
-    nice -n 10 python benchmarks/gate_cost.py --frames 2000
+    nice -n 10 python benchmarks/archive/gate_cost.py --frames 2000
 
 Held-out frames: ``saecodec.data.sas.simulate(n, seed=1)`` (the bench's data), 64x64, as
 intensities through ``sas64-l1`` and as log10 values through its log10-input variant (the
-bench's domain), in chunks of 64 frames. Real frames: ``../shared/data/real-sas`` (skipped
+bench's domain), in chunks of 64 frames. Real frames: ``saecodec.data.shared`` (skipped
 when absent), one chunk per frame. Detector frames: ``simulate_detector(n, cfg="eiger-1m")``
 1024x1024 uint32 counts with gaps at 2**32-1 (``mask_values``), one chunk per frame. Errors: the relative L2 per 2D frame in the model's
 transformed domain u over finite pixels (``||u_dec - u|| / ||u - mean(u)||``). Speeds are
@@ -22,8 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-REAL = ROOT.parent / "shared" / "data" / "real-sas"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def frame_errors(tr, x: np.ndarray, d: np.ndarray, sentinel=None) -> tuple[list, bool]:
@@ -114,7 +113,9 @@ def main(argv=None) -> int:
     print("held-out simulated, log10", flush=True)
     sets[f"{args.frames} held-out simulated, log10"] = measure(
         log_model, [to_domain(sim[i:i + 64], "log") for i in range(0, len(sim), 64)], gates)
-    files = sorted(REAL.glob("*.npz")) if REAL.is_dir() else []
+    from saecodec.data import shared
+
+    files = shared.files(shared.REAL_SAS)
     if files:
         print("real", flush=True)
         sets[f"{len(files)} real frames"] = measure(model, [np.load(p)["I"] for p in files], gates)
@@ -127,7 +128,7 @@ def main(argv=None) -> int:
         assert counts.dtype == np.uint32 and counts.shape[1:] == (1024, 1024), (counts.dtype, counts.shape)
         sets[f"{args.count_frames} simulated 1024x1024 Eiger count frames (uint32, gaps)"] = measure(
             model, [c for c in counts], gates, mask_value=gap)
-    res = {"command": "python benchmarks/gate_cost.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    res = {"command": "python benchmarks/archive/gate_cost.py " + " ".join(argv if argv is not None else sys.argv[1:]),
            "date": time.strftime("%Y-%m-%d %H:%M"), "sets": sets}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(res, indent=1) + "\n")

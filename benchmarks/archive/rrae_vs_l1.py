@@ -1,7 +1,7 @@
 """RRAE (fixed k and adaptive) against the sparse L1 family at equal relative L2, in bytes per frame.
 
-    python benchmarks/rrae_vs_l1.py train --nets /tmp/rvl        # trains every net, saves model files
-    python benchmarks/rrae_vs_l1.py table --nets /tmp/rvl        # codec sweep + the equal-error table
+    python benchmarks/archive/rrae_vs_l1.py train --nets /tmp/rvl        # trains every net, saves model files
+    python benchmarks/archive/rrae_vs_l1.py table --nets /tmp/rvl        # codec sweep + the equal-error table
 
 Both families trained the same way (same frames, epochs, optimiser, transform) at one
 scale, so that the comparison is between families, not between budgets. Every error is
@@ -30,7 +30,9 @@ import torch
 
 from saecodec.models import Transform, load_file
 from saecodec.training import TrainConfig, train_l1, train_rrae
-from common import codec_eval  # the same codec round trip as the default model's selection
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
+from common import codec_eval  # noqa: E402  the same codec round trip as the default model's selection
 
 STEPS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64)
 
@@ -146,7 +148,7 @@ def table(args):
     }
     targets = sorted({r["rel_l2"] for r in rows if r["family"] == "l1"} | {e for e, _ in fam["RRAE adaptive"][:1]})
     equal = [{"rel_l2": t, **{name: bytes_at(front, t) for name, front in fam.items()}} for t in targets]
-    out = {"command": " ".join(["python benchmarks/rrae_vs_l1.py table", *args.argv]),
+    out = {"command": " ".join(["python benchmarks/archive/rrae_vs_l1.py table", *args.argv]),
            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
                       f"{'cuda' if torch.cuda.is_available() else 'no GPU'}",
            "nets": infos, "rows": rows, "frontiers": fam, "equal_error": equal}
@@ -199,7 +201,7 @@ def main():
     ap.add_argument("--l-frac", type=float, default=1 / 8)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "rrae_vs_l1")
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "results" / "rrae_vs_l1")
     args = ap.parse_args()
     args.argv = sys.argv[2:]
     train(args) if args.stage == "train" else table(args)

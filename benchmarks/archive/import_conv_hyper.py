@@ -1,10 +1,10 @@
-"""Convert a research conv-hyper checkpoint (/work/research/model/train.py) into a package model file.
+"""Convert a research conv-hyper checkpoint (the research prototype's model/train.py) into a package model file.
 
 The research network's layer names are the package's (saecodec.models.conv_hyper), so the
 state dict loads as it is; the entropy tables are frozen here (integer counts from the
 trained densities) and the weights stored as float16. The recipe goes into the provenance.
 
-  python benchmarks/import_conv_hyper.py /work/research/model/ckpt/a2/last.pt \
+  python benchmarks/archive/import_conv_hyper.py RESEARCH/ckpt/a2/last.pt \
       saecodec/zoo/sas-conv-h.safetensors --name sas-conv-h
 
 Transform: asinh(x / 1e-3) / ln 10 with the frame's mean subtracted, the domain of the
@@ -56,7 +56,7 @@ def convert(ckpt_path: str, name: str, scale: float = 1e-3, lineage: str | None 
                            lineage=lineage or (f"started from {args['init']}" if args.get("init") else "from scratch"))
     provenance = {"recipe": recipe, "checkpoint": os.path.abspath(ckpt_path), "step": state.get("step"),
                   "cpu_s_this_run": round(state.get("cpu", 0.0)), "wall_s_this_run": round(state.get("wall", 0.0)),
-                  "train_args": args, "converter": "benchmarks/import_conv_hyper.py",
+                  "train_args": args, "converter": "benchmarks/archive/import_conv_hyper.py",
                   "tables": "frozen by ConvHyperprior.freeze_tables (16-bit counts, 64 log-spaced scales "
                             "0.11..64, tail 1e-7)"}
     return Model(module, None, Transform("asinh", scale, True, "mean"), name,

@@ -1,6 +1,6 @@
 """What the counting-noise bound (bound_mode="poisson") does to I(q) and its error bars.
 
-    python benchmarks/poisson_iq.py
+    python benchmarks/archive/poisson_iq.py
 
 On simulated 1024x1024 uint32 count frames (median 1, 10, 100 and 1000 counts; Poisson
 noise; 2**32-1 gaps, see benchmarks/bounds_speed.py) and the raw Pilatus frames (-1/-2
@@ -24,22 +24,19 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).parent))
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/bounds_speed.py
 
 
 def bins_dev(x: np.ndarray, y: np.ndarray, valid: np.ndarray, nb: int = 48) -> np.ndarray:
-    from saecodec.metrics import pixel_q
+    """|I_y - I_x| / sigma_I per log-spaced radius bin around the beam (saecodec.iq)."""
+    from saecodec import iq
 
-    q = pixel_q(np.where(valid, x, 0).astype(np.float64)[None])[0]
-    qi = q[valid]
-    edges = np.geomspace(max(qi.min(), qi.max() * 1e-3), qi.max() * (1 + 1e-9), nb + 1)
-    idx = np.clip(np.searchsorted(edges, qi, side="right") - 1, 0, nb - 1)
-    xv, yv = x[valid].astype(np.float64), y[valid].astype(np.float64)
-    n = np.bincount(idx, minlength=nb)
-    sx, sy = np.bincount(idx, xv, nb), np.bincount(idx, yv, nb)
-    ok = (n > 0) & (sx > 0)
-    return np.abs(sy[ok] - sx[ok]) / n[ok] / (np.sqrt(sx[ok]) / n[ok])
+    q = iq.pixel_q(np.where(valid, x, 0).astype(np.float64)[None])[0]
+    idx, n_bins = iq.bin_index(np.where(valid, q, np.nan), nb, "log")
+    n, sx, _ = iq.bin_sums(x, idx, n_bins, valid)
+    _, sy, _ = iq.bin_sums(y, idx, n_bins, valid)
+    return iq.sigma_deviation(n, sx, sy)
 
 
 def main(argv=None):
@@ -50,7 +47,7 @@ def main(argv=None):
     from bounds_speed import GAP, big_frames
 
     from saecodec import model_store
-    from saecodec.bench.bounds import raw_counts
+    from saecodec.data.shared import raw_counts
     from saecodec.coding import fast
 
     model = model_store.load(args.model)
@@ -86,7 +83,7 @@ def main(argv=None):
     result = {"date": time.strftime("%Y-%m-%d %H:%M"), "rows": rows}
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=1))
     lines = ["# The counting-noise bound: ratio and what it does to I(q)", "",
-             "Command: `python benchmarks/poisson_iq.py`. Every element within eb sqrt(max(x, 1)), integers "
+             "Command: `python benchmarks/archive/poisson_iq.py`. Every element within eb sqrt(max(x, 1)), integers "
              "stay integers (checked). I(q) deviation in units of the bin mean's counting error.", "",
              "| frame | eb | bins | ratio (lossless) | added var / Poisson var | I(q) dev median / max (sigma_I) | "
              "mean error |", "|---|---|---|---|---|---|---|"]

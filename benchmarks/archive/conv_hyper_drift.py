@@ -5,13 +5,12 @@ frames at their native sizes: (1) decoding with every network output multiplied 
 1 + k 2^-23 (k random in -4..4) gives the same z and y symbols; (2) encoding with 1 and 2
 torch threads gives the same bytes; (3) how many latents the guard list flags.
 
-  OMP_NUM_THREADS=2 python benchmarks/conv_hyper_drift.py sas-conv-h [--n 256]
+  OMP_NUM_THREADS=2 python benchmarks/archive/conv_hyper_drift.py sas-conv-h --heldout RESEARCH/data/heldout_a.npz [--n 256]
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
 
 import numpy as np
 import torch
@@ -19,23 +18,25 @@ import torch
 from saecodec import model_store
 from saecodec.chunk import decode_chunk, encode_chunk
 from saecodec.coding import hyperprior
+from saecodec.data import shared
 from saecodec.models import runtime
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
+    ap.add_argument("--heldout", required=True, help="the research data set heldout_a.npz (its 'u': log10 frames)")
     ap.add_argument("--n", type=int, default=256)
     ap.add_argument("--ulps", type=int, default=4)
     args = ap.parse_args()
     model = model_store.load(args.model)
     log10 = model.for_log10_input()
-    u = np.load("/work/research/model/data/heldout_a.npz")["u"][:args.n].astype(np.float32)
+    u = np.load(args.heldout)["u"][:args.n].astype(np.float32)
     L = model.module.levels
     chunks = [(log10, u[i:i + 64], (i // 64) % L) for i in range(0, len(u), 64)]
     big = np.kron(u[0], np.ones((16, 16), np.float32))  # a 1024x1024 frame (oneDNN differs there)
     chunks.append((log10, big + np.random.default_rng(0).normal(0, 0.01, big.shape).astype(np.float32), 2.5))
-    for f in sorted(glob.glob("/work/shared/data/real-sas/*.npz"))[:8]:
+    for f in shared.files(shared.REAL_SAS)[:8]:
         chunks.append((model, np.load(f)["I"].astype(np.float32), (L - 1) / 2))
     gen = np.random.default_rng(1)
     real_batched, real_groups, real_tables = runtime.batched, hyperprior._decode_groups, hyperprior._tables

@@ -4,18 +4,21 @@
 pure mode with the quality gate off, and with it at its default; best of --repeat, with
 --threads torch threads. The machine is shared: compare the ratios, not the seconds.
 
-  OMP_NUM_THREADS=1 python benchmarks/conv_hyper_speed.py [--threads 1] [--repeat 3]
+  OMP_NUM_THREADS=1 python benchmarks/archive/conv_hyper_speed.py [--threads 1] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from common import best_time
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
+from common import best_time  # noqa: E402
 from saecodec import SAECodec
 from saecodec.data import sas
 
