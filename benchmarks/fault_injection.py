@@ -168,12 +168,42 @@ def make_cases(files: list[dict], n: int, rng) -> list[dict]:
     return cases
 
 
-def run_batches(files, cases, reader: Path, tmp: Path, env, timeout: float, batch: int) -> dict:
-    """Python readers: many cases per process, each answer awaited at most ``timeout``
-    seconds; a death or hang costs the case in progress, and the batch goes on in a new process."""
+def serve(cmd: list, todo: list, env, timeout: float, log) -> tuple[dict, str | None, int]:
+    """One reader process ``cmd`` over the cases ``todo`` (a JSON line each in, a JSON answer
+    with the case's ``id`` each out), each answer awaited at most ``timeout`` seconds (the
+    first 3x: it waits for imports). Returns the answers by id, ``"hang"`` or ``"crash"`` when
+    the process stopped answering (the case in progress is ``todo[len(answers)]``), and its
+    return code (also used by benchmarks/hostile_files.py)."""
     import queue
     import threading
 
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(ln) for ln in proc.stdout] + [lines.put(None)], daemon=True).start()
+    proc.stdin.write("".join(json.dumps(c) + "\n" for c in todo))
+    proc.stdin.close()
+    results, outcome = {}, None
+    while len(results) < len(todo):
+        try:
+            line = lines.get(timeout=timeout * (3 if not results else 1))
+        except queue.Empty:
+            proc.kill()
+            outcome = "hang"
+            break
+        if line is None:
+            outcome = "crash"
+            break
+        r = json.loads(line)
+        results[r["id"]] = r
+        if len(results) % 100 == 0:
+            print(f"  {len(results)}/{len(todo)}", flush=True)
+    proc.wait()
+    return results, outcome, proc.returncode
+
+
+def run_batches(files, cases, reader: Path, tmp: Path, env, timeout: float, batch: int) -> dict:
+    """Python readers: many cases per process, each answer awaited at most ``timeout``
+    seconds; a death or hang costs the case in progress, and the batch goes on in a new process."""
     results = {}
     by_set = {}
     for c in cases:
@@ -184,41 +214,21 @@ def run_batches(files, cases, reader: Path, tmp: Path, env, timeout: float, batc
             part, todo = todo[:batch], todo[batch:]
             while part:
                 log = open(tmp / "reader.log", "w+")  # what the reader says before it redirects fd 2
-                proc = subprocess.Popen([sys.executable, str(reader), f["kind"], f["path"],
-                                         str(tmp / f"{f['name']}.npy")], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=log, text=True, env=env)
-                lines: queue.Queue = queue.Queue()
-                threading.Thread(target=lambda: [lines.put(ln) for ln in proc.stdout] + [lines.put(None)],
-                                 daemon=True).start()
-                proc.stdin.write("".join(json.dumps(c) + "\n" for c in part))
-                proc.stdin.close()
-                done, outcome = 0, None
-                while done < len(part):
-                    try:
-                        line = lines.get(timeout=timeout * (3 if done == 0 else 1))  # the first waits for imports
-                    except queue.Empty:
-                        proc.kill()
-                        outcome = "hang"
-                        break
-                    if line is None:
-                        outcome = "crash"
-                        break
-                    r = json.loads(line)
-                    results[r["id"]] = r
-                    done += 1
-                proc.wait()
+                answers, outcome, returncode = serve([sys.executable, str(reader), f["kind"], f["path"],
+                                                      str(tmp / f"{f['name']}.npy")], part, env, timeout, log)
+                results.update(answers)
                 log.seek(0)
                 said = log.read()[-2000:]
                 log.close()
                 if outcome is None:
                     break
-                bad = part[done]  # the case in progress when the reader died or hung
+                bad = part[len(answers)]  # the case in progress when the reader died or hung
                 after = Path(tmp / f"{f['name']}.npy.stderr")
-                results[bad["id"]] = {"id": bad["id"], "outcome": outcome, "returncode": proc.returncode,
+                results[bad["id"]] = {"id": bad["id"], "outcome": outcome, "returncode": returncode,
                                       "reader_log": said,
                                       "reader_stderr": after.read_text(errors="replace")[-2000:] if after.exists() else ""}
                 restore(files, bad)
-                part = part[done + 1:]
+                part = part[len(answers) + 1:]
             print(f"  {f['name']}: {sum(1 for c in by_set[f['name']] if c['id'] in results)}"
                   f"/{len(by_set[f['name']])}", flush=True)
     return results

@@ -59,6 +59,7 @@ typedef struct {
     H5Z_func_t filter;
 } H5Z_class2_t;
 #define H5Z_CLASS_T_VERS 1
+#define H5Z_FLAG_REVERSE 0x0100
 #define H5PL_TYPE_FILTER 0
 enum { H5T_INTEGER = 0, H5T_FLOAT = 1 };
 enum { H5T_ORDER_LE = 0 };
@@ -207,12 +208,44 @@ done:
     return embed_entry;
 }
 
+/* The bytes of the chunk set_local recorded in cd_values (element type code and dims after
+   the options, docs/format.md codes), or 0 when they are missing or invalid. */
+static size_t chunk_bytes(size_t n, const unsigned cd[]) {
+    static const unsigned char item[12] = {0, 4, 8, 2, 1, 2, 4, 8, 1, 2, 4, 8};
+    if (n < 11) return 0;
+    size_t base = cd[0] >= 2 ? 11 + (size_t)cd[10] : 10;
+    if (base + 2 > n) return 0;
+    unsigned code = cd[base], rank = cd[base + 1];
+    if (code < 1 || code > 11 || rank < 2 || rank > SAE_MAX_RANK || base + 2 + rank > n) return 0;
+    size_t total = item[code];
+    for (unsigned i = 0; i < rank; i++) {
+        size_t d = cd[base + 2 + i];
+        if (d == 0 || total > SIZE_MAX / d) return 0;
+        total *= d;
+    }
+    return total;
+}
+
 static size_t sae_filter(unsigned flags, size_t cd_nelmts, const unsigned cd_values[], size_t nbytes,
                          size_t *buf_size, void **buf) {
+    /* HDF5 copies a whole chunk out of what a filter returns, whatever its size: on decode,
+       anything but exactly the chunk set_local recorded is an error, never a short buffer. */
+    size_t want = 0;
+    if (flags & H5Z_FLAG_REVERSE) {
+        want = chunk_bytes(cd_nelmts, cd_values);
+        if (!want) {
+            fprintf(stderr, "saecodec HDF5 filter: the dataset's cd_values do not give its chunk's type and shape\n");
+            return 0;
+        }
+    }
     embed_fn fn = load_embed();
     if (!fn) return 0;
     size_t out = 0;
     if (fn(flags, cd_nelmts, cd_values, nbytes, buf_size, buf, &out) != 0) return 0;
+    if (want && (out != want || *buf_size < want)) {
+        fprintf(stderr, "saecodec HDF5 filter: decoded %zu bytes, the dataset's chunk has %zu\n", out, want);
+        return 0;
+    }
     return out;
 }
 

@@ -48,6 +48,7 @@ CODINGS = (MODE_AE, MODE_AE_LORENZO, MODE_LORENZO)
 BOUND_MODES = ("abs", "rel", "pwrel", "poisson")
 KIND_DIRECT, KIND_LOG = 0, 1  # the section holds one stream of the chunk / pwrel in log2 (coding.logpwrel)
 POISSON_MIN_EB = 2.0 ** -12 * 1.0000001  # below, no count moves: ints are stored losslessly
+CAST_SLICE = 1 << 16  # elements per step of ``cast``
 
 
 def stream_mode(bound_mode: str, error_bound: float, c: np.ndarray, bits) -> tuple[str, float]:
@@ -196,17 +197,18 @@ def reconstruct(sec: dict, pred: np.ndarray | None, shape: tuple[int, int, int],
 
 
 def cast(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """float64 -> the element type: integers rounded, everything clipped to its range, NaN 0.
-
-    Floats are converted first and clipped in place: a value beyond the type's range becomes
-    +-inf and then its largest finite value, as clipping first would give, with one pass over
-    float64 instead of three."""
+    """float64 -> the element type: integers rounded, everything clipped to its range (a slice
+    at a time: a large frame's float64 temporaries stay small)."""
     dtype = np.dtype(dtype).newbyteorder("=")
+    x = np.asarray(x)
+    out = np.empty(x.shape, dtype)
+    src, dst = x.reshape(-1), out.reshape(-1)
     if dtype.kind == "f":
         lim = np.finfo(dtype).max
-        with np.errstate(over="ignore"):
-            out = np.asarray(x).astype(dtype)
-        np.clip(out, -lim, lim, out=out)
-        return np.nan_to_num(out, copy=False, nan=0.0)
+        for a in range(0, src.size, CAST_SLICE):
+            dst[a:a + CAST_SLICE] = np.clip(np.nan_to_num(src[a:a + CAST_SLICE], nan=0.0), -lim, lim)
+        return out
     info = np.iinfo(dtype)
-    return np.clip(np.rint(np.nan_to_num(x, nan=0.0)), info.min, info.max).astype(dtype)
+    for a in range(0, src.size, CAST_SLICE):
+        dst[a:a + CAST_SLICE] = np.clip(np.rint(np.nan_to_num(src[a:a + CAST_SLICE], nan=0.0)), info.min, info.max)
+    return out

@@ -99,6 +99,7 @@ def _encode(model, arr, options, mask, device, codings, settings) -> bytes:
     z, side = model.transform.forward(tiling.split(filled.reshape(c.shape), tile))
     if masked.any() and hasattr(model.module, "fill_masked"):  # a family's own fill, in its domain
         z = model.module.fill_masked(z, tiling.split(masked.reshape(c.shape), tile))
+    del filled  # 8 bytes per element, not needed again
     lat = runtime.encode(model, z, tile, device)
     steps = _bound_steps(model, coder, c, masked, opts, tile, side)
     if steps is None:
@@ -305,12 +306,16 @@ def _network(model, h: fmt.Header) -> Model:
     return model
 
 
-def _read_payload(model, buf, device=None) -> tuple[fmt.Header, _Parts, Model | None]:
-    """Header and every section, checked against the payload's end and, when the payload
-    needs it, the model (``model``: a Model, None, or a function loading it on need); runs
-    no network but a hyperprior coder's (h_s decides y's tables). Returns the model it used."""
+def _read_payload(model, buf, device=None, expect: fmt.Expect | None = None
+                  ) -> tuple[fmt.Header, _Parts, Model | None]:
+    """Header and every section, checked against the container's chunk (``expect``), the
+    payload's end and, when the payload needs it, the model (``model``: a Model, None, or a
+    function loading it on need); runs no network but a hyperprior coder's (h_s decides y's
+    tables). Returns the model it used."""
     reader = fmt.Reader(buf)
     h = fmt.Header.unpack(reader)
+    if expect is not None:
+        expect.check(h)
     model = _network(model, h) if needs_network(h) else None
     if h.flags & fmt.FLAG_RAW:
         parts = _Parts(raw=raw.read(reader, h.shape, h.dtype))
@@ -350,10 +355,11 @@ def _read_payload(model, buf, device=None) -> tuple[fmt.Header, _Parts, Model | 
     return h, parts, model
 
 
-def decode_chunk(model, buf, *, device=None) -> np.ndarray:
+def decode_chunk(model, buf, *, device=None, expect: fmt.Expect | None = None) -> np.ndarray:
     """Payload -> chunk. ``model``: the Model, None (the model-free codec), or a function
-    returning the Model, called only for a payload that runs its network."""
-    h, parts, model = _read_payload(model, buf, device)
+    returning the Model, called only for a payload that runs its network; ``expect``: what
+    the container says the chunk is (checked before anything is decoded)."""
+    h, parts, model = _read_payload(model, buf, device, expect)
     if parts.raw is not None:
         return _order(parts.raw, h)
     if parts.final is not None:

@@ -15,9 +15,10 @@ import warnings
 
 import numpy as np
 from numcodecs.abc import Codec
-from numcodecs.compat import ensure_contiguous_ndarray, ndarray_copy
+from numcodecs.compat import ensure_contiguous_ndarray, ensure_ndarray_like, ndarray_copy
 
 from . import chunk, model_store
+from .coding import payload as fmt
 from .errors import LossyCountsWarning, SaecodecError
 from .models import runtime
 from .models.model import Model
@@ -130,6 +131,9 @@ class SAECodec(Codec):
         return self._model
 
     def encode(self, buf):
+        if self.__dict__.get("_refused"):
+            raise SaecodecError(f"this codec's stored config cannot be used to write: {self._refused}; it was "
+                                "written by another saecodec version or damaged (reading works)")
         arr = buf if isinstance(buf, np.ndarray) else ensure_contiguous_ndarray(buf)
         if self.options.error_bound is None and arr.dtype.kind in "iu" and not self.__dict__.get("_warned_counts"):
             self.__dict__["_warned_counts"] = True  # once per codec: its chunks all say the same
@@ -139,29 +143,63 @@ class SAECodec(Codec):
         model = None if self.options.model is None else self.resolve_model()
         return chunk.encode_chunk(model, arr, self.options, device=self.device)
 
-    def decode(self, buf, out=None):
+    def decode(self, buf, out=None, *, shape=None, dtype=None):
+        """Payload -> chunk. ``shape`` and ``dtype`` are the container's chunk (zarr v3's chunk
+        spec, HDF5's cd_values), and ``out`` (numcodecs) says the same: a payload that holds
+        another chunk (another dtype, shape or size, or a bomb's claim) is refused before
+        anything is decoded. Without them, only the payload's own limits apply."""
         if isinstance(buf, np.ndarray) and buf.dtype != np.uint8:
             buf = buf.view(np.uint8).reshape(-1) if buf.flags.c_contiguous else buf.tobytes()
         # bytes and flat uint8 arrays (what the HDF5 filter passes) are read as they are
         data = buf if type(buf) is bytes or (type(buf) is np.ndarray and buf.ndim == 1 and buf.dtype == np.uint8
                                              and buf.flags.c_contiguous) else ensure_contiguous_ndarray(buf)
+        target = None if out is None else ensure_ndarray_like(out)
+        expect = _expect(shape, dtype, target)
         model = None if self.options.model is None else self._model if self._model is not None else self.resolve_model
-        dec = chunk.decode_chunk(model, data, device=self.device)
-        if out is not None:
-            return ndarray_copy(dec, out)
-        return dec
+        dec = chunk.decode_chunk(model, data, device=self.device, expect=expect)
+        if target is None:
+            return dec
+        if target.dtype != np.uint8 and target.dtype != dec.dtype:
+            dec = dec.astype(target.dtype)  # the same element type in another byte order: values, not bytes
+        return ndarray_copy(dec, out)
 
     def get_config(self):
-        return {"id": self.codec_id, **self.options.to_config()}
+        stored = self.__dict__.get("_stored")
+        return {"id": self.codec_id, **(stored if stored is not None else self.options.to_config())}
 
     @classmethod
     def from_config(cls, config):
-        """From a stored config (its model by identity) or one written by hand (by name or
-        path); no ``model`` (or ``"model": null``): the model-free codec."""
+        """From a stored config: its model by identity (or a name written by hand), resolved in
+        the model store only, a file path in a config refused (``model_store.identify_stored``);
+        no ``model`` (or ``"model": null``): the model-free codec. A config this saecodec cannot
+        write with (a newer one's key, a bad encoder option) still reads, with a warning."""
         config = dict(config)
+        stored = {k: v for k, v in config.items() if k != "id"}
+        name = config.get("model_name")
         if config.get("model") is not None:
-            config["model"], config["model_name"] = model_store.identify(config["model"], config.get("model_name"))
-        return cls.from_options(CodecOptions.from_config(config))
+            config["model"], config["model_name"] = model_store.identify_stored(
+                config["model"], name if isinstance(name, str) else None)
+        options, refused = CodecOptions.for_reading(config)
+        if refused is None and not isinstance(name, (str, type(None))):
+            refused = f"model_name must be a string, got {type(name).__name__}"
+        codec = cls.from_options(options)
+        if refused is not None:
+            warnings.warn(f"saecodec: {refused}. The data reads (decoding needs only the model); writing with "
+                          "this config is refused", stacklevel=2)
+            codec._stored, codec._refused = stored, refused  # written back as it was, never re-encoded
+        return codec
 
     def __repr__(self):
         return f"{type(self).__name__}({self.options.repr_args()})"
+
+
+def _expect(shape, dtype, out) -> fmt.Expect | None:
+    """The container's chunk: as given, or as a numcodecs ``out`` holds it (bytes: their count;
+    a typed array: its element type, and its shape, or its size when flat)."""
+    if out is not None:
+        if out.dtype == np.uint8:
+            return fmt.Expect(shape, dtype, out.nbytes)
+        if out.dtype.kind not in "fiu":
+            raise SaecodecError(f"cannot decode into an array of dtype {out.dtype}")
+        return fmt.Expect(out.shape if out.ndim > 1 else shape, out.dtype, out.nbytes if out.ndim <= 1 else None)
+    return None if shape is None and dtype is None else fmt.Expect(shape, dtype)

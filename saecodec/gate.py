@@ -76,15 +76,35 @@ def clip(frames: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 
 def _net_u(z: np.ndarray, side: np.ndarray) -> np.ndarray:
-    """Network output -> u (before the inverse of ``to_u``), as ``Transform.inverse`` computes it."""
+    """Network output -> u (before the inverse of ``to_u``), as ``Transform.inverse`` computes
+    it: z * scale + offset, in a new float64 array."""
     side = np.asarray(side, dtype=np.float64)
-    return np.asarray(z, dtype=np.float64) * side[:, 1:2] + side[:, 0:1]
+    u = np.array(z, dtype=np.float64)
+    np.multiply(u, side[:, 1:2], out=u)
+    return np.add(u, side[:, 0:1], out=u)
 
 
 def _cast_reserve(transform, dtype: np.dtype, umax: np.ndarray) -> np.ndarray:
     """Per frame: what the cast of a value to a float element type can move it, in u."""
     fi = np.finfo(dtype)
     return 2.0 * float(fi.eps) * (1.0 + umax) + float(fi.smallest_subnormal) / transform.scale
+
+
+def _rounding_steps(tr, y, decoded, z, side, v, tol=bound.NET_TOLERANCE) -> np.ndarray:
+    """Per pixel (B, n): the step in u to the next integer where the decoder's y lies so near
+    k + 1/2 (within another decoder's network tolerance) that it may round the other way;
+    0 elsewhere and on invalid pixels. Elementwise, a slice of a frame at a time."""
+    b = len(y)
+    y, decoded, out = y.reshape(b, -1), decoded.reshape(b, -1), np.empty((b, y[0].size))
+    for i in range(b):
+        for a in range(0, y.shape[1], bound.CAST_SLICE):
+            s = slice(a, a + bound.CAST_SLICE)
+            yi = y[i, s]
+            near = np.abs(yi - np.floor(yi) - 0.5) <= tr.sensitivity(z[i:i + 1, s], side[i:i + 1], tol)[0]
+            d = decoded[i, s].astype(np.float64)
+            step = np.maximum(np.abs(tr.to_u(d + 1) - tr.to_u(d)), np.abs(tr.to_u(d) - tr.to_u(d - 1)))
+            out[i, s] = np.where(near, step, 0.0) * v[i, s]
+    return out
 
 
 def _sq(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
@@ -107,40 +127,46 @@ def assess(model, frames: np.ndarray, valid: np.ndarray, z_in: np.ndarray, z: np
     tr, dtype = model.transform, frames.dtype
     b = len(frames)
     lo, hi = _ranges(frames, valid)
-    vf = valid.reshape(b, -1).astype(np.float64)
-    nv = vf.sum(axis=1)
+    # Every per-pixel array is one float64 array computed in place, and the valid mask
+    # multiplies as booleans (x * True == x * 1.0): the values of the plain expressions in
+    # the comments, with two or three arrays of a large frame alive at once, not a dozen.
+    v = valid.reshape(b, -1)
+    nv = np.count_nonzero(v, axis=1).astype(np.float64)  # vf.sum(axis=1)
     sd = np.abs(side[:, 1].astype(np.float64))
-    u = _net_u(z_in, side) * vf  # exact to 2**-24 |z_in| std (``own`` below)
-    umax = np.abs(u).max(axis=1, initial=0.0)
+    u = _net_u(z_in, side)
+    np.multiply(u, v, out=u)  # u * vf: exact to 2**-24 |z_in| std (``own`` below)
+    umax = np.maximum(u.max(axis=1, initial=0.0), -u.min(axis=1, initial=0.0))  # |u|.max()
     one = np.sqrt(nv)
     own = 2.0 ** -23 * sd * (one + np.sqrt(_sq(z_in.astype(np.float64))))
     tol = bound.net_tolerance(model)
     slack = (tol * sd * (one + np.sqrt(_sq(z.astype(np.float64)))) + own
              + _ROUND * (one + np.sqrt(_sq(u))))
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = u.sum(axis=1) / np.maximum(nv, 1)
+        centred = np.subtract(u, mean[:, None])
+        dev = np.sqrt(_sq(np.multiply(centred, v, out=centred)))  # (u - mean) * vf
+        del centred
     if dtype.kind == "f" and umax.max(initial=0.0) < 300:
         # the decoder's cast moves a value by a float rounding (the reserve); clipping x to
         # [lo, hi] is clipping u to [u(lo), u(hi)]
-        ud = np.clip(_net_u(z, side), tr.to_u(lo.astype(np.float64))[:, None],
-                     tr.to_u(hi.astype(np.float64))[:, None])
+        ud = _net_u(z, side)
+        np.clip(ud, tr.to_u(lo.astype(np.float64))[:, None], tr.to_u(hi.astype(np.float64))[:, None], out=ud)
         slack = slack + _cast_reserve(tr, dtype, umax) * one
     else:  # the decoder's own path; another decoder may round a value near k + 1/2 the other way
         y = tr.inverse(z, side, frames.shape[1:])
-        decoded = clip(bound.cast(y, dtype), lo, hi)
+        decoded = bound.cast(y, dtype)
+        np.clip(decoded, lo[:, None, None], hi[:, None, None], out=decoded)
         with np.errstate(over="ignore", invalid="ignore"):
-            ud = tr.to_u(decoded).reshape(b, -1)
             if dtype.kind == "f":
                 slack = slack + _cast_reserve(tr, dtype, umax) * one
             else:
-                near = np.abs(y - np.floor(y) - 0.5) <= tr.sensitivity(z, side, tol).reshape(y.shape)
-                d = decoded.astype(np.float64)
-                step = np.maximum(np.abs(tr.to_u(d + 1) - tr.to_u(d)), np.abs(tr.to_u(d) - tr.to_u(d - 1)))
-                slack = slack + np.sqrt(_sq(np.where(near, step, 0.0).reshape(b, -1) * vf))
+                slack = slack + np.sqrt(_sq(_rounding_steps(tr, y, decoded, z, side, v, tol)))
+            del y
+            ud = tr.to_u(decoded).reshape(b, -1)
+            del decoded
     with np.errstate(over="ignore", invalid="ignore"):
-        mean = u.sum(axis=1) / np.maximum(nv, 1)
-        centred = (u - mean[:, None]) * vf
-        dev = np.sqrt(_sq(centred))
         dev = np.maximum(dev - own, 0.0)
-        diff = (ud - u) * vf
+        diff = np.multiply(np.subtract(ud, u, out=ud), v, out=ud)  # (ud - u) * vf
         err = np.sqrt(_sq(diff))
         target = max_error * dev * (1.0 - MARGIN)
         fallback = (dev > 0) & ~(err + slack <= target)  # NaN and inf fall back
@@ -291,12 +317,12 @@ def apply(g: Gate, model, z: np.ndarray | None, side: np.ndarray | None, tile: t
     dtype = np.dtype(dtype).newbyteorder("=")
     b = len(g.fallback)
     has = np.flatnonzero(g.latent_frames)
-    if len(has) == b and b:  # every frame decoded by the network: no copy into a zero array
-        out = bound.cast(model.transform.inverse(z, side, tile), dtype).reshape((b,) + tuple(tile))
+    if len(has) == b:  # the common case: the decoded frames are the output (no second copy)
+        out = bound.cast(model.transform.inverse(z, side, tile), dtype)
     else:
         out = np.zeros((b,) + tuple(tile), dtype)
-    if len(has) and len(has) < b:
-        out[has] = bound.cast(model.transform.inverse(z, side, tile), dtype)
+        if len(has):
+            out[has] = bound.cast(model.transform.inverse(z, side, tile), dtype)
     idx = np.flatnonzero(g.fallback)
     coded, exact = idx[g.h > 0], idx[g.h == 0]
     if len(coded):

@@ -6,7 +6,11 @@ Places searched, in order:
 2. each directory in ``SAECODEC_MODEL_PATH`` (``os.pathsep``-separated),
 3. the per-user cache (``SAECODEC_CACHE_DIR``, else ``$XDG_CACHE_HOME/saecodec/models``,
    else ``~/.cache/saecodec/models``), where ``saecodec models add`` copies files,
-4. files this process was given by path.
+4. files this process was given by path (in code: ``SAECodec(model=path)``, ``load(path)``).
+
+Stored metadata (a zarr config, cd_values) names a model by identity, or by name, and is
+resolved through these places only (:func:`identify_stored`): a path found in a file is
+never opened, and a file given by path never takes the name of a model the places hold.
 
 A file is recognised by its content, not its name: any ``*.safetensors`` file in those
 places whose metadata says it is a saecodec model takes part. Finding a model reads file
@@ -115,6 +119,8 @@ def find(key: str, name: str | None = None) -> ModelEntry:
             matches.append(entry)
         elif entry.name == key:
             matches.append(entry)
+    if any(e.source != "given path" for e in matches):  # a file given by path shadows no installed model
+        matches = [e for e in matches if e.source != "given path" or e.identity == lowered]
     exact = [e for e in matches if e.identity == lowered]
     if exact:
         return exact[0]
@@ -218,6 +224,25 @@ def identify(model, name: str | None = None) -> tuple[str, str | None]:
         with _lock:
             _given.setdefault(entry.identity, Path(key).resolve())
         return entry.identity, name or entry.name
+    entry = find(key, name=name)
+    return entry.identity, name or entry.name
+
+
+def identify_stored(model, name: str | None = None) -> tuple[str, str | None]:
+    """(identity, name) of the model a stored config names: an identity (resolved later, by
+    identity, in the search places), or a name or identity prefix found there. Never a
+    path: a config comes with the data, from anyone, and must not make a reader open (and
+    quote) a file of its choosing; paths are for code (:func:`identify`)."""
+    if not isinstance(model, str) or not model.strip():
+        raise SaecodecError(f"a stored saecodec config names its model by identity (64 hex digits) or name, "
+                            f"got {type(model).__name__}")
+    key = model.strip()
+    if is_identity(key.lower()):
+        return identify(key.lower(), name)
+    if "/" in key or os.sep in key or (os.altsep and os.altsep in key) or key.endswith(SUFFIX):
+        raise SaecodecError(f"a stored saecodec config names its model by identity or name, not by a file path "
+                            f"({key!r}); a model file is given in code (SAECodec(model=path)) or installed with "
+                            "`saecodec models add FILE`")
     entry = find(key, name=name)
     return entry.identity, name or entry.name
 

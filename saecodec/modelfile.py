@@ -46,14 +46,17 @@ def identity_of_file(path: str | os.PathLike) -> str:
 
 
 def read_metadata(path: str | os.PathLike) -> dict:
-    """The model's JSON metadata, reading only the file's header."""
+    """The model's JSON metadata, reading only the file's header.
+
+    Errors never quote the file's bytes (not even its length field as a number): a model
+    store may be pointed at any readable file, and its content is nobody's business."""
     with open(path, "rb") as f:
         head = f.read(8)
         if len(head) != 8:
             raise SaecodecError(f"{path}: not a saecodec model file (too short)")
         (n,) = struct.unpack("<Q", head)
         if n > _MAX_HEADER:
-            raise SaecodecError(f"{path}: not a saecodec model file (header of {n} bytes)")
+            raise SaecodecError(f"{path}: not a saecodec model file (no safetensors header)")
         raw = f.read(n)
     return parse_header(raw, path)
 
@@ -70,13 +73,16 @@ def parse_header(raw: bytes, path) -> dict:
     try:
         header = json.loads(raw)
         meta = json.loads(header["__metadata__"][METADATA_KEY])
-    except (ValueError, KeyError, TypeError) as e:
-        raise SaecodecError(f"{path}: not a saecodec model file ({e})") from None
-    if meta.get("format") != FILE_FORMAT:
+    except (ValueError, KeyError, TypeError):  # their messages may quote the file's bytes
+        raise SaecodecError(f"{path}: not a saecodec model file (no saecodec metadata)") from None
+    if not isinstance(meta, dict) or meta.get("format") != FILE_FORMAT:
         raise SaecodecError(f"{path}: not a saecodec model file")
-    if meta.get("format_version", 0) > FILE_FORMAT_VERSION:
+    version = meta.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise SaecodecError(f"{path}: not a saecodec model file (its format version is no integer)")
+    if version > FILE_FORMAT_VERSION:
         raise SaecodecError(
-            f"{path}: model file format version {meta['format_version']} is newer than this "
+            f"{path}: model file format version {version} is newer than this "
             f"saecodec supports ({FILE_FORMAT_VERSION}); upgrade saecodec"
         )
     return meta

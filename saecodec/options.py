@@ -178,6 +178,36 @@ class CodecOptions:
         config = {k: v for k, v in dict(config).items() if k != "id"}
         return cls.create(**config)
 
+    @classmethod
+    def for_reading(cls, config: dict) -> tuple["CodecOptions", str | None]:
+        """A stored config as a reader takes it: :meth:`from_config`, or, when that refuses the
+        config (a key of a newer saecodec, an encoder option out of range), the model alone and
+        why: decoding needs only the model, as cd_values with unknown words already read."""
+        try:
+            return cls.from_config(config), None
+        except SaecodecError as e:
+            if config.get("model") is None and config.get("error_bound") is None:
+                raise  # neither a model nor a bound: no codec ever wrote this config
+            return cls.reading_only(config.get("model"), config.get("model_name"), config), str(e)
+
+    @classmethod
+    def reading_only(cls, model: str | None, model_name=None, settings: dict | None = None) -> "CodecOptions":
+        """The options a reader keeps from stored ones it cannot use: the model alone, which is
+        all decoding needs (each payload carries its own mode and bound). The model-free codec
+        has no options without a bound, so its stored bound (and mode) passes through where it
+        reads, else lossless stands in; either way such a codec refuses to write."""
+        name = model_name if isinstance(model_name, str) else None
+        if model is not None:
+            return cls(model=model, model_name=name)
+        settings = settings or {}
+        bound_given = {"error_bound": settings.get("error_bound"), "bound_mode": settings.get("bound_mode") or "abs"}
+        for kept in (bound_given, {"error_bound": bound_given["error_bound"]}):
+            try:
+                return cls(model=None, model_name=name, **kept)
+            except (SaecodecError, TypeError, ValueError):
+                pass
+        return cls(model=None, model_name=name, error_bound=0.0)
+
     def to_zarr(self) -> dict:
         return {"name": CODEC_ID, "configuration": self.to_config()}
 
@@ -199,22 +229,28 @@ class CodecOptions:
         version = cd[0] if cd else None
         if version not in (1, 2) or len(cd) < 10 or any(not 0 <= v < 1 << 32 for v in cd):
             raise SaecodecError(f"unsupported saecodec cd_values (layout version {version})")
-        if cd[9] not in quant.LATENT_DTYPES:
-            raise SaecodecError(f"unknown latent dtype code {cd[9]} in cd_values")
-        settings = {"model": _words_identity(cd[1:9]), "latent_dtype": quant.LATENT_DTYPES[cd[9]][0]}
-        base, unknown = 10, 0
+        settings = {"model": _words_identity(cd[1:9])}
+        base, unknown = 10, int(cd[9] not in quant.LATENT_DTYPES)  # the payload says its own latent type
+        if not unknown:
+            settings["latent_dtype"] = quant.LATENT_DTYPES[cd[9]][0]
         if version == 2:
             if len(cd) < 11 or len(cd) < 11 + cd[10]:
                 raise SaecodecError("saecodec cd_values: options are missing")
             words, base = cd[11:11 + cd[10]], 11 + cd[10]
-            for size, _, unpack in _CD_OPTIONS:
-                size = size(words) if callable(size) else size
-                if not words or len(words) < size:
-                    break
-                settings.update(unpack(words[:size]))
-                words = words[size:]
-            unknown = len(words)
-        options = cls(**settings)
+            read = dict(settings)
+            try:
+                for size, _, unpack in _CD_OPTIONS:
+                    size = size(words) if callable(size) else size
+                    if not words or len(words) < size:
+                        break
+                    read.update(unpack(words[:size]))
+                    words = words[size:]
+                unknown += len(words)
+                options = cls(**read)
+            except (SaecodecError, IndexError, ValueError, OverflowError):  # encoder options: readers need none
+                options, unknown = cls.reading_only(settings["model"], None, read), max(1, len(words))
+        else:
+            options = cls(**settings)
         if len(cd) < base + 2 or not cd[base + 1]:
             return CdValues(options, None, None, unknown)
         rank = cd[base + 1]

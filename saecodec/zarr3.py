@@ -52,7 +52,8 @@ class SAEZarrCodec(ArrayBytesCodec):
         return codec
 
     def to_dict(self):
-        return self.options.to_zarr()
+        config = self._inner.get_config()  # a stored config a reader could not use is kept as it was
+        return {"name": CODEC_ID, "configuration": {k: v for k, v in config.items() if k != "id"}}
 
     def validate(self, *, shape, dtype, chunk_grid):
         if len(shape) < 2:
@@ -72,9 +73,10 @@ class SAEZarrCodec(ArrayBytesCodec):
 
     async def _decode_single(self, chunk_bytes, chunk_spec):
         raw = chunk_bytes.as_numpy_array()
-        arr = await asyncio.to_thread(self._inner.decode, raw)
-        arr = arr.astype(chunk_spec.dtype.to_native_dtype(), copy=False).reshape(chunk_spec.shape)
-        return chunk_spec.prototype.nd_buffer.from_numpy_array(arr)
+        native = chunk_spec.dtype.to_native_dtype()
+        # zarr says which chunk it wants: a payload of another shape or type is refused unread
+        arr = await asyncio.to_thread(self._inner.decode, raw, shape=tuple(chunk_spec.shape), dtype=native)
+        return chunk_spec.prototype.nd_buffer.from_numpy_array(arr.astype(native, copy=False))
 
     def compute_encoded_size(self, input_byte_length, chunk_spec):
         raise NotImplementedError("saecodec payloads have a data-dependent size")

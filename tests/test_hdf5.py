@@ -88,8 +88,8 @@ def test_options_of_a_newer_saecodec_read_but_never_write(tiny_model, on_model_p
     assert back.unknown_words == 2 and back.options.error_bound == 0.5
     x = blobs(2, seed=3).astype(np.float32)
     payload = codec.encode(x)
-    np.testing.assert_array_equal(np.frombuffer(filter_call(0x0100, newer, payload), np.float32).reshape(x.shape),
-                                  codec.decode(payload))
+    np.testing.assert_array_equal(np.frombuffer(filter_call(0x0100, newer + [1, 3, 2, 16, 16], payload),
+                                                np.float32).reshape(x.shape), codec.decode(payload))
     with pytest.raises(SaecodecError, match="newer saecodec"):
         filter_call(0, newer + [1, 3, 2, 16, 16], x.tobytes())
 

@@ -22,6 +22,7 @@ chunk is one constriction message: z, then the guard flags, then y.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 
@@ -62,21 +63,19 @@ class HyperpriorCoder:
         lq = self.level_q if self.level_q is not None else _default_q(self.levels)
         g = self.net.gain(lq / LEVEL_Q)[None, :, None, None]
         tile = _tile_of(latents, self.net)
-        yg = latents.astype(np.float32) * g
+        yg = np.multiply(latents.astype(np.float32, copy=False), g)
         enc = constriction.stream.queue.RangeEncoder()
         escapes = []
         z_hat = np.rint(self.net.analysis(yg, tile)) if len(yg) else np.zeros((0,), np.float32)
-        y_hat = np.zeros_like(yg)
         if len(yg):
             zi = z_hat.astype(np.int64)
             _code_groups(enc, _channel_groups(zi.shape), self.z_tables, zi.ravel(), escapes)
             mu, sigma = self.net.synthesis(z_hat.astype(np.float32), tile)
-            t = _coordinate(sigma, self.scales)
-            idx, unsafe = _table_index(t, self.scales[2])
-            _write_guard(enc, idx, t, unsafe)
-            sym = np.rint(yg.astype(np.float64) - mu).astype(np.int64)
-            _code_groups(enc, _table_groups(idx, self.scales[2]), self.y_tables, sym.ravel(), escapes)
-            y_hat = (sym + mu.astype(np.float64)).astype(np.float32)
+            idx, flagged, upper = _tables(sigma, self.scales)
+            del sigma
+            _write_guard(enc, idx.size, flagged, upper)
+            _code_y(enc, idx, yg.reshape(-1), mu.reshape(-1), self.y_tables, escapes)  # yg becomes y_hat
+        y_hat = yg
         out = bytearray([lq])
         _put_side(out, side)
         esc = bytearray()
@@ -85,7 +84,7 @@ class HyperpriorCoder:
         put_varint(out, len(esc))
         out += esc
         put_words(out, enc.get_compressed())
-        return bytes(out), y_hat / g, side
+        return bytes(out), np.divide(y_hat, g, out=y_hat), side
 
     # -- decoder --------------------------------------------------------------------------
     def read(self, reader: Reader, frames: int, tile: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -96,6 +95,7 @@ class HyperpriorCoder:
         esc = reader.sub()
         words = read_words(reader)
         yshape, zshape = self.net.latent_shapes(tile)
+        check_message(frames * math.prod(yshape), len(words))
         g = self.net.gain(lq / LEVEL_Q)[None, :, None, None]
         if frames == 0:
             return np.zeros((0, *yshape), np.float32), side
@@ -104,18 +104,33 @@ class HyperpriorCoder:
             zi = _decode_groups(dec, _channel_groups((frames, *zshape)), self.z_tables, esc)
             z_hat = zi.reshape(frames, *zshape).astype(np.float32)
             mu, sigma = self.net.synthesis(z_hat, tile)
-            t = _coordinate(sigma, self.scales)
-            idx, _ = _table_index(t, self.scales[2])
-            _read_guard(dec, idx, t, self.scales[2])
-            sym = _decode_groups(dec, _table_groups(idx, self.scales[2]), self.y_tables, esc)
+            idx, _, _ = _tables(sigma, self.scales)
+            _read_guard(dec, idx, sigma.reshape(-1), self.scales)
+            del sigma
+            y_hat = np.empty(mu.shape, np.float32)
+            _decode_y(dec, idx, mu.reshape(-1), y_hat.reshape(-1), self.y_tables, esc)
         except PayloadError:
             raise
         except Exception as e:  # constriction raises plain exceptions on invalid data
             raise PayloadError(f"corrupted payload: hyperprior latent decoding failed ({e})") from None
         if esc.remaining():
             raise PayloadError("corrupted payload: unused escape bytes in the latent section")
-        y_hat = (sym.reshape(mu.shape) + mu.astype(np.float64)).astype(np.float32)
-        return y_hat / g, side
+        return np.divide(y_hat, g, out=y_hat), side
+
+
+# Every y latent has a guard flag coded under Bernoulli(FLAG_P): at least this many bits even
+# when every symbol is certain, so a message of W words holds at most (32 W + slack) / FLAG_BITS
+# latents. Constant frames, the cheapest legitimate ones, take 68-220x more (measured with
+# sas-conv-h, levels 0 and 5, 64x64 to 1024x1024); a payload claiming more is refused before
+# anything of that size is allocated.
+FLAG_BITS = -math.log2(1 - FLAG_P)
+MESSAGE_SLACK_BITS = 64
+
+
+def check_message(latents: int, words: int) -> None:
+    if latents * FLAG_BITS > 32 * words + MESSAGE_SLACK_BITS:
+        raise PayloadError(f"corrupted payload: {latents} latents claimed, more than a message of {words} words "
+                           "can code")
 
 
 def check_level(level, levels: int, name: str) -> float:
@@ -205,29 +220,80 @@ def _coordinate(sigma: np.ndarray, scales) -> np.ndarray:
     return (np.log(np.maximum(sigma.astype(np.float64), 1e-30)) - lo) / (hi - lo) * (n - 1)
 
 
-def _table_index(t: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    idx = np.clip(np.floor(t + 0.5), 0, n - 1).astype(np.int64)
-    unsafe = np.clip(np.floor(t - GUARD + 0.5), 0, n - 1) != np.clip(np.floor(t + GUARD + 0.5), 0, n - 1)
-    return idx, unsafe
+# The per-latent steps below run over slices of this many latents: a large frame's float64
+# temporaries (t, symbols, positions) then take a few MB, not tens of bytes per latent (each
+# step is elementwise, or keeps the coding order, so the bytes are those of one pass).
+SLICE = 1 << 16
 
 
-def _write_guard(enc, idx, t, unsafe) -> None:
+def _slices(n: int):
+    return ((a, min(n, a + SLICE)) for a in range(0, n, SLICE))
+
+
+def _tables(sigma: np.ndarray, scales) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(table index floor(t + 1/2) clipped, per latent in C order, as small integers; the
+    positions within GUARD of a boundary; for those, 1 where the index is above floor(t))."""
+    n = scales[2]
+    flat = sigma.reshape(-1)
+    idx = np.empty(flat.size, np.uint8 if n <= 256 else np.int32)
+    flagged, upper = [], []
+    for a, b in _slices(flat.size):
+        t = _coordinate(flat[a:b], scales)
+        i = np.clip(np.floor(t + 0.5), 0, n - 1)
+        idx[a:b] = i
+        unsafe = np.clip(np.floor(t - GUARD + 0.5), 0, n - 1) != np.clip(np.floor(t + GUARD + 0.5), 0, n - 1)
+        pos = np.flatnonzero(unsafe)
+        flagged.append(pos + a)
+        upper.append((i[pos] > np.floor(t[pos])).astype(np.int32))
+    return idx, np.concatenate(flagged), np.concatenate(upper)
+
+
+def _write_guard(enc, size: int, flagged: np.ndarray, upper: np.ndarray) -> None:
     """A flag per latent (Bernoulli FLAG_P): near a boundary; per flagged latent one bit: the
     encoder used the table above the boundary (1) or below (0)."""
-    flags = unsafe.ravel().astype(np.int32)
-    enc.encode(flags, constriction.stream.model.Bernoulli(FLAG_P, perfect=False))
-    pos = np.flatnonzero(flags)
-    if len(pos):
-        upper = (idx.ravel()[pos] > np.floor(t.ravel()[pos])).astype(np.int32)
+    flag = constriction.stream.model.Bernoulli(FLAG_P, perfect=False)
+    for a, b in _slices(size):
+        flags = np.zeros(b - a, np.int32)
+        flags[flagged[(flagged >= a) & (flagged < b)] - a] = 1
+        enc.encode(flags, flag)
+    if len(flagged):
         enc.encode(upper, constriction.stream.model.Bernoulli(0.5, perfect=False))
 
 
-def _read_guard(dec, idx, t, n: int) -> None:
-    flags = dec.decode(constriction.stream.model.Bernoulli(FLAG_P, perfect=False), idx.size)
-    pos = np.flatnonzero(flags)
+def _read_guard(dec, idx: np.ndarray, sigma: np.ndarray, scales) -> None:
+    flag = constriction.stream.model.Bernoulli(FLAG_P, perfect=False)
+    pos = np.concatenate([np.flatnonzero(dec.decode(flag, b - a)) + a for a, b in _slices(idx.size)] or [[]])
+    pos = pos.astype(np.int64)
     if len(pos):
         upper = dec.decode(constriction.stream.model.Bernoulli(0.5, perfect=False), len(pos))
-        idx.flat[pos] = np.clip(np.floor(t.ravel()[pos]) + upper, 0, n - 1).astype(np.int64)
+        t = _coordinate(sigma[pos], scales)
+        idx[pos] = np.clip(np.floor(t) + upper, 0, scales[2] - 1)
+
+
+def _groups(idx: np.ndarray):
+    """(table, slice start, positions) in coding order: tables ascending, C order within one."""
+    present = np.flatnonzero(np.bincount(idx, minlength=1))
+    for tid in present:
+        for a, b in _slices(idx.size):
+            pos = np.flatnonzero(idx[a:b] == tid)
+            if len(pos):
+                yield int(tid), pos + a
+
+
+def _code_y(enc, idx, yg, mu, tables, escapes: list) -> None:
+    """Every y symbol round(yg - mu) under its table, in coding order; ``yg`` is overwritten
+    with y_hat = symbol + mu (each position is read once, before it is written)."""
+    for tid, pos in _groups(idx):
+        m = mu[pos].astype(np.float64)
+        sym = np.rint(yg[pos].astype(np.float64) - m).astype(np.int64)
+        _code_groups(enc, ((tid, slice(None)),), tables, sym, escapes)
+        yg[pos] = (sym + m).astype(np.float32)
+
+
+def _decode_y(dec, idx, mu, y_hat, tables, esc: Reader) -> None:
+    for tid, pos in _groups(idx):
+        sym = _decode_groups(dec, ((tid, np.arange(len(pos))),), tables, esc)
+        y_hat[pos] = (sym + mu[pos].astype(np.float64)).astype(np.float32)
 
 
 # -- groups of symbols sharing a table ---------------------------------------------------
@@ -235,13 +301,6 @@ def _channel_groups(shape) -> list[tuple[int, np.ndarray]]:
     b, c, h, w = shape
     ar = np.arange(b * c * h * w).reshape(b, c, h, w)
     return [(ch, ar[:, ch].ravel()) for ch in range(c)]
-
-
-def _table_groups(idx: np.ndarray, n: int) -> list[tuple[int, np.ndarray]]:
-    flat = idx.ravel()
-    order = np.argsort(flat, kind="stable")
-    bounds = np.searchsorted(flat[order], np.arange(n + 1))
-    return [(t, order[bounds[t]:bounds[t + 1]]) for t in range(n) if bounds[t + 1] > bounds[t]]
 
 
 def _code_groups(enc, groups, tables, symbols: np.ndarray, escapes: list) -> None:

@@ -24,9 +24,13 @@ import numpy as np
 
 from ..errors import PayloadError, SaecodecError
 from . import fast
-from .payload import Reader, deflate, inflate, put_block, put_varint
+from .payload import Reader, deflate, inflate, inflate_exact, put_block, put_varint
 
 MAX_MASK_VALUES = 16
+# A codec's boolean mask: 64 Mi elements (8 MiB packed), four times the largest detector
+# frame (Eiger2 16M). Its bits are inflated to exactly the size its shape states, so a
+# config of ~1 MB cannot ask a reader for gigabytes (zlib reaches ~1000:1).
+MAX_MASK_ELEMENTS = 1 << 26
 
 
 @dataclass(frozen=True)
@@ -43,21 +47,20 @@ class FrameMask:
             return value
         if isinstance(value, dict):
             try:
-                shape = tuple(int(d) for d in value["shape"])
-                packed = zlib.decompress(base64.b64decode(value["bits"]))
-            except (KeyError, TypeError, ValueError, zlib.error) as e:
-                raise SaecodecError(f"invalid mask config ({e}); expected {{'shape': [...], 'bits': base64}}") from None
-            return cls._checked(shape, packed)
+                dims, z = value["shape"], base64.b64decode(value["bits"], validate=True)
+            except (KeyError, TypeError, ValueError):
+                raise SaecodecError("invalid mask config; expected {'shape': [...], 'bits': base64 of zlib}") from None
+            shape = _shape(dims)
+            return cls._checked(shape, _inflate_bits(z, shape))
         m = np.asarray(value)
         if m.dtype != bool:
             raise SaecodecError(f"mask must be a boolean array, got dtype {m.dtype}")
-        if m.ndim < 1 or m.ndim > 16 or not m.size:
-            raise SaecodecError(f"mask must be a non-empty array of 1 to 16 dimensions, got shape {m.shape}")
+        _shape(m.shape)
         return cls(tuple(int(d) for d in m.shape), np.packbits(m.reshape(-1)).tobytes())
 
     @classmethod
     def _checked(cls, shape, packed: bytes) -> "FrameMask":
-        n = int(np.prod(shape, dtype=np.int64))
+        n = math.prod(shape)
         if not shape or min(shape) < 1 or len(packed) != (n + 7) // 8:
             raise SaecodecError(f"mask of shape {shape} does not match its {len(packed)} packed bytes")
         return cls(tuple(shape), bytes(packed))
@@ -81,12 +84,30 @@ class FrameMask:
     def from_words(cls, w) -> "FrameMask":
         try:
             rank = int(w[1])
-            shape = tuple(int(d) for d in w[2:2 + rank])
+            shape = _shape(w[2:2 + rank])
             nz = int(w[2 + rank])
             raw = b"".join(int(v).to_bytes(4, "big") for v in w[3 + rank:])[:nz]
-            return cls._checked(shape, zlib.decompress(raw))
-        except (IndexError, ValueError, OverflowError, zlib.error):
+        except (IndexError, ValueError, OverflowError, SaecodecError):
             raise SaecodecError("saecodec cd_values: invalid mask") from None
+        return cls._checked(shape, _inflate_bits(raw, shape))
+
+
+def _shape(dims) -> tuple[int, ...]:
+    """A mask's shape: 1 to 16 dimensions, each at least 1, at most MAX_MASK_ELEMENTS in all."""
+    try:
+        shape = tuple(int(d) for d in dims)
+    except (TypeError, ValueError, OverflowError):
+        raise SaecodecError("a mask's shape must be a list of integers") from None
+    if not 1 <= len(shape) <= 16 or min(shape) < 1:
+        raise SaecodecError(f"mask must be a non-empty array of 1 to 16 dimensions, got shape {shape}")
+    if math.prod(shape) > MAX_MASK_ELEMENTS:
+        raise SaecodecError(f"mask of shape {shape} has more than {MAX_MASK_ELEMENTS} elements")
+    return shape
+
+
+def _inflate_bits(z: bytes, shape: tuple[int, ...]) -> bytes:
+    """The packed bits of a mask of ``shape``, inflated to no more than their size."""
+    return inflate_exact(z, (math.prod(shape) + 7) // 8, f"the mask of shape {shape}", SaecodecError)
 
 
 def _user_bits(shape: tuple[int, ...], masks) -> np.ndarray | None:

@@ -13,6 +13,7 @@ import functools
 import math
 import zlib
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -220,6 +221,29 @@ class Header:
         return header
 
 
+class Expect(NamedTuple):
+    """What the container says the chunk is: zarr v3's chunk spec, HDF5's cd_values (written
+    by set_local from the dataset), the numcodecs ``out`` buffer. The container knows which
+    chunk it asked for; a payload only says what it holds (a chunk of another array or
+    dataset, of another type or shape, or one claiming a bomb's shape, carries a valid CRC)."""
+
+    shape: tuple[int, ...] | None = None
+    dtype: np.dtype | None = None  # compared by element type (kind and size); byte order is converted
+    nbytes: int | None = None  # an untyped buffer: its size only
+
+    def check(self, h: Header) -> None:
+        """Refuse a payload that is not this chunk, before anything of it is decoded."""
+        if self.dtype is not None and dtype_code(self.dtype) != dtype_code(h.dtype):
+            raise PayloadError(f"the payload holds {h.dtype.name} elements, the container's chunk "
+                               f"{np.dtype(self.dtype).name}: a chunk of another array, or a damaged file")
+        if self.shape is not None and tuple(int(d) for d in self.shape) != h.shape:
+            raise PayloadError(f"the payload holds a chunk of shape {h.shape}, the container's chunk is "
+                               f"{tuple(self.shape)}: a chunk of another array, or a damaged file")
+        if self.nbytes is not None and self.nbytes != math.prod(h.shape) * h.dtype.itemsize:
+            raise PayloadError(f"the payload holds a {h.dtype.name} chunk of shape {h.shape}, which does not fill "
+                               f"the {self.nbytes} bytes the container gave for it")
+
+
 # The last header parsed (its bytes from the version byte on) and its parse: a dataset's chunks
 # share one header. Compared byte for byte, so it skips work, never a check.
 _last_header: tuple[bytes, Header] | None = None
@@ -285,25 +309,25 @@ def put_block(out: bytearray, data: bytes) -> None:
 
 
 def inflate(reader: Reader, expected: int, what: str) -> bytes:
-    """Read a zlib block that must inflate to exactly ``expected`` bytes.
+    """Read a zlib block that must inflate to exactly ``expected`` bytes (:func:`inflate_exact`)."""
+    return inflate_exact(reader.take(reader.varint(reader.remaining())), expected, f"corrupted payload: {what}")
 
-    Inflation stops at ``expected + 1`` bytes, so a forged block cannot make the decoder
-    allocate more than the header's shape allows.
+
+def inflate_exact(data, expected: int, what: str, error=PayloadError) -> bytes:
+    """Inflate a zlib block that must give exactly ``expected`` bytes.
+
+    Inflation stops at ``expected + 1`` bytes, so a forged block cannot make the reader
+    allocate more than its stated shape allows (zlib reaches ~1000:1).
     """
-    import zlib
-
-    data = reader.take(reader.varint(reader.remaining()))
     d = zlib.decompressobj()
     try:
         out = d.decompress(data, expected + 1)
     except zlib.error as e:
-        raise PayloadError(f"corrupted payload: {what} does not inflate ({e})") from None
+        raise error(f"{what} does not inflate ({e})") from None
     if len(out) != expected or not d.eof or d.unused_data:
-        raise PayloadError(f"corrupted payload: {what} inflates to the wrong size")
+        raise error(f"{what} inflates to the wrong size")
     return out
 
 
 def deflate(data: bytes) -> bytes:
-    import zlib
-
     return zlib.compress(data, 6)

@@ -20,6 +20,11 @@ from ..errors import SaecodecError
 from . import sources, zarrio
 
 NEXUS_DATA = "entry/instrument/detector/data"
+# HDF5 files are written in the 1.10 format: every piece of metadata carries a checksum
+# (superblock v3, object headers v2, the fixed/extensible array and v2 B-tree chunk indices),
+# so a damaged index is an error, where the earliest format's v1 B-trees read a flipped key as
+# fill values; HDF5 1.10 (Debian's h5dump) and every h5py >= 3 read it.
+LIBVER = ("v110", "v110")
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs", ".nx5", ".nx", ".cxi", ".h5ad")
 
 
@@ -146,11 +151,11 @@ def hdf5_file(inp, kind_in: str, tmp: Path, arrays, filters):
                 h5copy.copy_attrs(original, d)
                 return d
 
-            with h5py.File(tmp, "w", track_order=h5copy.root_track_order(src)) as dst:
+            with h5py.File(tmp, "w", track_order=h5copy.root_track_order(src), libver=LIBVER) as dst:
                 h5copy.copy_tree(src, dst, set(by_id), make_from)
                 yield made
         return
-    with h5py.File(tmp, "w") as dst:
+    with h5py.File(tmp, "w", libver=LIBVER) as dst:
         if kind_in == "zarr":
             import zarr
 

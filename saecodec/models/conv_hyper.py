@@ -16,6 +16,9 @@ records their layout.
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -23,7 +26,7 @@ from torch import nn
 
 from ..errors import SaecodecError
 from . import densities
-from .runtime import is_reproducible
+from .runtime import is_reproducible, release
 
 DEFAULT_LAMBDAS = (100.0, 250.0, 600.0, 1500.0, 3600.0, 9000.0)
 HYPER_STRIDE = 4
@@ -81,6 +84,69 @@ def _deconv(i, o, k, s=2):
     return _ConvTranspose2d(i, o, k, stride=s, padding=k // 2, output_padding=s - 1)
 
 
+def _geometry(net: nn.Sequential) -> tuple[int, Fraction]:
+    """(halo, factor) of a chain of convolutions: how many input rows above and below a band an
+    output row can depend on (its receptive field, plus one), and output rows per input row."""
+    halo, jump = Fraction(0), Fraction(1)  # jump: input rows per row entering the current layer
+    for layer in net:
+        if isinstance(layer, nn.ConvTranspose2d):
+            k, st = layer.kernel_size[0], layer.stride[0]
+            halo += Fraction(-(-(k // 2) // st)) * jump  # output row r sees inputs r/st +- ceil((k//2)/st)
+            jump /= st
+        elif isinstance(layer, nn.Conv2d):
+            k, st = layer.kernel_size[0], layer.stride[0]
+            halo += (k // 2) * jump
+            jump *= st
+    return math.ceil(halo) + 1, 1 / jump
+
+
+def _bands(net: nn.Sequential, x, rows: int | None):
+    """``net(x)`` over row bands of ``rows`` input rows, each widened by the chain's receptive
+    field above and below and cropped to its own output rows, written into one output.
+
+    Why: a conv network's activations take hundreds of bytes per pixel (sas-conv-h's analysis
+    ~360 B); one band at a time bounds them by the band. Each output row sees exactly the
+    inputs, zero padding and stride phase it sees in the whole frame (bands of a
+    down-sampling chain start on its stride), so with the encoder's reference kernels every
+    output value is the same, bit for bit, and payloads keep their bytes
+    (tests/test_hostile.py). oneDNN, which decoders run, picks its kernels by shape, so a
+    band can differ from the whole frame by float32 rounding (the decoders' tolerance); the
+    analysis networks, which only encoders run, take bands only with the reference kernels.
+    """
+    H = x.shape[-2]
+    if rows is None or rows >= H:
+        return net(x)
+    halo, factor = _geometry(net)
+    down = max(1, int(1 / factor))
+    halo, rows = -(-halo // down) * down, max(down, rows // down * down)
+    out = None
+    for a in range(0, H, rows):
+        b = min(H, a + rows)
+        s, e = max(0, a - halo), min(H, b + halo)
+        y = net(x[..., s:e, :])
+        lo, hi = int((a - s) * factor), int((b - s) * factor)
+        if out is None:
+            out = y.new_empty(y.shape[:-2] + (int(H * factor), y.shape[-1]))
+        out[..., int(a * factor):int(a * factor) + hi - lo, :] = y[..., lo:hi, :]
+        del y
+        release()  # the next band's allocations reuse nothing freed on the heap otherwise
+    return out
+
+
+
+# Input rows of a band at least: oneDNN (the decoders' kernels) picks other algorithms for thin
+# inputs, whose float results differ by an ulp (measured: sas-conv-h's h_s at 1-4 rows).
+MIN_BAND_ROWS = 8
+
+
+def band_rows(band_pixels: int | None, x, pixels_per_row: int) -> int | None:
+    """Input rows of a band of about ``band_pixels`` frame pixels, for an input whose one row
+    (all frames of the batch) stands for ``pixels_per_row`` frame pixels."""
+    if band_pixels is None:
+        return None
+    return max(MIN_BAND_ROWS, int(band_pixels) // max(1, pixels_per_row * x.shape[0]))
+
+
 def round_ste(x):
     """Rounding with a straight-through gradient."""
     return x + (torch.round(x) - x).detach()
@@ -89,6 +155,7 @@ def round_ste(x):
 class ConvHyperprior(nn.Module):
     family = "conv-hyper"
     latent_kind = "hyperprior"
+    takes_bands = True  # its networks take ``band_pixels`` (models/runtime.py)
 
     def __init__(self, chans=(48, 96), M: int = 128, k: int = 5, Nh: int = 64, hk: int = 3,
                  lambdas=DEFAULT_LAMBDAS, act: str = "gdn", tables: dict | None = None):
@@ -188,13 +255,17 @@ class ConvHyperprior(nn.Module):
         ph, pw = (-x.shape[-2]) % s, (-x.shape[-1]) % s
         return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
 
-    def encode(self, x):
-        """Frames (B, 1, H, W) -> y (B, M, h, w), before the level's gain."""
-        return self.g_a(self.pad(x))
+    def encode(self, x, band_pixels: int | None = None):
+        """Frames (B, 1, H, W) -> y (B, M, h, w), before the level's gain; ``band_pixels``: at
+        most about that many frame pixels through the network at once (:func:`_bands`)."""
+        x = self.pad(x)
+        band_pixels = band_pixels if _reference(x) else None  # oneDNN's analysis differs by band
+        return _bands(self.g_a, x, band_rows(band_pixels, x, x.shape[-1]))
 
-    def decode(self, y):
+    def decode(self, y, band_pixels: int | None = None):
         """y_hat / gain (B, M, h, w) -> frames (B, 1, h * stride, w * stride) (the caller crops)."""
-        return self.g_s(y)
+        s = self.stride
+        return _bands(self.g_s, y, band_rows(band_pixels, y, y.shape[-1] * s * s))
 
     def gain(self, level) -> torch.Tensor:
         """level (B,) in [0, L - 1] -> gains (B, M): log-linear between the trained levels."""
@@ -205,16 +276,21 @@ class ConvHyperprior(nn.Module):
         lg = self.log_gain[i0] * (1 - a) + self.log_gain[(i0 + 1).clamp(max=L - 1)] * a
         return torch.exp(lg)
 
-    def hyper_analysis(self, yg):
+    def hyper_analysis(self, yg, band_pixels: int | None = None):
         """Gained y (B, M, h, w) -> z (B, Nh, hz, wz); y zero-padded to a multiple of 4."""
         ph, pw = (-yg.shape[-2]) % HYPER_STRIDE, (-yg.shape[-1]) % HYPER_STRIDE
-        return self.h_a(F.pad(yg, (0, pw, 0, ph)) if ph or pw else yg)
+        y = F.pad(yg, (0, pw, 0, ph)) if ph or pw else yg
+        band_pixels = band_pixels if _reference(y) else None  # as g_a: the encoder's kernels only
+        return _bands(self.h_a, y, band_rows(band_pixels, y, y.shape[-1] * self.stride ** 2))
 
-    def hyper_synthesis(self, z_hat, hw):
-        """z_hat -> (mu, sigma) of the gained y, each (B, M, h, w)."""
-        p = self.h_s(z_hat)[:, :, :hw[0], :hw[1]]
+    def hyper_synthesis(self, z_hat, hw, band_pixels: int | None = None):
+        """z_hat -> (mu, sigma) of the gained y, each (B, M, h, w): views of one tensor."""
+        s = self.stride * HYPER_STRIDE
+        p = _bands(self.h_s, z_hat, band_rows(band_pixels, z_hat, z_hat.shape[-1] * s * s))[:, :, :hw[0], :hw[1]]
         mu, s = p.chunk(2, dim=1)
-        return mu, F.softplus(s) + 1e-3
+        # softplus on this very view (its vectorised and scalar paths differ by an ulp, so the
+        # layout it sees is part of the result), + 1e-3 in place
+        return mu, F.softplus(s).add_(1e-3)
 
     def forward(self, x, level):
         """Training pass: x (B, 1, H, W) mean-free, H and W multiples of the stride; level (B,).

@@ -22,6 +22,12 @@ from ..errors import SaecodecError
 BATCH = 8192
 # Whole-frame (convolutional) models: pixels per pass instead (64x64 frames: 256 per pass).
 BATCH_PIXELS = 1 << 20
+# On the CPU, a frame larger than 1/32 of its chunk's pixels (at least 2^16, at most
+# BATCH_PIXELS) goes through such a network in row bands of that many pixels
+# (``ConvHyperprior``'s ``band_pixels``): the activations (~430 B per band pixel in
+# sas-conv-h's reference kernels) then take one band, ~13 B per pixel of a 4096x4096 frame
+# instead of 360-400, and the encoder's outputs keep their bits (payloads their bytes).
+BAND_FRACTION, BAND_MIN = 32, 1 << 16
 # Device copies kept at once (least recently used dropped first).
 MAX_COPIES = 4
 
@@ -102,8 +108,31 @@ def module_on(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
         return on_device
 
 
-def batched(fn, x: np.ndarray, device: torch.device, rows: int = BATCH) -> np.ndarray:
-    """``fn`` over the rows of ``x`` (at least one row), one pass per BATCH rows, as float32.
+def release() -> None:
+    """Hand memory freed by a network pass back to the system. glibc serves allocations
+    below its adaptive mmap threshold (up to 32 MB) from the heap and keeps what is freed
+    there: pass after pass (band after band), a 1024x1024 encode's resident memory grew to
+    twice what was alive."""
+    if _TRIM is not None:
+        _TRIM(0)
+
+
+def _libc_trim():
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_TRIM = _libc_trim()
+
+
+def batched(fn, x: np.ndarray, device: torch.device, rows: int = BATCH):
+    """``fn`` over the rows of ``x`` (at least one row), one pass per ``rows`` rows, as float32
+    (a tuple of arrays where ``fn`` returns a tuple), each pass written into the output; one
+    pass's output is returned as it is (no copy: a large frame's latents are 8 B a pixel).
 
     TF32 stays off for convolutions too (cuDNN allows it by default): the error-bounded
     mode reserves room for float32 rounding differences between devices, not for TF32's
@@ -111,12 +140,49 @@ def batched(fn, x: np.ndarray, device: torch.device, rows: int = BATCH) -> np.nd
     """
     import torch
 
-    outs = []
+    outs = None
+    release()
     with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        if len(x) <= rows:
+            ys = fn(torch.from_numpy(np.ascontiguousarray(x)).to(device))
+            ys = tuple(t.float().cpu().numpy() for t in (ys if isinstance(ys, tuple) else (ys,)))
+            release()
+            return ys[0] if len(ys) == 1 else ys
         for i in range(0, len(x), rows):
             xb = torch.from_numpy(np.ascontiguousarray(x[i:i + rows])).to(device)
-            outs.append(fn(xb).float().cpu().numpy())
-    return np.concatenate(outs)
+            ys = fn(xb)
+            ys = [t.float().cpu().numpy() for t in (ys if isinstance(ys, tuple) else (ys,))]
+            if outs is None:
+                outs = [np.empty((len(x),) + y.shape[1:], np.float32) for y in ys]
+            for o, y in zip(outs, ys):
+                o[i:i + len(y)] = y
+            del xb, ys
+    release()
+    return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+def band_pixels(total: int) -> int:
+    """Frame pixels a whole-frame network takes at once for a chunk of ``total`` pixels."""
+    return min(BATCH_PIXELS, max(BAND_MIN, int(total) // BAND_FRACTION))
+
+
+def _plan(tile: tuple[int, int], frames: int, device: torch.device, module) -> tuple[int, int | None]:
+    """A whole-frame model's (frames per pass, band pixels or None): the passes are what they
+    always were (oneDNN's float results depend on the batch; decoded values should not change
+    with this saecodec), and only frames larger than a band go through in bands, on the CPU
+    (where bands are verified to give the same bits; a GPU keeps whole frames), in a network
+    that takes bands (``takes_bands``: its calls take ``band_pixels``; others take frames)."""
+    px = tile[0] * tile[1]
+    per_pass = max(1, BATCH_PIXELS // max(1, px))
+    band = band_pixels(frames * px)
+    if px <= band or device.type != "cpu" or not getattr(module, "takes_bands", False):
+        return per_pass, None
+    return per_pass, band
+
+
+def _whole_frames(fn, px: int | None):
+    """``fn`` of a whole-frame network, given ``px`` band pixels only when it bands."""
+    return fn if px is None else (lambda x: fn(x, px))
 
 
 def encode(model, z: np.ndarray, tile: tuple[int, int], device=None) -> np.ndarray:
@@ -130,30 +196,32 @@ def encode(model, z: np.ndarray, tile: tuple[int, int], device=None) -> np.ndarr
     if not len(z):
         return np.zeros((0, getattr(model.module, "latent_size", 0)), np.float32)
     dev = resolve_device(device)
-    x = z if model.frame_shape is not None else z.reshape(len(z), 1, *tile)
-    return batched(module_on(model.module, dev).encode, x, dev, *_rows(model, tile))
+    module = module_on(model.module, dev)
+    if model.frame_shape is not None:
+        return batched(module.encode, z, dev)
+    rows, px = _plan(tile, len(z), dev, module)
+    return batched(_whole_frames(module.encode, px), z.reshape(len(z), 1, *tile), dev, rows)
 
 
 def decode(model, latents: np.ndarray, tile: tuple[int, int], device=None) -> np.ndarray:
     """Latents (B, ...) -> network outputs (B, th*tw) float32; a whole-frame model's output
-    image is cropped to the frame."""
+    image is cropped to the frame (pass by pass)."""
     n = tile[0] * tile[1]
     if not getattr(model.module, "uses_torch", True):  # numpy family: its own call, no torch
         return model.module.decode(latents, tile).reshape(len(latents), n)
     if not len(latents):
         return np.zeros((0, n), np.float32)
     dev = resolve_device(device)
-    out = batched(module_on(model.module, dev).decode, latents, dev, *_rows(model, tile))
-    if model.frame_shape is None:
-        out = np.ascontiguousarray(out.reshape(len(out), *out.shape[-2:])[:, :tile[0], :tile[1]])
-    return out.reshape(len(out), n)
-
-
-def _rows(model, tile: tuple[int, int]) -> tuple[int, ...]:
-    """Frames per pass for a whole-frame model: as many as BATCH_PIXELS hold (else BATCH)."""
+    module = module_on(model.module, dev)
     if model.frame_shape is not None:
-        return ()
-    return (max(1, BATCH_PIXELS // max(1, tile[0] * tile[1])),)
+        return batched(module.decode, latents, dev)
+    rows, px = _plan(tile, len(latents), dev, module)
+    net = _whole_frames(module.decode, px)
+
+    def decode(yb):
+        return net(yb)[:, 0, :tile[0], :tile[1]]
+
+    return batched(decode, latents, dev, rows).reshape(len(latents), n)
 
 
 class HyperNet:
@@ -183,16 +251,14 @@ class HyperNet:
 
     def analysis(self, yg: np.ndarray, tile) -> np.ndarray:
         """Gained y (B, M, h, w) -> z (B, Nh, hz, wz) float32."""
-        return batched(self.module.hyper_analysis, yg, self.device, self._rows(tile))
+        rows, px = self._passes(yg, tile)
+        return batched(lambda y: self.module.hyper_analysis(y, px), yg, self.device, rows)
 
     def synthesis(self, z_hat: np.ndarray, tile) -> tuple[np.ndarray, np.ndarray]:
         """z_hat (B, Nh, hz, wz) -> mu, sigma (B, M, h, w) float32 each."""
-        import torch
-
         hw = self.latent_shapes(tile)[0][1:]
-        out = batched(lambda z: torch.cat(self.module.hyper_synthesis(z, hw), 1), z_hat, self.device,
-                      self._rows(tile))
-        return out[:, :self.module.M], out[:, self.module.M:]
+        rows, px = self._passes(z_hat, tile)
+        return batched(lambda z: self.module.hyper_synthesis(z, hw, px), z_hat, self.device, rows)
 
-    def _rows(self, tile) -> int:
-        return max(1, BATCH_PIXELS // max(1, tile[0] * tile[1]))
+    def _passes(self, x: np.ndarray, tile) -> tuple[int, int | None]:
+        return _plan(tile, len(x), self.device, self.module)

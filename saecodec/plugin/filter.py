@@ -70,21 +70,22 @@ def filter_call(flags: int, cd: list[int], data) -> bytes:
     """One chunk: decode (``flags`` has H5Z_FLAG_REVERSE) or encode."""
     options, type_code, shape, unknown = _parse(cd)
     codec = _codec_for(options)
-    if flags & H5Z_FLAG_REVERSE:
-        arr = codec.decode(np.frombuffer(data, np.uint8))
-        if shape is not None:
-            expected = math.prod(shape) * arr.itemsize
-            if arr.nbytes != expected:
-                raise SaecodecError(f"decoded chunk has {arr.nbytes} bytes, the dataset's chunk {expected}")
-        return memoryview(np.ascontiguousarray(arr)).cast("B")  # the caller copies it into HDF5's buffer
-    if unknown:
-        raise SaecodecError("the dataset's filter options were written by a newer saecodec: this one reads the "
-                            "dataset but cannot write to it; upgrade saecodec")
     if shape is None:
-        raise SaecodecError("cd_values lack the chunk shape (set_local did not run)")
+        raise SaecodecError("cd_values lack the chunk's type and shape (set_local did not run)")
     dtype = np.dtype(fmt.DTYPES.get(type_code, "V1"))
     if dtype.kind not in "fiu":
         raise SaecodecError(f"unknown element type code {type_code} in cd_values")
+    if flags & H5Z_FLAG_REVERSE:
+        # HDF5 copies the whole chunk out of what a filter returns, whatever its size: the
+        # payload must be this dataset's chunk (checked before decoding) and fill it exactly
+        arr = codec.decode(np.frombuffer(data, np.uint8), shape=shape, dtype=dtype)
+        arr = np.ascontiguousarray(arr, dtype=dtype)  # little-endian, as set_local requires
+        if arr.shape != shape or arr.nbytes != math.prod(shape) * dtype.itemsize:
+            raise SaecodecError(f"decoded chunk {arr.dtype} {arr.shape} is not the dataset's {dtype} {shape}")
+        return memoryview(arr).cast("B")  # the caller copies it into HDF5's buffer
+    if unknown:
+        raise SaecodecError("the dataset's filter options were written by a newer saecodec: this one reads the "
+                            "dataset but cannot write to it; upgrade saecodec")
     arr = np.frombuffer(data, dtype=dtype)
     if arr.size != math.prod(shape):
         raise SaecodecError(f"chunk of {arr.size} elements does not match the chunk shape {shape}")

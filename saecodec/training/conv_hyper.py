@@ -30,6 +30,7 @@ from ..models.densities import gaussian_likelihood
 from ..models.model import Model
 from ..models.runtime import resolve_device
 from ..models.transforms import Transform
+from .loop import load_checkpoint
 
 
 @dataclass
@@ -152,7 +153,7 @@ def train_conv_hyper(frames: np.ndarray, *, arch: dict, transform: Transform, cf
     state = {"step": 0, "cpu_s": 0.0, "wall_s": 0.0, "rng": np.random.default_rng([cfg.seed, 1]).bit_generator.state}
     ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
     if ckpt and cfg.resume and ckpt.exists():
-        saved = torch.load(ckpt, map_location="cpu", weights_only=False)
+        saved = load_checkpoint(ckpt)
         if saved.get("arch") != module.architecture:
             raise SaecodecError(f"checkpoint {ckpt} is of another architecture ({saved.get('arch')})")
         module.load_state_dict(saved["module"])

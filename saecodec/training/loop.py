@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
@@ -19,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import metrics
+from ..errors import SaecodecError
 from ..models.runtime import resolve_device
 
 
@@ -79,6 +81,21 @@ def prepare(module, data: np.ndarray, cfg: TrainConfig):
     return device, gen, x_tr, x_va
 
 
+def load_checkpoint(path, map_location="cpu") -> dict:
+    """A training checkpoint, read with torch's weights-only unpickler: tensors, numbers,
+    strings and containers of them. A checkpoint is a pickle, and a full unpickler runs
+    whatever code a crafted file names (``--resume`` on a file from elsewhere)."""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise SaecodecError(f"checkpoint {path} holds objects other than tensors and plain data; refusing to "
+                            "load it (unpickling them could run code). Checkpoints written by saecodec hold "
+                            "none: start the run again without --resume") from None
+    if not isinstance(state, dict):
+        raise SaecodecError(f"checkpoint {path} is not a saecodec training checkpoint")
+    return state
+
+
 class StepHook(Protocol):
     """What a training run reports to, step by step (the adaptive rank search is one)."""
 
@@ -105,7 +122,7 @@ def fit(module, data: np.ndarray, cfg: TrainConfig, *, desc: str = "train", hook
     start, history = 0, []
     ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
     if ckpt and cfg.resume and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
+        state = load_checkpoint(ckpt, device)
         module.load_state_dict(state["module"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
