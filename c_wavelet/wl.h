@@ -141,8 +141,8 @@ int64_t wl_min_steps(const wl_model *m, const double *z, int64_t B, int64_t H, i
 int64_t wl_decode(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int64_t H, int64_t W,
                   int32_t *steps, double *zhat);
 /* wl_decode into out: out_kind 0 float64 z_hat; 1 float32 through the linear map of each frame f:
- * u = z * fs[f] (flags & 1), u = u + fo[f] (flags & 2), y = u * ts (ts != 1), then the nearest float32,
- * clamped to its finite range, NaN 0. */
+ * u = z * fs[f], u = u + fo[f], y = u * ts, then the nearest float32, clamped to its finite range,
+ * NaN 0 (flags: 0, reserved). */
 int64_t wl_decode_to(const wl_model *m, const uint8_t *in, size_t n, int64_t B, int64_t H, int64_t W,
                      int32_t *steps, void *out, int out_kind, const double *fs, const double *fo, double ts,
                      int flags);

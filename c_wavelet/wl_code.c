@@ -1524,18 +1524,15 @@ static int decode_adaptive(const wl_model *m, const wl_band *b, int nb, int64_t 
     return decode_symbols(m, b, nb, W, s, w, d, 1, c, D);
 }
 
-/* a decoded frame (float64) into the caller's output: as it is, or to float32 through a linear map:
- * u = z * fs (when mul), u = u + fo (when add), y = u * ts (when ts != 1), then the float32 nearest y,
- * beyond float32's range its largest finite value of y's sign, NaN 0: Transform.inverse, the linear
- * from_u and bound.cast, operation for operation */
-WL_CLONES static void frame_out_f32(const double *z, int64_t n, float *out, double fs, double fo, double ts, int mul,
-                                    int add) {
+/* a decoded frame (float64) to float32 through a linear map: u = z * fs + fo (two roundings),
+ * y = u * ts, then the float32 nearest y, beyond float32's range its largest finite value of y's
+ * sign, NaN 0: Transform.inverse, the linear from_u and bound.cast, operation for operation */
+WL_CLONES static void frame_out_f32(const double *z, int64_t n, float *out, double fs, double fo, double ts) {
     const float big = 3.4028234663852886e38f;
     for (int64_t i = 0; i < n; i++) {
-        double u = z[i];
-        if (mul) u = u * fs;
-        if (add) u = u + fo;
-        if (ts != 1.0) u = u * ts;
+        double u = z[i] * fs;
+        u = u + fo;
+        u = u * ts;
         float v = (float)u;
         v = v > big ? big : v;
         v = v < -big ? -big : v;
@@ -1597,7 +1594,7 @@ int64_t wl_decode_to(const wl_model *m, const uint8_t *in, size_t n, int64_t B, 
         if (rc) break;
         wl_inverse_s(m, zh, H, W, w.scratch);
         if (out_kind == 1)
-            frame_out_f32(zh, H * W, (float *)out + f * H * W, flags & 1 ? fs[f] : 1.0, flags & 2 ? fo[f] : 0.0, ts, flags & 1, (flags >> 1) & 1);
+            frame_out_f32(zh, H * W, (float *)out + f * H * W, fs[f], fo[f], ts);
     }
     int64_t used = 0;
     if (!rc) {

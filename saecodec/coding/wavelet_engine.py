@@ -235,23 +235,20 @@ class Engine:
 
     def decode_f32(self, buf, shape: tuple[int, int, int], fs: np.ndarray, fo: np.ndarray, ts: float, out=None):
         """(frames (B, H, W) float32, bytes consumed) of the chunk's message at the start of ``buf``,
-        through the linear map of each frame f: u = z fs[f] (when any fs != 1), u + fo[f] (when any
-        fo != 0), times ts (when ts != 1), the float32 nearest, clamped to its finite range, NaN 0:
-        Transform.inverse, a linear transform's from_u and bound.cast in one pass per frame, the same
-        operations, the same bits."""
+        through the linear map of each frame f: u = z fs[f] + fo[f] (1 and 0 when None), times ts, the
+        float32 nearest, clamped to its finite range, NaN 0: Transform.inverse, a linear transform's
+        from_u and bound.cast in one pass per frame, the same operations, the same bits."""
         B, H, W = shape
         st = np.empty(B, np.int32)
         out = np.empty((B, H, W), np.float32) if out is None else out
         if fs is None:  # no per-frame scale or offset (the shipped models)
-            fs = fo = _ONES
-            flags = 0
+            fs, fo = _unit(B)
         else:
             fs = np.ascontiguousarray(fs, np.float64)
             fo = np.ascontiguousarray(fo, np.float64)
-            flags = int((fs != 1.0).any()) | (int(fo.any()) << 1)
         src = ffi.from_buffer(buf) if len(buf) else ffi.new("uint8_t[1]")
         n = lib.wl_decode_to(self._m, src, len(buf), B, H, W, ffi.from_buffer("int32_t[]", st),
-                             ffi.from_buffer(out), 1, _dp(fs), _dp(fo), float(ts), flags)
+                             ffi.from_buffer(out), 1, _dp(fs), _dp(fo), float(ts), 0)
         if n == _CORRUPT:
             raise PayloadError(f"corrupted payload: the wavelet section does not decode (c_wavelet line "
                                f"{lib.wl_last_line()})")
@@ -330,7 +327,19 @@ def fill_smooth(z: np.ndarray, masked: np.ndarray, sweeps: int) -> np.ndarray:
     return out
 
 
-_ONES = np.ones(1)  # (flags 0: never read)
+_UNIT: dict = {}
+
+
+def _unit(b: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ones, zeros) of b frames, kept (read-only) for the next chunk of as many."""
+    hit = _UNIT.get(b)
+    if hit is None:
+        hit = (np.ones(b), np.zeros(b))
+        for a in hit:
+            a.setflags(write=False)
+        if len(_UNIT) < 64:
+            _UNIT[b] = hit
+    return hit
 
 
 def _dp(a: np.ndarray):

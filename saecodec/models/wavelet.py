@@ -110,6 +110,14 @@ class WaveletModule:
         self.nclasses, self.ntok, self.amax, self.fmax, self.prec = (int(nclasses), int(ntok), int(amax), int(fmax),
                                                                      int(prec))
         self.nsets, self.rate_levels = int(nsets), int(rate_levels)
+        # the engine's limits (c_wavelet/wl.h), checked before any array is made (a model file's
+        # architecture decides the arrays' sizes)
+        if (min(g for row in self.groups for g in row) < 0 or self.ngroups > 64 or not 1 <= self.nclasses <= 64
+                or not 2 <= self.ntok <= 128 or not 0 <= self.amax <= 65535 or not 0 <= self.fmax <= 65535
+                or not 10 <= self.prec <= 16 or self.nsets not in (1, 2, 4, 8, 16) or not 1 <= self.rate_levels <= 1024
+                or sum(t for prog in self.programs for _, _, t in prog) > 4096 or len(self.programs) > 64):
+            raise SaecodecError("wavelet: architecture beyond the engine's limits (groups <= 64, classes 1..64, tokens "
+                                "2..128, amax and fmax <= 65535, prec 10..16, sets 1..16, <= 4096 lifting taps)")
         for name, value, allowed in (("ll_pred", ll_pred, LL_PREDICTORS), ("ll_ctx", ll_ctx, LL_CONTEXTS),
                                      ("tokens", tokens, TOKENS), ("signs", signs, SIGNS)):
             if value not in allowed:
