@@ -1,6 +1,6 @@
 """The ``saecodec`` command line: each module in ``_extra_commands`` adds its commands with ``register(subparsers)``.
 
-Exit codes (the same for every command, README "Files at facility scale"): 0 success; 1 a
+Exit codes (the same for every command, docs/guide.md, "Files CLI"): 0 success; 1 a
 check failed (``verify``: a bound broken, a masked element changed, I(q) or total counts
 beyond their tolerance); 2 the command could not run or could not check (bad arguments, a
 missing or unreadable file, a model not found); 130 interrupted (Ctrl-C). Errors are one

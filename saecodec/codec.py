@@ -51,7 +51,7 @@ class SAECodec(Codec):
         array's units, whatever domain the model works in). Default: no bound, the pure
         autoencoder of the papers.
     bound_mode : {"abs", "rel", "pwrel", "poisson"}
-        What ``error_bound`` bounds, for every element (README, "Bounds"):
+        What ``error_bound`` bounds, for every element (docs/guide.md, "Error bounds"):
         ``"abs"`` (default): ``|d - x| <= error_bound``; on integers a bound below 1 is
         lossless (exact for every value, 64-bit extremes included).
         ``"rel"``: ``error_bound * (max - min)`` of each chunk's valid values (SZ's convention).

@@ -90,7 +90,7 @@ def source_layout(t) -> str:
 def compress(inp, out, *, model=DEFAULT_MODEL, options: dict | None = None, datasets=None, chunks: str | None = None,
              fmt: str | None = None, force: bool = False, scheduler=None, workers: int | None = None,
              progress: bool = True, pure: bool = False) -> output.Summary:
-    """``inp`` into ``out`` (README "Files at facility scale"). Floats without ``error_bound``
+    """``inp`` into ``out`` (docs/guide.md, "Files CLI"). Floats without ``error_bound``
     get the pure mode; integer counts without one are stored losslessly unless ``pure``."""
     out = output.check_paths(inp, out, force)
     kind_out = output.out_kind(out, fmt)
