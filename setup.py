@@ -1,5 +1,6 @@
-"""Builds, during pip install: the HDF5 filter plugin (c_filter/) into saecodec/plugin/, and
-the compiled bound/lossless coder (c_fastcode/) as saecodec.coding._fastcode."""
+"""Builds, during pip install: the HDF5 filter plugin (c_filter/) into saecodec/plugin/, the
+compiled bound/lossless coder (c_fastcode/) as saecodec.coding._fastcode, and the wavelet
+family's engine (c_wavelet/) as saecodec.coding._wavelet."""
 
 import os
 import site
@@ -12,8 +13,10 @@ from setuptools.command.build_ext import build_ext
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "c_filter"))
 sys.path.insert(0, os.path.join(HERE, "c_fastcode"))
+sys.path.insert(0, os.path.join(HERE, "c_wavelet"))
 from embed_build import make_ffi  # noqa: E402
 from fastcode_build import make_ffi as fastcode_ffi  # noqa: E402
+from wavelet_build import make_ffi as wavelet_ffi  # noqa: E402
 
 PLUGIN = "saecodec.plugin.libh5saecodec"
 
@@ -99,5 +102,6 @@ class BuildExt(build_ext):
 
 # Sources relative to setup.py, as setuptools wants them.
 fastcode_ext = fastcode_ffi(src="c_fastcode").distutils_extension(tmpdir="build")
+wavelet_ext = wavelet_ffi(src="c_wavelet").distutils_extension(tmpdir="build")
 
-setup(ext_modules=[embed_ext, plugin_ext, fastcode_ext], cmdclass={"build_ext": BuildExt})
+setup(ext_modules=[embed_ext, plugin_ext, fastcode_ext, wavelet_ext], cmdclass={"build_ext": BuildExt})

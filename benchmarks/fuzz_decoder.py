@@ -8,9 +8,11 @@ coded and exact fallback frames and with latents dropped, NaN masks, abs and rel
 residual planes with and without the network, integer and big-endian chunks, raw and
 deflated lossless chunks; the compiled coder's pwrel, poisson and lossless streams with
 sentinels, mask_below, a frame mask, float16, with and without the network's prediction)
-and the committed format 1 and 2 fixtures; and payloads of the shipped whole-frame
+and the committed format 1 and 2 fixtures; payloads of the shipped whole-frame
 conv-hyper model sas-conv-h (hyperprior latents: pure, gated, another level, bounded with
-the network's prediction), decoded with that model. Hypothesis mutates
+the network's prediction), decoded with that model; and payloads of two small wavelet-family
+models (the C engine's message: static tables, adaptive counts; gated, target_error, odd
+sizes with NaN, bounded with the wavelet prediction). Hypothesis mutates
 them (truncation, bit flips, overwritten bytes, appended bytes) or draws random bytes
 behind a valid header prefix. Format 3 payloads carry a checksum that rejects almost
 every mutation before parsing, so half of their mutations are re-sealed (the checksum
@@ -107,10 +109,32 @@ def hyperprior_seeds() -> tuple:
                    chunk.encode_chunk(model, np.log10(x[1:]), error_bound=1e-2, predictor="network")]
 
 
+def wavelet_seeds() -> list:
+    """Payloads of the wavelet family (latent kind 'wavelet', the C engine's message): two small
+    models (static tables with zero segments and RDO; adaptive counts with adaptive binary
+    tables), pure with the gate, target_error per frame, odd frame sizes with NaN, bounded with
+    the wavelet prediction."""
+    from saecodec.data import sas
+    from saecodec.models.wavelet import wavelet_model
+
+    x = sas.simulate(3, seed=1, progress=False).frames.astype(np.float32)
+    xn = x.copy()
+    xn[0, :4, :9] = np.nan
+    out = []
+    for kw in ({"levels": 3, "rdo_lambda": 0.08}, {"levels": 3, "adapt": {"rate": 32, "smax": 7}, "nsets": 2}):
+        m = wavelet_model("fuzz-wavelet", rate_levels=4, **kw)
+        m.freeze()
+        out += [(m, chunk.encode_chunk(m, xn)), (m, chunk.encode_chunk(m, x, target_error=0.02, max_error=None)),
+                (m, chunk.encode_chunk(m, x[:, :37, :21], level=0)),
+                (m, chunk.encode_chunk(m, np.log10(x[1:]), error_bound=1e-2, predictor="network"))]
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=100_000)
     ap.add_argument("--no-hyperprior", action="store_true", help="leave out the shipped sas-conv-h model's seeds")
+    ap.add_argument("--no-wavelet", action="store_true", help="leave out the wavelet family's seeds")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "fuzz_decoder.json")
     args = ap.parse_args(argv)
     model = load_file(ROOT / "tests" / "fixture" / "models" / "fixture-16.safetensors")
@@ -118,6 +142,8 @@ def main(argv=None):
     if not args.no_hyperprior:
         hyper, more = hyperprior_seeds()
         seeds += [(hyper, p) for p in more]
+    if not args.no_wavelet:
+        seeds += wavelet_seeds()
     outcomes: Counter = Counter()
     resealed = [0]
     slowest = [0.0, b""]
@@ -174,7 +200,8 @@ def main(argv=None):
     result = {
         "cases": total,
         "seeds": {"format 3": sum(s[2] == fmt.VERSION for _, s in seeds), "format 1 and 2": sum(s[2] < 3 for _, s in seeds),
-                  "sas-conv-h (hyperprior)": sum(m is not model for m, _ in seeds)},
+                  "sas-conv-h (hyperprior)": sum(m.family == "conv-hyper" for m, _ in seeds),
+                  "wavelet": sum(m.family == "wavelet" for m, _ in seeds)},
         "resealed_v3_mutations": resealed[0],
         "outcomes": dict(outcomes),
         "seconds": round(time.time() - t0, 1),

@@ -84,7 +84,7 @@ def _encode(model, arr, options, mask, device, codings, settings) -> bytes:
     flags = fmt.FLAG_FORTRAN if fortran else 0
     if model is not None:  # the header names the model's tile and latent kind, as every reader expects
         coder = latents.coder_for(model, quant.latent_code(opts.latent_dtype), level=opts.level,
-                                  net=lambda: runtime.HyperNet(model, device))
+                                  target_error=opts.target_error, net=lambda: runtime.HyperNet(model, device))
         head.update(latent_code=coder.value_code, tile=model.tile_for(c.shape))
         flags |= coder.kind_code
     if not c.size:
@@ -97,11 +97,65 @@ def _encode(model, arr, options, mask, device, codings, settings) -> bytes:
         return _raw_payload(flags, head, c)  # float64 would round it
     filled = masks.fill(c.reshape(_plane_shape(c.shape)), masked.reshape(_plane_shape(c.shape)))
     z, side = model.transform.forward(tiling.split(filled.reshape(c.shape), tile))
+    if masked.any() and hasattr(model.module, "fill_masked"):  # a family's own fill, in its domain
+        z = model.module.fill_masked(z, tiling.split(masked.reshape(c.shape), tile))
     del filled  # 8 bytes per element, not needed again
     lat = runtime.encode(model, z, tile, device)
+    steps = _bound_steps(model, coder, c, masked, opts, tile, side)
+    if steps is None:
+        return _code_latents(model, c, opts, device, codings, coder, tile, masked, z, side, lat, flags, head)
+    out = None
+    for k in steps:  # the wavelet prediction's step chosen from the bound: the smallest payload
+        coder.frame_steps = k
+        p = _code_latents(model, c, opts, device, codings, coder, tile, masked, z, side, lat, flags, dict(head))
+        out = p if out is None or len(p) < len(out) else out
+    return out
+
+
+def _bound_steps(model, coder, c: np.ndarray, masked: np.ndarray, opts: CodecOptions, tile, side) -> list | None:
+    """The bounded modes with a prediction whose coder sets its own step (the wavelet family),
+    no level or target_error given: the candidate steps per frame, from the bound (None: code
+    at the coder's own rate). A prediction as fine as the bound leaves a residual of noise to
+    code; one much coarser leaves most of the frame to the residual; the research measured
+    the best step at 2-2.5x the bound (abs 1e-2) to 5-6x (1e-3) in the model's domain (docs/wavelet.md)."""
+    factors = getattr(coder, "BOUND_STEP_FACTORS", None)
+    if not factors or opts.error_bound is None or opts.level is not None or opts.target_error is not None:
+        return None
+    frames = tiling.split(c, tile).astype(np.float64)
+    valid = ~tiling.split(masked.reshape(c.shape), tile)
+    eb = float(opts.error_bound)
+    if opts.bound_mode == "rel":
+        eb *= float(np.ptp(frames[valid])) if valid.any() else 0.0
+    du = bound_in_model_domain(model.transform, frames, valid, "pwrel" if opts.bound_mode == "pwrel" else "abs", eb)
+    du = du / np.abs(np.asarray(side, np.float64)[:, 1])  # the coder's units (per-frame scale)
+    if not (np.isfinite(du).all() and (du > 0).all()):
+        return None
+    return [f * du for f in factors]
+
+
+def bound_in_model_domain(transform, frames: np.ndarray, valid: np.ndarray, mode: str, eb: float) -> np.ndarray:
+    """Per frame (B, h, w), the median over its valid pixels of how far a pointwise bound lets
+    a pixel's value move in the model's domain u: to_u(|x| + e) - to_u(|x|), e = eb (abs) or
+    eb |x| (pwrel)."""
+    out = np.zeros(len(frames))
+    with np.errstate(over="ignore", invalid="ignore"):
+        for i, (f, v) in enumerate(zip(frames, valid)):
+            x = np.abs(f[v])
+            if x.size:
+                e = eb if mode == "abs" else eb * x
+                out[i] = np.median(transform.to_u(x + e) - transform.to_u(x))
+    return out
+
+
+def _code_latents(model, c, opts, device, codings, coder, tile, masked, z, side, lat, flags, head) -> bytes:
+    """The payload of a chunk whose frames the model codes: latents, the quality gate or the
+    residual, the mask."""
     section, seen, seen_side = coder.write(lat, side)
     gated = opts.error_bound is None and opts.max_error is not None
     z_dec = runtime.decode(model, seen, tile, device) if gated or opts.error_bound is not None else None
+    if gated and hasattr(coder, "refine"):  # the target met by finer steps where a frame misses it: no gate
+        section, seen, seen_side, z_dec, gated = _refined(model, coder, c, masked, tile, opts, lat, side, z,
+                                                          (section, seen, seen_side, z_dec), device)
 
     body, gate_block = bytearray(), b""
     if gated:
@@ -125,6 +179,25 @@ def _encode(model, arr, options, mask, device, codings, settings) -> bytes:
     if len(out) > len(header) + raw.OVERHEAD + c.nbytes:  # the lossless chunk is smaller
         return _raw_payload(flags, head, c)
     return fmt.seal(out)
+
+
+def _refined(model, coder, c, masked, tile, opts, lat, side, z, coded, device) -> tuple:
+    """The pure mode of a coder whose decoder reconstructs exactly what its encoder computed (the
+    wavelet family) meets ``max_error`` without the quality gate: each frame the gate would send to
+    the bounded coding is coded again at a finer step (``coder.refine``), until every frame meets
+    the target as the gate measures it (the decoder's cast included). Returns (section, latents,
+    side, decoded network output, whether the gate is still needed: a frame that no step helps)."""
+    frames, valid = tiling.split(c, tile), gate.valid_frames(masked, c.shape, tile)
+    section, seen, seen_side, z_dec = coded
+    for attempt in range(8):
+        miss = gate.assess(model, frames, valid, z, z_dec, seen_side, opts.max_error).fallback
+        if not miss.any():
+            return section, seen, seen_side, z_dec, False
+        if not coder.refine(miss, attempt):
+            break
+        section, seen, seen_side = coder.write(lat, side)
+        z_dec = runtime.decode(model, seen, tile, device)
+    return section, seen, seen_side, z_dec, True
 
 
 def _runs_network(opts: CodecOptions, c: np.ndarray) -> bool:
@@ -197,7 +270,7 @@ def _write_residual(out: bytearray, model: Model, c: np.ndarray, masked: np.ndar
     """The residual section against the decoder's reconstruction ``y`` (from the network's
     output ``z``); whether it uses it."""
     planes = _plane_shape(c.shape)
-    guard = model.transform.sensitivity(z, side, bound.NET_TOLERANCE).reshape((-1,) + tile)
+    guard = model.transform.sensitivity(z, side, bound.net_tolerance(model)).reshape((-1,) + tile)
     guard = tiling.join(guard, c.shape, tile).reshape(planes)
     return bound.write_network(out, c.reshape(planes), masked.reshape(planes), opts.bound_mode, opts.error_bound,
                                y.reshape(planes), guard, latent_bytes, codings)
@@ -209,6 +282,7 @@ class _Parts(NamedTuple):
     mask: tuple | None = None  # (masked positions as packed bits, their values)
     residual: dict | None = None  # bound.read_section
     gate: gate.Gate | None = None  # the quality gate (pure mode)
+    final: np.ndarray | None = None  # the frames (B, th, tw) in the element type: a coder decoded them to the end
 
 
 def needs_network(h: fmt.Header) -> bool:
@@ -266,13 +340,16 @@ def _read_payload(model, buf, device=None, expect: fmt.Expect | None = None
             raise PayloadError("corrupted payload: neither latents nor residual")
         coder = latents.coder_for(model, h.latent_code, net=lambda: runtime.HyperNet(model, device)) \
             if has_latents else None
-        lat = coder.read(reader, frames, h.tile) if has_latents else None
+        final = None
+        if has_latents and g is None and not h.flags & fmt.FLAG_RESIDUAL and hasattr(coder, "read_final"):
+            final = coder.read_final(reader, frames, h.tile, h.dtype, model.transform)  # one pass, or None
+        lat = coder.read(reader, frames, h.tile) if has_latents and final is None else None
         mask = masks.read_bits(reader, h.shape, h.dtype) if h.flags & fmt.FLAG_MASK else None
         residual = None
         if h.flags & fmt.FLAG_RESIDUAL:
             p, hh, ww = _plane_shape(h.shape)
             residual = bound.read_section(reader, p, (hh, ww), h.dtype, has_latents, h.version)
-        parts = _Parts(latents=lat, mask=mask, residual=residual, gate=g)
+        parts = _Parts(latents=lat, mask=mask, residual=residual, gate=g, final=final)
     if reader.remaining():
         raise PayloadError(f"corrupted payload: {reader.remaining()} unexpected trailing bytes")
     return h, parts, model
@@ -285,7 +362,9 @@ def decode_chunk(model, buf, *, device=None, expect: fmt.Expect | None = None) -
     h, parts, model = _read_payload(model, buf, device, expect)
     if parts.raw is not None:
         return _order(parts.raw, h)
-    if parts.gate is not None:
+    if parts.final is not None:
+        out = tiling.join(parts.final, h.shape, h.tile)
+    elif parts.gate is not None:
         lat, side = parts.latents if parts.latents is not None else (None, None)
         z = None if lat is None else runtime.decode(model, lat, h.tile, device)
         out = tiling.join(gate.apply(parts.gate, model, z, side, h.tile, h.dtype), h.shape, h.tile)

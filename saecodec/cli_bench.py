@@ -40,6 +40,8 @@ def register(sub) -> None:
                         "SPERR/SZ3/ZFP swept over their bounds at equal error, on the simulated (or --data) frames "
                         "and the real frames (saecodec.bench.rd; outputs rd_TAG.*)")
     b.add_argument("--no-real", action="store_true", help="rd suite: skip the shared real frames")
+    b.add_argument("--noisy", type=int, default=512, help="rd suite: frames of the noisy held-out set "
+                   "(detector preset heldout-mix, 1e2-1e4 peak counts, 128x128, seed 1; 0: skip; default 512)")
     b.add_argument("--repeat", type=int, default=1, help="bounds suite: best of N interleaved runs (default 1)")
     b.set_defaults(func=_cmd_bench)
 
@@ -103,7 +105,8 @@ def _rd(args, data, models, progress) -> int:
 
     real = None if args.no_real else rd.real_frames()
     values = data.log(data.values).astype("float32")
-    result = rd.run(models, values, real, stack=args.stack, progress=progress)
+    noisy = rd.noisy_frames(args.noisy, progress=progress) if args.noisy else None
+    result = rd.run(models, values, real, stack=args.stack, progress=progress, noisy=noisy)
     result["dataset"] = data.name
     return _emit(rd_report.markdown(result, args.command_line), rd_report.save(result, args.out, args.tag,
                                                                                args.command_line))

@@ -39,6 +39,41 @@ def _conv_hyper(args, frames, log10):
     return model, result["val"]
 
 
+def _wavelet(args, frames, log10):
+    """The wavelet family: rate levels, context classes and tables counted in C (training.wavelet)."""
+    from .errors import SaecodecError
+    from .models import Transform
+    from .models.wavelet import wavelet_model
+    from .training.wavelet import WaveletTrainConfig, train_wavelet
+
+    targets = tuple(float(v) for v in args.targets.split(",") if v.strip())
+    adapt = None
+    if args.adapt:
+        values = [int(v) for v in args.adapt.split(",")]
+        if len(values) not in (1, 2):
+            raise SaecodecError("--adapt: 'rate' or 'rate,smax' (the shipped model: 32,7)")
+        adapt = dict(zip(("rate", "smax"), values))
+    profiles = None
+    if args.profile_of:
+        of = [int(v) for v in args.profile_of.split(",")]
+        if len(of) != len(frames):
+            raise SaecodecError(f"--profile-of: one profile per data file ({len(frames)}), got {len(of)}")
+        profiles = [[j for j, p in enumerate(of) if p == i] for i in range(max(of) + 1)]
+    model = wavelet_model(args.name or "wavelet", Transform("asinh", args.transform_scale, False, "mean"),
+                          levels=args.wavelet_levels, min_len=args.min_len, nclasses=args.classes,
+                          ll_classes=min(12, args.classes), nsets=args.sets, ll_pred=args.ll_pred, adapt=adapt,
+                          rate_levels=len(targets), rdo_lambda=args.rdo, profiles=len(profiles or [0]))
+    if args.rdo > 0:
+        model.module.theta[:, 1:] = 0.5  # the deadzone that goes with RDO (research Revision 1)
+    cfg = WaveletTrainConfig(targets=targets, seed=args.seed, checkpoint=args.checkpoint, resume=args.resume,
+                             progress=not args.quiet)
+    model, result = train_wavelet(model, frames, cfg, log10=log10, profiles=profiles,
+                                  provenance={"data": [str(d) for d in args.data], "dataset": args.dataset,
+                                              "log10_data": [str(d) for d in args.log10_data],
+                                              "command": "saecodec train --family wavelet"})
+    return model, result
+
+
 def cmd_train(args) -> int:
     from .cli_models import save_model
     from .data.sas import read_h5
@@ -49,11 +84,16 @@ def cmd_train(args) -> int:
     for key, value in _FAMILY_DEFAULTS.get(args.family, _FAMILY_DEFAULTS[None]).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    if args.log10_data and args.family != "conv-hyper":
-        raise SaecodecError("--log10-data is for --family conv-hyper")
+    if args.log10_data and args.family not in ("conv-hyper", "wavelet"):
+        raise SaecodecError("--log10-data is for --family conv-hyper or wavelet")
     parts = [read_h5(p, args.dataset, args.limit) for p in [*args.data, *args.log10_data]]
-    if len({p.shape[1:] for p in parts}) > 1:
+    if len({p.shape[1:] for p in parts}) > 1 and args.family != "wavelet":
         raise SaecodecError(f"data files have frames of different shapes: {[p.shape[1:] for p in parts]}")
+    if args.family == "wavelet":  # one stack per data file (any frame sizes)
+        stacks = [p.astype(np.float64) for p in parts]
+        model, result = _wavelet(args, stacks, [np.full(len(p), j >= len(args.data)) for j, p in enumerate(parts)])
+        save_model(model, args.output, not args.no_register, json.dumps(result["levels"], indent=1))
+        return 0
     frames = np.concatenate(parts).astype(np.float64)
     if args.family == "conv-hyper":
         n_asinh = sum(len(p) for p in parts[:len(args.data)])
@@ -105,9 +145,10 @@ def cmd_train(args) -> int:
 
 def register(sub) -> None:
     t = sub.add_parser("train", help="train a model on frames from an HDF5 file")
-    t.add_argument("--family", default="l1", choices=["l1", "rrae", "conv-hyper"],
+    t.add_argument("--family", default="l1", choices=["l1", "rrae", "conv-hyper", "wavelet"],
                    help="l1: sparse L1 autoencoder; rrae: rank reduction autoencoder; conv-hyper: convolutional "
-                        "codec with a hyperprior, any frame size, rate levels")
+                        "codec with a hyperprior, any frame size, rate levels; wavelet: lifting wavelet with "
+                        "trained context tables, coded in C, any frame size, rate levels and target_error")
     t.add_argument("--data", required=True, nargs="+", help="HDF5 file(s) of frames (N, h, w), concatenated")
     t.add_argument("--log10-data", nargs="+", default=[],
                    help="conv-hyper: more HDF5 files of intensities, trained on as log10(max(I, 1e-6)) rather than "
@@ -148,6 +189,24 @@ def register(sub) -> None:
     t.add_argument("--steps", type=int, default=20000, help="conv-hyper: optimiser steps (default 20000)")
     t.add_argument("--crop", type=int, default=64, help="conv-hyper: training crop size (default 64)")
     t.add_argument("--checkpoint-every", type=int, default=500, help="conv-hyper: steps between checkpoints")
+    w = t.add_argument_group("wavelet family")
+    w.add_argument("--wavelet-levels", type=int, default=6, help="wavelet: at most this many levels (default 6)")
+    w.add_argument("--min-len", type=int, default=8, help="wavelet: levels while both sides of the coarsest low "
+                   "band stay at least this (default 8)")
+    w.add_argument("--classes", type=int, default=32, help="wavelet: context classes per table group (default 32)")
+    w.add_argument("--sets", type=int, default=1, help="wavelet: table sets the encoder chooses from per frame "
+                   "and group (power of two, default 1)")
+    w.add_argument("--adapt", default=None, help="wavelet: adaptive decisions 'rate[,smax]' (prior strength "
+                   "and slowest rate shift; the shipped model 32,7; default: static tables)")
+    w.add_argument("--profile-of", default=None, help="wavelet: context profiles, the profile (0, 1, ...) each data "
+                   "file (--data files, then --log10-data files) trains; the encoder picks one per frame (count a "
+                   "power of two; default: one profile of every file)")
+    w.add_argument("--rdo", type=float, default=0.0, help="wavelet: rate-distortion optimised quantisation lambda "
+                   "(0: off; the shipped model 0.08)")
+    w.add_argument("--ll-pred", default="med", choices=["none", "avg", "med"], help="wavelet: LL predictor")
+    w.add_argument("--targets", default="0.1,0.07,0.05,0.035,0.025,0.017",
+                   help="wavelet: offset-free rel L2 of each rate level, coarse to fine (default "
+                        "0.1,0.07,0.05,0.035,0.025,0.017)")
     t.add_argument("--epochs", type=int, default=50)
     t.add_argument("--batch", type=int, default=None, help="default 512 (conv-hyper: 16)")
     t.add_argument("--lr", type=float, default=None, help="default 1e-4 (conv-hyper: 1e-3, cosine to 2e-5)")

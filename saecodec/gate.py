@@ -90,7 +90,7 @@ def _cast_reserve(transform, dtype: np.dtype, umax: np.ndarray) -> np.ndarray:
     return 2.0 * float(fi.eps) * (1.0 + umax) + float(fi.smallest_subnormal) / transform.scale
 
 
-def _rounding_steps(tr, y, decoded, z, side, v) -> np.ndarray:
+def _rounding_steps(tr, y, decoded, z, side, v, tol=bound.NET_TOLERANCE) -> np.ndarray:
     """Per pixel (B, n): the step in u to the next integer where the decoder's y lies so near
     k + 1/2 (within another decoder's network tolerance) that it may round the other way;
     0 elsewhere and on invalid pixels. Elementwise, a slice of a frame at a time."""
@@ -100,8 +100,7 @@ def _rounding_steps(tr, y, decoded, z, side, v) -> np.ndarray:
         for a in range(0, y.shape[1], bound.CAST_SLICE):
             s = slice(a, a + bound.CAST_SLICE)
             yi = y[i, s]
-            near = np.abs(yi - np.floor(yi) - 0.5) <= tr.sensitivity(z[i:i + 1, s], side[i:i + 1],
-                                                                     bound.NET_TOLERANCE)[0]
+            near = np.abs(yi - np.floor(yi) - 0.5) <= tr.sensitivity(z[i:i + 1, s], side[i:i + 1], tol)[0]
             d = decoded[i, s].astype(np.float64)
             step = np.maximum(np.abs(tr.to_u(d + 1) - tr.to_u(d)), np.abs(tr.to_u(d) - tr.to_u(d - 1)))
             out[i, s] = np.where(near, step, 0.0) * v[i, s]
@@ -139,7 +138,8 @@ def assess(model, frames: np.ndarray, valid: np.ndarray, z_in: np.ndarray, z: np
     umax = np.maximum(u.max(axis=1, initial=0.0), -u.min(axis=1, initial=0.0))  # |u|.max()
     one = np.sqrt(nv)
     own = 2.0 ** -23 * sd * (one + np.sqrt(_sq(z_in.astype(np.float64))))
-    slack = (bound.NET_TOLERANCE * sd * (one + np.sqrt(_sq(z.astype(np.float64)))) + own
+    tol = bound.net_tolerance(model)
+    slack = (tol * sd * (one + np.sqrt(_sq(z.astype(np.float64)))) + own
              + _ROUND * (one + np.sqrt(_sq(u))))
     with np.errstate(over="ignore", invalid="ignore"):
         mean = u.sum(axis=1) / np.maximum(nv, 1)
@@ -160,7 +160,7 @@ def assess(model, frames: np.ndarray, valid: np.ndarray, z_in: np.ndarray, z: np
             if dtype.kind == "f":
                 slack = slack + _cast_reserve(tr, dtype, umax) * one
             else:
-                slack = slack + np.sqrt(_sq(_rounding_steps(tr, y, decoded, z, side, v)))
+                slack = slack + np.sqrt(_sq(_rounding_steps(tr, y, decoded, z, side, v, tol)))
             del y
             ud = tr.to_u(decoded).reshape(b, -1)
             del decoded

@@ -184,15 +184,18 @@ def rate_levels(identity: str) -> int | None:
     from the loaded network or the file's metadata, without torch; None when it has none or
     the file cannot be found here (a reader finds out at its first chunk)."""
     m = loaded(identity)
-    if m is not None:
-        return getattr(m.module, "levels", None)
+    if m is not None:  # the wavelet family's 'levels' are its transform's: it names its rate levels
+        return getattr(m.module, "rate_levels", getattr(m.module, "levels", None))
     with _lock:
         path = _given.get(identity)
     try:
         meta = read_metadata(path if path is not None else find(identity).path)
     except SaecodecError:
         return None
-    lambdas = (meta.get("architecture") or {}).get("lambdas")
+    arch = meta.get("architecture") or {}
+    if meta.get("family") == "wavelet":
+        return arch.get("rate_levels")
+    lambdas = arch.get("lambdas")
     return len(lambdas) if meta.get("family") == "conv-hyper" and lambdas else None
 
 

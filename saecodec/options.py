@@ -58,7 +58,10 @@ class CodecOptions:
     hidden from the network and the bounded coder; ``max_error``: the pure mode's quality
     gate (``saecodec.gate``), None: off; ``predictor``: what the bounded modes code
     against, ``"classical"`` (the plane's own neighbours: fast) or ``"network"`` (the
-    model's reconstruction, per plane where it pays).
+    model's reconstruction, per plane where it pays); ``level``: the rate level of a model
+    with rate levels; ``target_error``: per frame the largest quantiser step whose
+    offset-free relative L2 in the model's domain is at most this (models with per-frame
+    rate control: the wavelet family), None: off (``level`` decides).
 
     ``model`` None: the model-free codec (docs/seams.md, section 1): the bounded and
     lossless modes only, whose payloads any reader decodes with numpy and the compiled
@@ -76,6 +79,7 @@ class CodecOptions:
     mask: FrameMask | None = None
     predictor: str = "classical"
     level: float | None = None
+    target_error: float | None = None
 
     def __post_init__(self):
         if self.model is not None and not is_identity(self.model):
@@ -103,6 +107,7 @@ class CodecOptions:
         self._set("mask", FrameMask.of(self.mask))
         self._set("predictor", ob.predictor(self.predictor))
         self._set("level", ob.level(self.level))
+        self._set("target_error", _target_error(self.target_error))
         if self.model is None:
             self._check_model_free()
 
@@ -116,6 +121,9 @@ class CodecOptions:
                                 "leave predictor unset (classical: the plane's own neighbours)")
         if self.level is not None:
             raise SaecodecError("level is the rate of a model with rate levels: give such a model, or drop level")
+        if self.target_error is not None:
+            raise SaecodecError("target_error sets the steps of a model with per-frame rate control (the wavelet "
+                                "family): give such a model, or drop target_error")
         self._set("max_error", None)  # the quality gate is the pure mode's; a bound replaces it
 
     @property
@@ -320,6 +328,18 @@ def _max_error(value):
     return v
 
 
+def _target_error(value):
+    if value is None:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise SaecodecError(f"target_error must be a number, got {value!r}") from None
+    if not (math.isfinite(v) and 0 < v <= 10):
+        raise SaecodecError(f"target_error is a relative L2 error: > 0 and at most 10, got {value!r}")
+    return v
+
+
 def _identity_words(identity: str | None) -> tuple[int, ...]:
     if identity is None:
         return (0,) * 8  # no SHA-256 is all zeros
@@ -396,7 +416,17 @@ def _unpack_name(w) -> dict:
     return {"model_name": raw.decode("utf-8", errors="replace")} if raw else {}
 
 
+def _pack_target(o: CodecOptions):
+    return (0, 0, 0) if o.target_error is None else (1, *_f64_words(o.target_error))
+
+
+def _unpack_target(w) -> dict:
+    if w[0] not in (0, 1):
+        raise SaecodecError(f"saecodec cd_values: unknown target_error kind {w[0]}")
+    return {"target_error": _words_f64(w[1], w[2])} if w[0] else {}
+
+
 # The options block of cd_values layout 2: (words, pack, unpack), appended in this order;
 # words is a count, or a function of the remaining words for an entry that says its length.
 _CD_OPTIONS = [(3, _pack_bound, _unpack_bound), (3, _pack_mask, _unpack_mask), (3, _pack_gate, _unpack_gate),
-               (_name_words, _pack_name, _unpack_name), *ob.CD_ENTRIES]
+               (_name_words, _pack_name, _unpack_name), *ob.CD_ENTRIES, (3, _pack_target, _unpack_target)]

@@ -62,7 +62,7 @@ def test_the_test_extra_holds_what_the_suite_imports():
     reqs = meta["dependencies"] + meta["optional-dependencies"]["test"]
     names = {re.split(r"[\[<>=!~ ;]", r, maxsplit=1)[0].lower().replace("-", "_") for r in reqs}
     names |= {n.split("[")[0] for n in list(names)}
-    provides = {"pyfai": "pyfai", "h5py": "h5py", "yaml": "pyyaml", "pil": "pillow"}
+    provides = {"pyfai": "pyfai", "h5py": "h5py", "yaml": "pyyaml", "pil": "pillow", "pywt": "pywavelets"}
     imported = set()
     for f in (ROOT / "tests").glob("*.py"):
         for node in ast.walk(ast.parse(f.read_text())):

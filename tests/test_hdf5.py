@@ -104,8 +104,8 @@ def test_packing_cd_values_loads_no_network(tiny_model, on_model_path):
         print("WORDS", len(cd))
         """, {"SAECODEC_MODEL_PATH": str(on_model_path)})
     # 11 + bound, mask, gate (3 words each), the name "tiny-test" (1 + 3), then options_bounds' entries:
-    # bound mode 1, mask values 1 (none), mask below 3, mask 1 (none), predictor 1, level 1
-    assert "WORDS 32" in proc.stdout
+    # bound mode 1, mask values 1 (none), mask below 3, mask 1 (none), predictor 1, level 1; target_error 3
+    assert "WORDS 35" in proc.stdout
 
 
 def test_filter_read_back_from_the_dataset(tiny_model, on_model_path, tmp_path):

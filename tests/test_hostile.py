@@ -234,8 +234,8 @@ def test_hdf5_filter_reads_cd_values_with_bad_encoder_options(tiny_model, on_mod
     x = blobs(1).astype("f4") + 1
     payload = SAECodec(model, **WRITERS[model]).encode(x)
     cd = list(SAE(model=model, **WRITERS[model]).filter_options) + [1, 3, 1, 16, 16]
-    end = 11 + cd[10]  # the option words end with the predictor's and the level's
-    for at, word in ((9, 77), (11, 9), (end - 2, 9), (end - 1, 7 << 20)):
+    end = 11 + cd[10]  # the option words end with the predictor's and the level's, then target_error's 3
+    for at, word in ((9, 77), (11, 9), (end - 5, 9), (end - 4, 7 << 20), (end - 3, 5)):
         bad = list(cd)
         bad[at] = word
         back = np.frombuffer(filter_call(H5Z_FLAG_REVERSE, bad, payload), "f4")

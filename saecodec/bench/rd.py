@@ -54,6 +54,20 @@ def real_frames(directory=None) -> list[tuple[str, np.ndarray, list]]:
     return out
 
 
+def noisy_frames(n: int = 512, seed: int = 1, progress: bool = False) -> np.ndarray:
+    """The noisy held-out set (issue #19): ``simulate_detector(n, seed, preset("heldout-mix",
+    counts=(1e2, 1e4)))`` at the preset's 128x128 (Poisson, beam off-centre or off-frame, gaps,
+    dead pixels and beamstop shadows as NaN, half background-subtracted), in the metric domain
+    u = asinh(I / s0) / ln 10 with s0 = 1 / counts_per_unit of each frame (one count on a
+    normal-incidence pixel: below it the intensity is Poisson noise, above ~10 counts u is
+    log10 of the counts). float32, NaN kept."""
+    from ..data.detector import preset, simulate_detector
+
+    d = simulate_detector(n, seed=seed, cfg=preset("heldout-mix", counts=(1e2, 1e4)), workers=1, progress=progress)
+    k = np.array([m["counts_per_unit"] for m in d.meta], np.float64)
+    return (np.arcsinh(d.frames.astype(np.float64) * k[:, None, None]) / np.log(10)).astype(np.float32)
+
+
 def fill_nearest(a: np.ndarray) -> np.ndarray:
     bad = ~np.isfinite(a)
     if not bad.any():
@@ -79,12 +93,16 @@ def _measure(parts: list, kw_of, chunk_of, stats=None) -> dict:
             "enc_MBps": raw / 1e6 / max(te, 1e-9), "dec_MBps": raw / 1e6 / max(td, 1e-9)}
 
 
-def _sets(sim: np.ndarray | None, real: list | None, stack: int) -> dict:
+def _sets(sim: np.ndarray | None, real: list | None, stack: int, noisy: np.ndarray | None = None) -> dict:
     """{set: (anchor parts, saecodec parts, anchor chunk shape of values, saecodec chunk shape of values)}."""
     out = {}
     if sim is not None:
-        n, h, w = sim.shape
-        out["sim"] = ([(sim, sim, {})], [(sim, sim, {})], (lambda v: (1, h, w)), (lambda v: (min(stack, n), h, w)))
+        out["sim"] = ([(sim, sim, {})], [(sim, sim, {})], (lambda v: (1, *v.shape[1:])),
+                      (lambda v: (min(stack, len(v)), *v.shape[1:])))
+    if noisy is not None:  # NaN: filled for the anchors, kept (restored exactly) by saecodec, out of the metric
+        filled = np.stack([fill_nearest(u) for u in noisy])
+        out["noisy"] = ([(filled, noisy, {})], [(noisy, noisy, {})], (lambda v: (1, *v.shape[1:])),
+                        (lambda v: (min(stack, len(v)), *v.shape[1:])))
     if real:
         out["real"] = ([(fill_nearest(u)[None], u[None], {}) for _, u, _ in real],
                        [(u[None], u[None], {"mask_values": mv} if mv else {}) for _, u, mv in real],
@@ -93,21 +111,22 @@ def _sets(sim: np.ndarray | None, real: list | None, stack: int) -> dict:
 
 
 def run(models: list, sim: np.ndarray | None, real: list | None, stack: int = 64, anchor_bounds=None,
-        progress: bool = True) -> dict:
+        progress: bool = True, noisy: np.ndarray | None = None) -> dict:
     """Every curve and the comparisons. ``models``: Model objects remembered in this process
-    (log10-input variants where they read intensities); ``sim``: (N, h, w) float32 log10 frames."""
+    (log10-input variants where they read intensities); ``sim``: (N, h, w) float32 log10 frames;
+    ``noisy``: the noisy held-out set (``noisy_frames``) in its metric domain."""
     from tqdm.auto import tqdm
 
     from ..hdf5 import SAE
 
     anchor_bounds = anchor_bounds or ANCHOR_BOUNDS
     result = {"sets": {}, "targets": list(TARGETS)}
-    for set_name, (a_parts, s_parts, a_chunk, s_chunk) in _sets(sim, real, stack).items():
+    for set_name, (a_parts, s_parts, a_chunk, s_chunk) in _sets(sim, real, stack, noisy).items():
         jobs = [("anchor", c, eb, lambda c=c, eb=eb, **_: _filter(c, eb)) for c in anchor_bounds for eb in anchor_bounds[c]]
         jobs += [("anchor", c, eb, lambda c=c, eb=eb, **_: _filter(c, eb)) for c in ("SPERR", "SZ3") for eb in ABS_BOUNDS
                  if eb not in anchor_bounds.get(c, ())]
         for m in models:
-            levels = list(range(int(getattr(m.module, "levels", 0)))) or [None]
+            levels = list(range(int(rate_levels(m)))) or [None]
             for lv in levels:
                 for gate in ("off", "default"):
                     g = {"max_error": None} if gate == "off" else {}
@@ -141,8 +160,15 @@ def run(models: list, sim: np.ndarray | None, real: list | None, stack: int = 64
     from .report import versions
 
     result.update(versions=versions(), date=time.strftime("%Y-%m-%d %H:%M"),
-                  frames={"sim": None if sim is None else list(sim.shape), "real": len(real or [])})
+                  frames={"sim": None if sim is None else list(sim.shape), "real": len(real or []),
+                          "noisy": None if noisy is None else list(noisy.shape)})
     return result
+
+
+def rate_levels(model) -> int:
+    """The model's rate levels (0: none): conv-hyper's ``levels``, the wavelet family's
+    ``rate_levels`` (its ``levels`` are the transform's)."""
+    return int(getattr(model.module, "rate_levels", getattr(model.module, "levels", 0)) or 0)
 
 
 def curve(points: list[tuple[float, float]]) -> np.ndarray:

@@ -7,7 +7,8 @@ from .rd import ANCHOR_BOUNDS, curve
 from .report import _fmt
 
 ANCHORS = tuple(ANCHOR_BOUNDS)
-SET_TITLES = {"sim": "simulated held-out frames (log10)", "real": "real frames, native size (asinh/ln10)"}
+SET_TITLES = {"sim": "simulated held-out frames (log10)", "real": "real frames, native size (asinh/ln10)",
+              "noisy": "noisy held-out detector frames, 128x128 (asinh of counts / ln10)"}
 
 
 def _x(row, c):
@@ -19,13 +20,14 @@ def markdown(result: dict, command: str = "") -> str:
     v = result["versions"]
     lines = [f"# saecodec bench --suite rd, {result['date']}", "",
              f"Command: `{command}`" if command else "", "",
-             f"Data: simulated {result['frames']['sim']} (frames, h, w), real frames: {result['frames']['real']}. "
+             f"Data: simulated {result['frames']['sim']} (frames, h, w), real frames: {result['frames']['real']}, "
+             f"noisy frames: {result['frames'].get('noisy')}. "
              f"Machine: {v['machine']}, {v['cpus']} CPUs; " + ", ".join(
                  f"{k} {v[k]}" for k in ("saecodec", "torch", "h5py", "hdf5plugin") if v.get(k)), "",
              "Error: offset-free log10 relative L2 (`saecodec.metrics`), aggregate over the set and median over "
              "frames. ours/X: our ratio over X's at equal error, both interpolated log-log on the curves "
              "(ours over its rate levels, X over its bound sweep); * = extrapolated beyond a curve's end. "
-             "Anchors one frame per chunk; saecodec 64 frames per chunk (sim), one chunk per real frame. "
+             "Anchors one frame per chunk; saecodec 64 frames per chunk (sim, noisy), one chunk per real frame. "
              "Ratios count every stored byte (HDF5 chunk bytes). Speeds: MB/s of raw data per CPU second, and x "
              "SZ3 at its sweep point nearest in aggregate error (pure, anchors) or at the same bound (bounded). "
              "Fell back: frames the quality gate coded bounded, of the frames coded, which include the fill "

@@ -26,7 +26,8 @@ from .transforms import Transform
 
 class _Families(Mapping):
     """Family name -> network class, each imported on first use: the torch families import
-    torch, and a reader of payloads that run no network must not (docs/seams.md, section 1)."""
+    torch, and a reader of payloads that run no network must not (docs/seams.md, section 1), nor
+    a reader of a family without torch (section 2)."""
 
     def __init__(self, homes: dict[str, str]):
         self._homes = homes  # family -> "module:Class" within saecodec.models
@@ -44,7 +45,13 @@ class _Families(Mapping):
 
 # family name in the model file -> the network class (``from_architecture``, ``latent_kind``)
 FAMILIES = _Families({"l1": "l1:SparseL1Autoencoder", "rrae": "rrae:RankReductionAutoencoder",
-                      "conv-hyper": "conv_hyper:ConvHyperprior"})
+                      "conv-hyper": "conv_hyper:ConvHyperprior", "wavelet": "wavelet:WaveletModule"})
+
+
+def uses_torch(module) -> bool:
+    """A torch network (the default), or a family of numpy parameters (``uses_torch = False``:
+    its file is safetensors.numpy, loading it and decoding its payloads import no torch)."""
+    return getattr(module, "uses_torch", True)
 
 
 def default_coding(module) -> dict:
@@ -67,7 +74,7 @@ class Model:
     ``identity`` is None until the model is saved, loaded or :meth:`freeze` d.
     """
 
-    module: torch.nn.Module
+    module: torch.nn.Module  # or a family without torch (``uses_torch`` False)
     frame_shape: tuple[int, int] | None
     transform: Transform
     name: str
@@ -120,10 +127,12 @@ class Model:
         the asinh scale s, asinh(x / s) / ln 10 = log10(x) + log10(2 / s), and the
         normalisation removes that constant, so the network sees the frames it was trained
         on. Its own file and identity: ``saecodec models derive MODEL --input log10``."""
-        if self.transform.kind != "asinh" or not self.transform.per_frame:
+        codes_offset = getattr(self.module, "codes_offset", False)  # the constant costs it a few bits at most
+        if self.transform.kind != "asinh" or not (self.transform.per_frame or codes_offset):
             raise SaecodecError(f"model {self.name!r} does not read intensities through asinh with per-frame "
                                 "normalisation; it has no log10-input variant")
-        return dataclasses.replace(self, transform=Transform("linear", 1.0, True, self.transform.normalise),
+        tr = Transform("linear", 1.0, self.transform.per_frame, self.transform.normalise)
+        return dataclasses.replace(self, transform=tr,
                                    name=name or f"{self.name}-log10",
                                    identity=None, path=None,
                                    provenance=f"{self.provenance} | log10-input variant of {self.identity}")
@@ -141,6 +150,11 @@ class Model:
 
     def to_bytes(self) -> bytes:
         """The model file's bytes (weights cast to ``storage_dtype``); changes nothing."""
+        if not uses_torch(self.module):  # numpy parameters, stored exactly (integer tables stay integers)
+            from safetensors.numpy import save as np_save
+
+            state = {k: np.ascontiguousarray(v) for k, v in self.module.state_dict().items()}
+            return np_save(state, metadata={METADATA_KEY: canonical_json(self.metadata())})
         from safetensors.torch import save as st_save
 
         dt = self._storage_torch_dtype()
@@ -169,6 +183,8 @@ class Model:
         return getattr(torch, self.storage_dtype)
 
     def _round_weights(self) -> None:
+        if not uses_torch(self.module):
+            return  # stored as they are
         import torch
 
         dt = self._storage_torch_dtype()
@@ -179,19 +195,22 @@ class Model:
 
 
 def model_from_bytes(data: bytes, path=None) -> Model:
-    from safetensors.torch import load as st_load
-
     meta = metadata_of_bytes(data, path)
     family = meta.get("family")
     if family not in FAMILIES:
         raise SaecodecError(f"{path}: model family unknown to this saecodec (known: {sorted(FAMILIES)})")
     module = FAMILIES[family].from_architecture(_checked_architecture(meta, data, path))
+    if uses_torch(module):
+        from safetensors.torch import load as st_load
+    else:
+        from safetensors.numpy import load as st_load
     state = st_load(data)
     missing = set(module.state_dict()) ^ set(state)
     if missing:
         raise SaecodecError(f"{path}: weights do not match the architecture (differing: {sorted(missing)})")
     module.load_state_dict(state)
-    module.eval()
+    if uses_torch(module):
+        module.eval()
     frame_shape = meta.get("frame_shape")
     return Model(
         module=module,
@@ -255,7 +274,17 @@ def _stored_tensors(data: bytes, path) -> dict:
 
 
 def _meta_state(cls, arch: dict, path) -> dict:
-    """name -> shape of the state dict ``cls`` builds from ``arch``, built on the meta device."""
+    """name -> shape of the state dict ``cls`` builds from ``arch``, built on the meta device (a
+    family without torch: built as it is, its own checks bounding the arrays, and no torch
+    imported, docs/seams.md section 2)."""
+    if not getattr(cls, "uses_torch", True):
+        try:
+            module = cls.from_architecture(arch)
+        except SaecodecError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError, AttributeError) as e:
+            raise SaecodecError(f"{path}: invalid architecture ({type(e).__name__})") from None
+        return {k: tuple(np.shape(v)) for k, v in module.state_dict().items()}
     import threading
 
     import torch

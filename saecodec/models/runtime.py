@@ -191,6 +191,8 @@ def encode(model, z: np.ndarray, tile: tuple[int, int], device=None) -> np.ndarr
     A model with a frame shape takes flat vectors; one that takes whole frames
     (``frame_shape`` None) takes images (B, 1, th, tw).
     """
+    if not getattr(model.module, "uses_torch", True):  # numpy family: its own call, no torch
+        return model.module.encode(z, tile)
     if not len(z):
         return np.zeros((0, getattr(model.module, "latent_size", 0)), np.float32)
     dev = resolve_device(device)
@@ -205,6 +207,8 @@ def decode(model, latents: np.ndarray, tile: tuple[int, int], device=None) -> np
     """Latents (B, ...) -> network outputs (B, th*tw) float32; a whole-frame model's output
     image is cropped to the frame (pass by pass)."""
     n = tile[0] * tile[1]
+    if not getattr(model.module, "uses_torch", True):  # numpy family: its own call, no torch
+        return model.module.decode(latents, tile).reshape(len(latents), n)
     if not len(latents):
         return np.zeros((0, n), np.float32)
     dev = resolve_device(device)
