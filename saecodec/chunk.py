@@ -248,6 +248,8 @@ def _kept_latents(coder, lat, side, keep, section, seen) -> tuple[bytes | None, 
         return section, True
     if not keep.any():
         return None, False
+    if hasattr(coder, "select"):  # per-frame steps (the wavelet coder): the kept frames' own
+        coder.select(keep)
     kept, kept_lat, _ = coder.write(lat[keep], side[keep])
     if not np.array_equal(kept_lat, seen[keep]):
         return section, True

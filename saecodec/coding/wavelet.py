@@ -92,6 +92,11 @@ class WaveletCoder:
         self.step_index = np.where(frames, finer, k).astype(np.int32)
         return True
 
+    def select(self, frames: np.ndarray) -> None:
+        """The next write codes only these frames (B,) bool of the last one (the quality gate's
+        kept frames), each at the step it was coded with, so their z_hat stays the same."""
+        self.step_index = np.asarray(self.used, np.int32)[frames]
+
     # -- decoder ----------------------------------------------------------------------------
     def read_final(self, reader: Reader, frames: int, tile: tuple[int, int], dtype: np.dtype, transform):
         """The frames (B, h, w) as the chunk's element type, decoded straight through the model's
