@@ -17,7 +17,7 @@ def register(sub) -> None:
                         "log10-input variant, `saecodec models derive MODEL --input log10`) or the intensities "
                         "themselves (default for integer counts, kept in their integer type)")
     b.add_argument("--models", nargs="+", help="saecodec models (name, identity or file; default: the default "
-                   "model sas-conv-h; rd suite: sas-conv-h and the L1 paper's sas64-l1)")
+                   "model; rd suite: it, the conv hyperprior sas-conv-h and the L1 paper's sas64-l1)")
     b.add_argument("--bounds", nargs="+", type=float, default=None,
                    help="absolute error bounds, in the compressed values' units (default 1e-2 1e-3 1e-4; integer "
                         "counts: 1 4, next to lossless and poisson 0.5 / 1)")
@@ -54,7 +54,7 @@ def _cmd_bench(args) -> int:
 
     progress = not args.quiet
     if args.models is None:
-        args.models = [model_store.DEFAULT_MODEL] + (["sas64-l1"] if args.suite == "rd" else [])
+        args.models = [model_store.DEFAULT_MODEL] + (["sas-conv-h", "sas64-l1"] if args.suite == "rd" else [])
     if args.suite == "bounds":
         from .bench import bounds
 

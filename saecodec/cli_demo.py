@@ -39,7 +39,8 @@ def cmd_demo(args) -> int:
     stored = sum(p.stat().st_size for p in chunk_files)
     m = frame_metrics(x, back, model.transform)
     mb = x.nbytes / 1e6
-    print(f"model        {model.name} ({model.identity[:12]}), device {codec.device or 'auto'}")
+    device = codec.device or "auto" if getattr(model.module, "uses_torch", True) else "CPU (compiled, no network)"
+    print(f"model        {model.name} ({model.identity[:12]}), device {device}")
     print(f"frames       {len(x)} x {h}x{w} float32 = {x.nbytes} bytes, seed {args.seed}")
     stats = [payload_stats(p.read_bytes()) for p in chunk_files]
     print(f"stored       {stored} bytes in chunk files -> ratio {x.nbytes / stored:.1f}x "
@@ -66,6 +67,8 @@ def _latents(model, stats: list[dict]) -> str:
     if model.latent_kind == "hyperprior":
         (m, lh, lw), _ = model.module.latent_shapes((h, w))
         return f"a {m}x{lh}x{lw} latent map per {h}x{w} frame under a hyperprior"
+    if model.latent_kind == "wavelet":
+        return "CDF 9/7 wavelet coefficients per frame, context-coded"
     return f"{model.module.latent_size} coefficients per frame"
 
 

@@ -85,10 +85,10 @@ class SAECodec(Codec):
         deviation from its mean) is coded with a bound that meets it; every frame is
         clipped to its value range. None (or inf) turns it off. Ignored with ``error_bound``.
     level : float, optional
-        The rate of models trained with several rate levels (the conv-hyper family):
-        0 (fewest bytes) .. L - 1 (best quality; ``sas-conv-h``: 0 .. 5), continuous, kept
-        in steps of 1/32. Default: the model's middle level ((L - 1) / 2, 2.5 for
-        ``sas-conv-h``). A model without levels refuses it at its first chunk.
+        The rate of models trained with several rate levels (the wavelet and conv-hyper
+        families): 0 (fewest bytes) .. L - 1 (best quality; ``sas-wavelet`` and
+        ``sas-conv-h``: 0 .. 5), continuous, kept in steps of 1/32. Default: the model's
+        middle level ((L - 1) / 2, 2.5 for both). A model without levels refuses it.
 
     Every parameter but ``model`` is a keyword; ``SAEZarrCodec`` and ``hdf5.SAE`` take the
     same ones (``saecodec.options.signature``). The options are checked once into

@@ -3,7 +3,7 @@
 ``SAE(model=...)`` is a mapping of h5py ``create_dataset`` keyword arguments, like
 hdf5plugin's filter classes::
 
-    f.create_dataset("frames", data=x, chunks=(16, 64, 64), **saecodec.hdf5.SAE(model="sas-conv-h"))
+    f.create_dataset("frames", data=x, chunks=(16, 64, 64), **saecodec.hdf5.SAE(model="sas-wavelet"))
     f.create_dataset("counts", data=n, chunks=(1, 619, 487), **saecodec.hdf5.SAE(error_bound=0))  # lossless
 
 Any HDF5 reader with :func:`plugin_dir` on ``HDF5_PLUGIN_PATH`` (h5py, h5dump, ...) then

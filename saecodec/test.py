@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-MODEL = "sas-conv-h"  # model_store.DEFAULT_MODEL (not imported here: the self-test imports lazily)
+MODEL = "sas-wavelet"  # model_store.DEFAULT_MODEL (not imported here: the self-test imports lazily)
 BOUND = 1e-2
 
 

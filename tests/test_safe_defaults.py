@@ -96,8 +96,9 @@ def test_integer_counts_are_lossless_by_default_and_pure_only_on_request(tmp_pat
     said = capsys.readouterr()
     assert ", pure, ratio" in said.out
     assert said.err.count("saecodec: warning:") == 1 and "int32 counts in the pure mode are lossy" in said.err
-    # The real frames' totals move by ~9% and I(q) by ~9% (the issue's example); simulated frames
-    # are kinder to the pure mode (<1%, 1.5%), so there the tolerances are tightened to show the check.
+    # The real frames' totals move by ~2% with the default wavelet model (~9% with sas-conv-h, the
+    # issue's example), beyond the 1% tolerance; simulated frames are kinder to the pure mode, so
+    # there the tolerances are tightened to show the check.
     tol = {} if REAL else {"counts_tolerance": 1e-4, "iq_tolerance": 1e-3}
     report = tmp_path / "report.md"
     assert cli("verify", src, pure, "-o", report,
@@ -111,7 +112,8 @@ def test_integer_counts_are_lossless_by_default_and_pure_only_on_request(tmp_pat
     (ds,) = rep["datasets"]
     checks = {c["check"]: c for c in ds["checks"]}
     assert not checks["total counts"]["passed"] and not checks["I(q)"]["passed"]
-    assert ds["total_change_max"] == checks["total counts"]["value"] > (0.05 if REAL else 1e-4)
+    assert ds["total_change_max"] == checks["total counts"]["value"] > checks["total counts"]["tolerance"]
+    assert checks["total counts"]["tolerance"] == tol.get("counts_tolerance", 0.01)
     assert checks["I(q)"]["tolerance"] == tol.get("iq_tolerance", 0.05)
     loose = verify(src, pure, counts_tolerance=10.0, iq_tolerance=10.0)
     assert loose["ok"] and not loose["failed"]
