@@ -33,6 +33,7 @@ PRODUCERS = {
     "bounds.*": "saecodec bench --suite bounds --repeat 3 --tag bounds",
     "default_candidates_run*.json": "python benchmarks/archive/train_default.py",
     "torch_free_reader.md": "by hand (the steps are in the file)",
+    "wavelet_research.md": "the scripts in benchmarks/archive/wavelet_research/ (each file's docstring)",
     "wavelet_train.*": "nice -n 10 python benchmarks/train_wavelet.py --out runs/sas-wavelet (report.json, copied)",
 }
 DATE = re.compile(r"\b(20\d\d-\d\d-\d\d)\b")

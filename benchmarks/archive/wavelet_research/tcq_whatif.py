@@ -15,7 +15,7 @@ Result (2026-12-05), bits/coef at equal MSE, TCQ vs scalar:
 (the fourth point of each row lies outside the scalar curve and is not a comparison). About what
 RDO of the scalar quantiser already gives (+1.3-3%), at the cost of a Viterbi per band: not recommended.
 
-    python benchmarks/wavelet_research/tcq_whatif.py
+    python benchmarks/archive/wavelet_research/tcq_whatif.py
 """
 import sys, numpy as np
 import os

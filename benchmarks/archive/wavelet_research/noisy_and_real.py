@@ -12,7 +12,7 @@ counts 1e2-3e2 1.21 (unsubtracted) / 1.08 (subtracted), 3e2-1e3 1.13/1.12, 1e3-3
 3e3-1e4 1.18/1.13: no weak class; the gap to 1.2x is spread over all noisy frames.
 Mask bytes (zlib of positions and values, as coding/mask.py): noisy 38 B/frame (<1%), real 34 B/frame.
 
-    python benchmarks/wavelet_research/noisy_and_real.py
+    python benchmarks/archive/wavelet_research/noisy_and_real.py
 """
 import os
 import sys

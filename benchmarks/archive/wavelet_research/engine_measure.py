@@ -17,7 +17,7 @@ profiles (adaptive + RDO; clean / noisy[:256] / real agg / real median):
   2 profiles (per-frame best of clean-only | noisy-only, +1 bit/frame)
                      1.451 1.516 1.653 / 1.112 1.137 1.193 / 1.174 1.203 1.230 / 1.125 1.162 1.182
 
-    PYTHONPATH=/work/wt/wl python benchmarks/wavelet_research/engine_measure.py [knobs]
+    python benchmarks/archive/wavelet_research/engine_measure.py [knobs]
 """
 import os
 import pickle

@@ -20,7 +20,7 @@ Rate control (fixed step for all frames vs per-frame largest step meeting a targ
   real (39)    agg: fixed 1.172 | 1.202 | 1.225, target 0.857 | 0.784 | 0.678
                median: fixed 1.124 | 1.160 | 1.189, target 1.253 | 1.325 | 1.429
 
-    PYTHONPATH=/work/wt/wl python benchmarks/wavelet_research/engine_bounded_ratecontrol.py
+    python benchmarks/archive/wavelet_research/engine_bounded_ratecontrol.py
 """
 import os
 import pickle

@@ -8,7 +8,7 @@ Result (2026-12-05; ours/SPERR at 0.03 | 0.05 | 0.1): plain 1.457 | 1.535 | 1.69
 1.535 | 1.698. The deltas are tiny (5-95%: -0.025 .. +0.044 steps): with theta 0.5 + RDO the
 reconstruction points are already where the data are. Not worth a table.
 
-    python benchmarks/wavelet_research/decoder_centroids.py
+    python benchmarks/archive/wavelet_research/decoder_centroids.py
 """
 import os
 import sys

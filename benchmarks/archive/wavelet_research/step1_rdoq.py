@@ -13,7 +13,7 @@ noisy (256 held-out frames, model trained on 768 train-mix frames, harmonic mask
   theta 0.5 + RDO 0.05/0.08/0.12  1.108/1.110/1.110 | 1.132/1.136/1.136 | 1.185/1.197/1.202
 The engine (wl) implements this as model field rdo_lambda; its real bytes agree (engine_measure.py).
 
-    python benchmarks/wavelet_research/step1_rdoq.py
+    python benchmarks/archive/wavelet_research/step1_rdoq.py
 """
 import os
 import sys

@@ -19,7 +19,7 @@ LL band (ll.py part): MED, planar, (W+N)/2 and a 6-tap LS predictor within 1% of
 8x8 LL of a 64x64 frame costs 23-35 B/frame, the 4x4 LL of 4 levels 9-13 B (but the extra 4x4
 detail level costs the difference back).
 
-    python benchmarks/wavelet_research/step1_cheap_wins.py        (~10 min on an idle core)
+    python benchmarks/archive/wavelet_research/step1_cheap_wins.py        (~10 min on an idle core)
 """
 import os
 import sys

@@ -15,7 +15,7 @@ Result (2026-12-05):
 Bit budget at step 0.3 (error 0.061, 155 B/frame): magnitudes 102.5, signs 21.2, LL 21.7,
 raw bits 7.1, header 2.4 B/frame.
 
-    python benchmarks/wavelet_research/step1_contexts.py
+    python benchmarks/archive/wavelet_research/step1_contexts.py
 """
 import os
 import sys

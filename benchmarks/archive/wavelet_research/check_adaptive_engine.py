@@ -4,7 +4,8 @@ magnitude tokens (its features, classes and frozen tables) under per-frame adapt
 static 97.5 B/frame, adaptive A=16/32/64: 89.8/90.2/91.0, while the engine's adaptive range coder
 wrote MORE bytes than its static rANS (159.3 -> 166.2 B/frame at shift 5, inc 32)."""
 import sys, numpy as np
-sys.path.insert(0, '/work/wt/wr/benchmarks/wavelet_research')
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).parent))
 import wr_data, wr_engine as E, wr_codec as W0, wr_codec2 as W2
 from saecodec.coding import wavelet_engine as we
 test = wr_data.load('clean')['u'][:128].astype(np.float64)

@@ -22,7 +22,7 @@ Conclusion: under the decode-speed target (>= 0.3x SZ3 needs <~ 200-400 MAC per 
 network buys nothing over the integer linear context + tables; the full-size MLP buys 4-7% of
 magnitude bits on clean frames only. Adaptive counts (free) give ~7% of the same bits.
 
-    python benchmarks/wavelet_research/step2_context_network.py clean|noisy
+    python benchmarks/archive/wavelet_research/step2_context_network.py clean|noisy
 """
 import os
 import sys

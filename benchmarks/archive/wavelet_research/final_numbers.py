@@ -5,7 +5,7 @@ clean 2000 frames (64 per chunk), noisy 512 (64 per chunk), real 39 (one chunk e
 equal error (aggregate, and median frame) for X = SPERR, SZ3, ZFP measured in this process.
 Writes the markdown table to stdout (copied into benchmarks/results/wavelet_research.md).
 
-    PYTHONPATH=/work/wt/wl python benchmarks/wavelet_research/final_numbers.py
+    python benchmarks/archive/wavelet_research/final_numbers.py
 """
 import os
 import pickle

@@ -11,7 +11,7 @@ Result (2026-12-05; ours/SPERR at 0.03 | 0.05 | 0.1):
 i.e. -0.6 .. +0.4%: on these smooth log-domain frames CDF 9/7 leaves nothing a light lifting step
 finds. Not recommended for the engine (its programs can carry such steps if a later study finds more).
 
-    python benchmarks/wavelet_research/step3_learned_lifting.py
+    python benchmarks/archive/wavelet_research/step3_learned_lifting.py
 """
 import os
 import sys

@@ -3,7 +3,7 @@ the way saecodec/bench/rd.py does: metric-domain float32 frames, NaN filled with
 finite value (rd.fill_nearest), one frame per chunk, bytes = HDF5 storage size, error = offset-free
 rel L2 (aggregate and median frame) over the finite pixels of the reference. Cached as JSON.
 
-    python benchmarks/wavelet_research/wr_anchor.py clean noisy real
+    python benchmarks/archive/wavelet_research/wr_anchor.py clean noisy real
 """
 from __future__ import annotations
 

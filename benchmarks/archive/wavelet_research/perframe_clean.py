@@ -2,7 +2,7 @@
 our bytes and SPERR's at equal per-frame error 0.05 (each interpolated log-log over its own sweep),
 grouped by the frame's sasmodels model. Engine bytes (PYTHONPATH=/work/wt/wl; clean profile).
 
-    PYTHONPATH=/work/wt/wl python benchmarks/wavelet_research/perframe_clean.py
+    python benchmarks/archive/wavelet_research/perframe_clean.py
 """
 import os
 import pickle

@@ -25,8 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from saecodec.data.shared import data_dir
+
 CACHE = Path(os.environ.get("WR_DATA", "/tmp/wr/data"))
-REAL_ROOT = Path("/work/shared/data/real-sas")
+REAL_ROOT = (data_dir() or Path("../shared/data")) / "real-sas"  # saecodec.data.shared's place
 
 
 def _asinh_counts(frames, k):
