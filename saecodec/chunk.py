@@ -174,6 +174,8 @@ def _code_latents(model, c, opts, device, codings, coder, tile, masked, z, side,
         y = tiling.join(model.transform.inverse(z_dec, seen_side, tile), c.shape, tile)
         if not _write_residual(body, model, c, masked, opts, y, z_dec, seen_side, tile, len(section), codings):
             flags |= fmt.FLAG_NO_LATENTS
+    if getattr(coder, "radial_block", False) and not flags & fmt.FLAG_NO_LATENTS:
+        head["ext"] |= fmt.EXT_RADIAL  # the latent section starts with its radial prediction block
     header = fmt.Header(flags, **head).pack()
     out = header + gate_block + (b"" if flags & fmt.FLAG_NO_LATENTS else section) + body
     if len(out) > len(header) + raw.OVERHEAD + c.nbytes:  # the lossless chunk is smaller
@@ -342,6 +344,10 @@ def _read_payload(model, buf, device=None, expect: fmt.Expect | None = None
             raise PayloadError("corrupted payload: neither latents nor residual")
         coder = latents.coder_for(model, h.latent_code, net=lambda: runtime.HyperNet(model, device)) \
             if has_latents else None
+        if h.ext & fmt.EXT_RADIAL and not hasattr(coder, "radial_block"):
+            raise PayloadError("corrupted payload: a radial prediction block without wavelet latents")
+        if coder is not None and hasattr(coder, "radial_block"):
+            coder.radial_block = bool(h.ext & fmt.EXT_RADIAL)
         final = None
         if has_latents and g is None and not h.flags & fmt.FLAG_RESIDUAL and hasattr(coder, "read_final"):
             final = coder.read_final(reader, frames, h.tile, h.dtype, model.transform)  # one pass, or None

@@ -41,7 +41,8 @@ _KNOWN_FLAGS = {1: 0b11 | FLAG_FORTRAN, 2: 0b11 | FLAG_FORTRAN | V2_FLAGS, 3: 0b
 # A bit this saecodec does not know means a newer writer: refused with a clear error.
 EXT_GATE = 1 << 0  # the pure mode's quality gate section follows the header (saecodec.gate)
 EXT_BIG_ENDIAN = 1 << 1  # the chunk was big-endian; decode returns it so
-KNOWN_EXT = EXT_GATE | EXT_BIG_ENDIAN
+EXT_RADIAL = 1 << 2  # the wavelet latent section holds a radial prediction block (coding/radial.py)
+KNOWN_EXT = EXT_GATE | EXT_BIG_ENDIAN | EXT_RADIAL
 
 # The element types saecodec stores, and their two codes: in the payload header (docs/format.md,
 # also HDF5 cd_values) and in the compiled coder's stream (c_fastcode/fc.h FC_*; None: float16,

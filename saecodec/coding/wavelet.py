@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import PayloadError, SaecodecError
+from . import radial as rp
 from . import wavelet_engine as we
 from .payload import Reader
 
@@ -50,6 +51,12 @@ class WaveletCoder:
         self.frame_steps = None  # per-frame steps (the bounded modes), overriding level and target_error
         self.step_index = None  # per-frame step indices (refine), overriding everything
         self.used = None  # the step indices of the last write
+        # the radial prediction block (coding/radial.py): written where the model asks for it and
+        # no target_error search is on (its error is the frame's, not the residual's); read where
+        # the payload header says (the pipeline sets it, EXT_RADIAL)
+        self.radial = getattr(self.module, "radial", None) if self.target_error is None else None
+        self.radial_block = self.radial is not None
+        self._centres: dict = {}
 
     # -- encoder ----------------------------------------------------------------------------
     def write(self, latents: np.ndarray, side: np.ndarray) -> tuple[bytes, np.ndarray, np.ndarray]:
@@ -69,6 +76,8 @@ class WaveletCoder:
         if self.scales:
             out += side[:, 1].astype("<f4").tobytes()
         if not b:
+            if self.radial_block:
+                rp.write_block(out, [], 1, 0)
             return bytes(out), z.copy(), side
         if self.step_index is not None:
             steps = self.step_index
@@ -78,8 +87,53 @@ class WaveletCoder:
             steps = np.full(b, we.step_index(self.module.step_of_level(self.level)), np.int32)
         else:
             steps = self.engine.search(z, self.target_error, 0, we.STEP_MAX)
+        preds = None
+        if self.radial_block:
+            z, preds = self._radial(z, np.asarray(steps, np.int64), out)
         data, z_hat, self.used = self.engine.encode(z, steps)
+        if preds is not None:
+            for j, p in preds.items():
+                z_hat[j] += p  # what the decoder adds
         return bytes(out + data), z_hat, side
+
+    def _radial(self, z: np.ndarray, steps: np.ndarray, out: bytearray) -> tuple[np.ndarray, dict]:
+        """Per frame, the plain frame or its residual after the radial prediction, whichever codes
+        with the smaller rate-distortion cost (each coded alone at its step); writes the block.
+        Returns (what the engine codes, {frame: prediction})."""
+        h16, cfac = self.radial["h16"], self.radial["cfac"]
+        kstep = max(int(steps.min()) - 256 * cfac, 0)
+        sp = float(we.step(kstep))
+        keys = [hash(f.tobytes()) for f in z]
+        todo = [j for j, k in enumerate(keys) if k not in self._centres]
+        if todo:
+            for j, c in zip(todo, rp.centres(z[todo], h16 / rp.SUB)):
+                self._centres[keys[j]] = (int(c[0]), int(c[1]))
+        fits, predicted = rp.fit(z, np.array([self._centres[k] for k in keys], np.int64), h16, sp)
+        records, preds, coded = [None] * len(z), {}, z
+        for j, f in enumerate(z):
+            s = float(we.step(int(steps[j])))
+            rec, pred = fits[j], predicted[j]
+            res = f - pred
+            d0, zh0, _ = self.engine.encode(f[None], steps[j:j + 1])
+            d1, zh1, _ = self.engine.encode(res[None], steps[j:j + 1])
+            j0 = ((zh0[0] - f) ** 2).sum() / s ** 2 + rp.LAM_BITS * 8 * len(d0)
+            j1 = ((zh1[0] - res) ** 2).sum() / s ** 2 + rp.LAM_BITS * 8 * (len(d1) + rp.record_bytes(rec))
+            if j1 < j0:
+                if coded is z:
+                    coded = z.copy()
+                coded[j], records[j], preds[j] = res, rec, pred
+        rp.write_block(out, records, h16, kstep)
+        return coded, preds
+
+    def _radial_block(self, reader: Reader, frames: int, tile) -> dict | None:
+        """The payload's radial predictions {frame: (H, W)}, or None where it has none."""
+        if not self.radial_block:
+            return None
+        records, h16, kstep = rp.read_block(reader, frames, tile)
+        if not any(r is not None for r in records):
+            return None
+        flagged = [j for j, r in enumerate(records) if r is not None]
+        return dict(zip(flagged, rp.predict(tile, [records[j] for j in flagged], h16, float(we.step(kstep)))))
 
     def refine(self, frames: np.ndarray, attempt: int) -> bool:
         """Finer steps for the frames (B,) bool of the last write that missed the pure mode's target:
@@ -105,11 +159,17 @@ class WaveletCoder:
         else None (nothing read)."""
         if dtype != np.float32 or transform.kind != "linear" or not frames:
             return None
+        start = reader.pos
         if self.offsets or self.scales:
             side = self._side(reader, frames)
             fs, fo = side[:, 1], side[:, 0]
         else:
             fs = fo = None
+        if self.radial_block:
+            if any(reader.buf[reader.pos:reader.pos + (frames + 7) // 8]):  # predictions to add: the generic path
+                reader.pos = start
+                return None
+            rp.read_block(reader, frames, tile)  # the empty block
         out, used = self.engine.decode_f32(reader.buf[reader.pos:], (frames, *tile), fs, fo, transform.scale)
         reader.take(used)
         return out
@@ -127,9 +187,13 @@ class WaveletCoder:
 
     def read(self, reader: Reader, frames: int, tile: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         side = self._side(reader, frames)
+        preds = self._radial_block(reader, frames, tile)
         h, w = tile
         if frames == 0:
             return np.zeros((0, h, w)), side
         z_hat, _, used = self.engine.decode(reader.buf[reader.pos:], (frames, h, w))
         reader.take(used)
+        if preds is not None:
+            for j, p in preds.items():
+                z_hat[j] += p
         return z_hat, side

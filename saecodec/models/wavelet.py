@@ -89,7 +89,7 @@ class WaveletModule:
                  nsets: int = 1, ll_pred: str = "med", ll_ctx: str = "grad", ll_classes: int = 12,
                  tokens: str = "hybrid", tok_direct: int = 16, signs: str = "context", zero_run: int = 16,
                  rdo_lambda: float = 0.0, adapt: dict | None = None, rate_levels: int = 6, profiles: int = 1,
-                 fill_sweeps: int = FILL_SWEEPS):
+                 fill_sweeps: int = FILL_SWEEPS, radial: dict | None = None):
         if not 0 <= int(levels) <= 16 or int(min_len) < 2 or int(level_rule) not in (0, 1):
             raise SaecodecError(f"wavelet: levels must be 0..16, min_len >= 2, level_rule 0 or 1; got {levels}, "
                                 f"{min_len}, {level_rule}")
@@ -149,6 +149,12 @@ class WaveletModule:
             raise SaecodecError(f"wavelet: profiles must be 1, 2, 4, 8 or 16, got {profiles}")
         # encoder only: masked pixels filled smoothly (nearest valid value, then this many
         # Gauss-Seidel sweeps of the 4-neighbour mean; 0: the package's plane-median fill)
+        # encoder only: each frame may be predicted by a radial profile around its beam centre
+        # (coding/radial.py): knots every h16 / 16 px, values quantised at the step / 2^cfac
+        if radial is not None and (set(radial) - {"h16", "cfac"} or not 1 <= int(radial.get("h16", 0)) <= 255
+                                   or not 0 <= int(radial.get("cfac", -1)) <= 8):
+            raise SaecodecError(f"wavelet: radial takes h16 (1..255) and cfac (0..8), got {radial}")
+        self.radial = None if radial is None else {"h16": int(radial["h16"]), "cfac": int(radial["cfac"])}
         self.fill_sweeps = int(fill_sweeps)
         if not 0 <= self.fill_sweeps <= 100_000:
             raise SaecodecError(f"wavelet: fill_sweeps must be 0 .. 100000, got {fill_sweeps}")
@@ -249,11 +255,13 @@ class WaveletModule:
             arch["profiles"] = self.profiles
         if self.fill_sweeps != FILL_SWEEPS:
             arch["fill_sweeps"] = self.fill_sweeps
+        if self.radial is not None:
+            arch["radial"] = self.radial
         return arch
 
     @classmethod
     def from_architecture(cls, arch: dict) -> "WaveletModule":
-        if set(arch) - set(cls.ARCH_KEYS) - {"profiles", "fill_sweeps"}:
+        if set(arch) - set(cls.ARCH_KEYS) - {"profiles", "fill_sweeps", "radial"}:
             raise SaecodecError(f"wavelet: unknown architecture keys {sorted(set(arch) - set(cls.ARCH_KEYS))} "
                                 "(a newer saecodec?)")
         return cls(**arch)
