@@ -15,7 +15,8 @@
    A = 32, slowest rate shift 7; --static for frozen tables), six rate levels at offset-free rel L2
    0.1 .. 0.017 shared by the profiles; every stage checkpointed
    (--resume continues); transform asinh(I / 1e-3) / ln 10 without per-frame offset (the LL band
-   codes the level), the recipe in the provenance;
+   codes the level), the recipe in the provenance; the encoder's radial prediction on (coding/radial.py;
+   --no-radial: off), which changes no table;
 3. measurement: saecodec.bench.rd on 256 held-out clean frames (seed 1) and 128 noisy held-out
    frames (heldout-mix, 1e2-1e4 counts, seed 1) against SPERR, SZ3 and ZFP in this process,
    through the model's log10-input variant, as `saecodec bench --suite rd` does.
@@ -42,6 +43,8 @@ CLEAN = {"clean_a": (4000, 10, {}), "clean_b": (2000, 11, {"q_max_range": (0.02,
 NOISY = (1536, 10, "train-mix")
 TARGETS = (0.10, 0.07, 0.05, 0.035, 0.025, 0.017)
 
+
+RADIAL = {"h16": 8, "cfac": 3}  # research Revision 5: h 0.5 px, cfac 1/8 (2.26 / 2.42 / 2.67x SPERR on 500 frames)
 
 def cached(path: Path, make):
     if path.exists():
@@ -82,6 +85,8 @@ def main():
                     "and group (default 1)")
     ap.add_argument("--no-noisy", action="store_true", help="train on the clean sets only (for comparison)")
     ap.add_argument("--no-measure", action="store_true")
+    ap.add_argument("--no-radial", action="store_true", help="without the encoder's radial prediction (coding/radial.py; "
+                    "the default: knots every 0.5 px, values at step / 8)")
     args = ap.parse_args()
     from saecodec import model_store
     from saecodec.bench import rd
@@ -112,11 +117,12 @@ def main():
               "noisy_domain": "asinh(I counts_per_unit)/ln10", "targets": list(TARGETS), "rdo_lambda": 0.08,
               "theta": 0.5, "adapt": adapt, "sets": args.sets, "noisy_trained": not args.no_noisy,
               "profiles": None if profiles is None else {"clean": profiles[0], "noisy": profiles[1]},
-              "quick": args.quick}
+              "quick": args.quick, "radial": None if args.no_radial else RADIAL}
     cfg = WaveletTrainConfig(targets=TARGETS, checkpoint=str(args.out / "checkpoint.npz"), resume=args.resume,
                              progress=True)
     model, result = train_wavelet(model, stacks, cfg, log10=domains, val=val, provenance={"recipe": recipe},
                                   profiles=profiles)
+    model.module.radial = None if args.no_radial else dict(RADIAL)  # encoder only: the tables do not change
     t_train = time.perf_counter() - t0 - t_data
     path = args.out / f"{args.name}.safetensors"
     ident = model.save(path)

@@ -228,17 +228,21 @@ def centres(z: np.ndarray, h: float) -> np.ndarray:
     moves = np.array([[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1]], np.float64)
     best = cost(c, y)
     for s in (1.0, 0.5, 0.25, 0.125, 0.0625):
+        active = np.arange(B)  # per scale: every frame once, then only the frames that moved
         for _ in range(3):
-            cand = (c[:, None, :] + s * moves[None, 1:, :]).reshape(-1, 2)
+            n = len(active)
+            cand = (c[active, None, :] + s * moves[None, 1:, :]).reshape(-1, 2)
             cand[:, 0] = np.clip(cand[:, 0], -1.5 * H, 2.5 * H)
             cand[:, 1] = np.clip(cand[:, 1], -1.5 * W, 2.5 * W)
-            e = cost(cand, np.repeat(y, 4, axis=0)).reshape(B, 4)
+            e = cost(cand, np.repeat(y[active], 4, axis=0)).reshape(n, 4)
             j = e.argmin(axis=1)
-            better = e[np.arange(B), j] < best
+            better = e[np.arange(n), j] < best[active]
             if not better.any():
                 break
-            c[better] = cand.reshape(B, 4, 2)[better, j[better]]
-            best[better] = e[better, j[better]]
+            moved = active[better]
+            c[moved] = cand.reshape(n, 4, 2)[better, j[better]]
+            best[moved] = e[better, j[better]]
+            active = moved
     return np.round(c * SUB).astype(np.int64)
 
 
