@@ -12,7 +12,7 @@ import cffi
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODULE = "saecodec.coding._wavelet"
-SOURCES = ("wl_lift.c", "wl_code.c", "wl_fill.c")
+SOURCES = ("wl_lift.c", "wl_code.c", "wl_fill.c", "wl_radial.c")
 
 CDEF = """
 typedef struct {
@@ -57,6 +57,8 @@ int64_t wl_features(const wl_model *m, const double *z, int64_t B, int64_t H, in
 int wl_search_steps(const wl_model *m, const double *z, int64_t B, int64_t H, int64_t W,
                     const double *target, int32_t lo, int32_t hi, int32_t *steps);
 int wl_fill_smooth(float *z, const uint8_t *mask, int64_t B, int64_t H, int64_t W, int32_t sweeps);
+void wl_radial_add(double *z, int64_t H, int64_t W, double cy, double cx, double h, double k0, const double *v,
+                   int64_t K);
 void wl_free(void *p);
 """
 

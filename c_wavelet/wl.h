@@ -169,6 +169,11 @@ int wl_search_steps(const wl_model *m, const double *z, int64_t B, int64_t H, in
  * valid ones: nearest valid value, then at most `sweeps` Gauss-Seidel sweeps of the 4-neighbour
  * mean (fewer in a mostly masked frame; wl_fill.c). 0, WL_ERR_ARG or WL_ERR_NOMEM. */
 int wl_fill_smooth(float *z, const uint8_t *mask, int64_t B, int64_t H, int64_t W, int32_t sweeps);
+/* z (H, W) += the radial prediction of knots v[0 .. K) at radii (k0 + j) h around (cy, cx):
+ * r = sqrt(dy^2 + dx^2), t = r / h - k0, i = min(max(floor(t), 0), K - 2), f = t - i,
+ * (1 - f) v[i] + f v[i + 1] (wl_radial.c; saecodec/coding/radial.py) */
+void wl_radial_add(double *z, int64_t H, int64_t W, double cy, double cx, double h, double k0, const double *v,
+                   int64_t K);
 void wl_free(void *p);
 
 #endif

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import PayloadError
 from .payload import Reader, put_varint
+from .wavelet_engine import radial_add
 
 SUB = 16  # centre resolution: 1/16 px
 LAM_BITS = 0.1155  # encoder's rate-distortion weight: dD/dR of a uniform quantiser, step^2 per bit
@@ -28,25 +29,19 @@ _MAX_KNOTS = 1 << 20
 
 # -- decoder (and encoder): the prediction ----------------------------------------------------
 
-def predict(shape: tuple[int, int], records: list, h16: int, sp: float) -> np.ndarray:
-    """The frames (n, H, W) float64 that the records (cy16, cx16, k0, q) predict: knots of value
+def add(frames: np.ndarray, records: list, h16: int, sp: float) -> None:
+    """frames (n, H, W) float64 += what the records (cy16, cx16, k0, q) predict: knots of value
     q sp at radii (k0 + j) h, h = h16 / 16, around the centre (cy16, cx16) / 16, linear in the
-    radius between knots; all frames in one pass."""
-    H, W = shape
-    n = len(records)
-    cy = np.array([r[0] for r in records], np.float64) / SUB  # exact: multiples of 1/16
-    cx = np.array([r[1] for r in records], np.float64) / SUB
-    k0 = np.array([r[2] for r in records], np.float64)
-    K = np.array([len(r[3]) for r in records], np.int64)
-    dy = np.arange(H, dtype=np.float64)[None, :] - cy[:, None]
-    dx = np.arange(W, dtype=np.float64)[None, :] - cx[:, None]
-    r = np.sqrt(dy[:, :, None] * dy[:, :, None] + dx[:, None, :] * dx[:, None, :])  # exact squares, one rounding
-    t = r / (h16 / SUB) - k0[:, None, None]
-    i = np.minimum(np.maximum(np.floor(t), 0), (K - 2)[:, None, None]).astype(np.intp)
-    f = t - i
-    start = np.concatenate([[0], np.cumsum(K)[:-1]])[:, None, None]
-    v = np.concatenate([r[3] for r in records]).astype(np.float64) * sp if n else np.zeros(0)
-    return (1.0 - f) * v[i + start] + f * v[i + 1 + start]
+    radius between knots (c_wavelet/wl_radial.c: the decoder's and the encoder's z_hat alike)."""
+    for frame, (cy16, cx16, k0, q) in zip(frames, records):
+        radial_add(frame, cy16 / SUB, cx16 / SUB, h16 / SUB, float(k0), q * sp)  # exact: multiples of 1/16
+
+
+def predict(shape: tuple[int, int], records: list, h16: int, sp: float) -> np.ndarray:
+    """The predictions (n, H, W) float64 of the records (:func:`add` on zeros)."""
+    out = np.zeros((len(records), *shape))
+    add(out, records, h16, sp)
+    return out
 
 
 # -- the block --------------------------------------------------------------------------------

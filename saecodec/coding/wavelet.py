@@ -87,19 +87,24 @@ class WaveletCoder:
             steps = np.full(b, we.step_index(self.module.step_of_level(self.level)), np.int32)
         else:
             steps = self.engine.search(z, self.target_error, 0, we.STEP_MAX)
-        preds = None
+        radial = None
         if self.radial_block:
-            z, preds = self._radial(z, np.asarray(steps, np.int64), out)
+            z, radial = self._radial(z, np.asarray(steps, np.int64), out)
         data, z_hat, self.used = self.engine.encode(z, steps)
-        if preds is not None:
-            for j, p in preds.items():
-                z_hat[j] += p  # what the decoder adds
+        if radial is not None:
+            self._add(z_hat, *radial)  # what the decoder adds
         return bytes(out + data), z_hat, side
 
-    def _radial(self, z: np.ndarray, steps: np.ndarray, out: bytearray) -> tuple[np.ndarray, dict]:
+    @staticmethod
+    def _add(z_hat: np.ndarray, records: list, h16: int, sp: float) -> None:
+        flagged = [j for j, r in enumerate(records) if r is not None]
+        for j in flagged:
+            rp.add(z_hat[j:j + 1], [records[j]], h16, sp)
+
+    def _radial(self, z: np.ndarray, steps: np.ndarray, out: bytearray) -> tuple[np.ndarray, tuple]:
         """Per frame, the plain frame or its residual after the radial prediction, whichever codes
         with the smaller rate-distortion cost (each coded alone at its step); writes the block.
-        Returns (what the engine codes, {frame: prediction})."""
+        Returns (what the engine codes, (records, h16, knot step))."""
         h16, cfac = self.radial["h16"], self.radial["cfac"]
         kstep = max(int(steps.min()) - 256 * cfac, 0)
         sp = float(we.step(kstep))
@@ -109,7 +114,7 @@ class WaveletCoder:
             for j, c in zip(todo, rp.centres(z[todo], h16 / rp.SUB)):
                 self._centres[keys[j]] = (int(c[0]), int(c[1]))
         fits, predicted = rp.fit(z, np.array([self._centres[k] for k in keys], np.int64), h16, sp)
-        records, preds, coded = [None] * len(z), {}, z
+        records, coded = [None] * len(z), z
         for j, f in enumerate(z):
             s = float(we.step(int(steps[j])))
             rec, pred = fits[j], predicted[j]
@@ -121,19 +126,18 @@ class WaveletCoder:
             if j1 < j0:
                 if coded is z:
                     coded = z.copy()
-                coded[j], records[j], preds[j] = res, rec, pred
+                coded[j], records[j] = res, rec
         rp.write_block(out, records, h16, kstep)
-        return coded, preds
+        return coded, (records, h16, sp)
 
-    def _radial_block(self, reader: Reader, frames: int, tile) -> dict | None:
-        """The payload's radial predictions {frame: (H, W)}, or None where it has none."""
+    def _radial_block(self, reader: Reader, frames: int, tile) -> tuple | None:
+        """The payload's radial predictions (records, h16, knot step), or None where it has none."""
         if not self.radial_block:
             return None
         records, h16, kstep = rp.read_block(reader, frames, tile)
         if not any(r is not None for r in records):
             return None
-        flagged = [j for j, r in enumerate(records) if r is not None]
-        return dict(zip(flagged, rp.predict(tile, [records[j] for j in flagged], h16, float(we.step(kstep)))))
+        return records, h16, float(we.step(kstep))
 
     def refine(self, frames: np.ndarray, attempt: int) -> bool:
         """Finer steps for the frames (B,) bool of the last write that missed the pure mode's target:
@@ -194,6 +198,5 @@ class WaveletCoder:
         z_hat, _, used = self.engine.decode(reader.buf[reader.pos:], (frames, h, w))
         reader.take(used)
         if preds is not None:
-            for j, p in preds.items():
-                z_hat[j] += p
+            self._add(z_hat, *preds)
         return z_hat, side

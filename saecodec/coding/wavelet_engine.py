@@ -327,6 +327,15 @@ def fill_smooth(z: np.ndarray, masked: np.ndarray, sweeps: int) -> np.ndarray:
     return out
 
 
+def radial_add(z: np.ndarray, cy: float, cx: float, h: float, k0: float, v: np.ndarray) -> None:
+    """z (H, W) float64, C-contiguous, += the radial prediction of knots v (c_wavelet/wl_radial.c)."""
+    v = np.ascontiguousarray(v, np.float64)
+    if z.dtype != np.float64 or not z.flags.c_contiguous or z.ndim != 2 or len(v) < 2:
+        raise SaecodecError("radial_add: a C-contiguous float64 frame and at least 2 knots")
+    lib.wl_radial_add(ffi.cast("double *", ffi.from_buffer(z)), *z.shape, float(cy), float(cx), float(h), float(k0),
+                      ffi.cast("const double *", ffi.from_buffer(v)), len(v))
+
+
 _UNIT: dict = {}
 
 
