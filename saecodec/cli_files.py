@@ -152,7 +152,7 @@ def register(sub) -> None:
                    help="the pure autoencoder on every dataset, integer counts included (lossy: counts, their "
                         "totals and I(q) move; without it integer datasets are stored losslessly)")
     c.add_argument("--level", type=float, default=None,
-                   help="rate level of the pure mode (the shipped models: 0 fewest bytes .. 5 best; default the middle)")
+                   help="rate level of the pure mode (sas-wavelet: 0 fewest bytes .. 7 best; default the middle)")
     mask_args(c)
     c.add_argument("--latent-dtype", "--weight-dtype", dest="latent_dtype", default=None,
                    help="latent precision (float16, bfloat16, float32)")

@@ -86,9 +86,9 @@ class SAECodec(Codec):
         clipped to its value range. None (or inf) turns it off. Ignored with ``error_bound``.
     level : float, optional
         The rate of models trained with several rate levels (the wavelet and conv-hyper
-        families): 0 (fewest bytes) .. L - 1 (best quality; ``sas-wavelet`` and
+        families): 0 (fewest bytes) .. L - 1 (best quality; ``sas-wavelet``: 0 .. 7,
         ``sas-conv-h``: 0 .. 5), continuous, kept in steps of 1/32. Default: the model's
-        middle level ((L - 1) / 2, 2.5 for both). A model without levels refuses it.
+        middle level ((L - 1) / 2: 3.5 and 2.5). A model without levels refuses it.
 
     Every parameter but ``model`` is a keyword; ``SAEZarrCodec`` and ``hdf5.SAE`` take the
     same ones (``saecodec.options.signature``). The options are checked once into
