@@ -555,3 +555,11 @@ def test_corrupted_radial_blocks_are_errors():
     forged = fmt.Header(h.flags, h.model_check, h.dtype, h.latent_code, h.shape, h.tile, h.ext | fmt.EXT_RADIAL).pack()
     with pytest.raises(PayloadError, match="radial"):
         chunk.decode_chunk(None, fmt.seal(forged + bytes(bounded[r.pos:-4])))
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (1, 1, 37), (1, 37, 1), (3, 2, 2), (1, 130, 67)])
+def test_radial_prediction_on_any_frame_size(shape):
+    m = radial_model()
+    x = np.ascontiguousarray(rings(shape[0], (max(shape[1:]),) * 2, seed=3)[:, :shape[1], :shape[2]])
+    y = chunk.decode_chunk(m, chunk.encode_chunk(m, x, level=1, max_error=None))
+    assert y.shape == x.shape and np.isfinite(y).all()
