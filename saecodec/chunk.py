@@ -188,18 +188,42 @@ def _refined(model, coder, c, masked, tile, opts, lat, side, z, coded, device) -
     wavelet family) meets ``max_error`` without the quality gate: each frame the gate would send to
     the bounded coding is coded again at a finer step (``coder.refine``), until every frame meets
     the target as the gate measures it (the decoder's cast included). Returns (section, latents,
-    side, decoded network output, whether the gate is still needed: a frame that no step helps)."""
+    side, decoded network output, whether the gate is still needed: a frame that no step helps).
+    A coder with ``recode`` (per-frame z_hat) re-codes and re-measures only the missed frames
+    and writes the chunk's message once at the end."""
     frames, valid = tiling.split(c, tile), gate.valid_frames(masked, c.shape, tile)
     section, seen, seen_side, z_dec = coded
+    if not hasattr(coder, "recode"):
+        for attempt in range(8):
+            miss = gate.assess(model, frames, valid, z, z_dec, seen_side, opts.max_error).fallback
+            if not miss.any():
+                return section, seen, seen_side, z_dec, False
+            if not coder.refine(miss, attempt):
+                break
+            section, seen, seen_side = coder.write(lat, side)
+            z_dec = runtime.decode(model, seen, tile, device)
+        return section, seen, seen_side, z_dec, True
+    seen, z_dec = np.array(seen), np.array(z_dec)
+    redone = False
     for attempt in range(8):
         miss = gate.assess(model, frames, valid, z, z_dec, seen_side, opts.max_error).fallback
         if not miss.any():
-            return section, seen, seen_side, z_dec, False
+            break
         if not coder.refine(miss, attempt):
             break
+        idx = np.flatnonzero(miss)
+        seen[idx] = coder.recode(lat, miss)
+        z_dec[idx] = runtime.decode(model, seen[idx], tile, device)
+        redone = True
+    else:
+        miss = np.ones(1, bool)  # the last try is not measured here: the gate measures it
+    if redone:
+        spliced = seen
         section, seen, seen_side = coder.write(lat, side)
         z_dec = runtime.decode(model, seen, tile, device)
-    return section, seen, seen_side, z_dec, True
+        if not np.array_equal(seen, spliced, equal_nan=True):  # never expected: the gate measures the chunk as written
+            miss = np.ones(1, bool)
+    return section, seen, seen_side, z_dec, bool(miss.any())
 
 
 def _runs_network(opts: CodecOptions, c: np.ndarray) -> bool:

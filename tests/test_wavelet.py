@@ -231,6 +231,30 @@ def test_gate_keeps_some_frames_after_finer_steps(wl, wl_path):
     assert offset_free_u(m, x, c.decode(b)).max() <= 0.05
 
 
+def test_refinement_recodes_only_the_missed_frames(wl, wl_path, monkeypatch):
+    """The pure mode's refinement re-codes the frames that miss max_error alone and writes the
+    chunk's message once at the end: the same bytes as coding the whole chunk at every attempt
+    (the path without ``recode``), with at most two whole-chunk codings (it took up to nine)."""
+    from saecodec.coding import wavelet as wc
+
+    m, _ = wl
+    x = frames(6, seed=4)
+    x[2] = 0.128 + 1e-5 * np.random.default_rng(1).random(x[2].shape)  # never meets the target: gated
+    for xs, max_error in ((x[[0, 1, 3, 4, 5]], 0.01), (x, 0.05)):
+        c = SAECodec(m, level=0, max_error=max_error)
+        sizes = []
+        write = wc.WaveletCoder.write
+        monkeypatch.setattr(wc.WaveletCoder, "write",
+                            lambda self, lat, side: sizes.append(len(lat)) or write(self, lat, side))
+        new = c.encode(xs)
+        assert sizes.count(len(xs)) <= 2
+        monkeypatch.delattr(wc.WaveletCoder, "recode")
+        sizes.clear()
+        assert c.encode(xs) == new and sizes.count(len(xs)) > 2
+        monkeypatch.undo()
+    assert chunk.fallback_frames(new) == 1
+
+
 @pytest.mark.parametrize("mode,eb", [("abs", 1e-2), ("abs", 1e-3), ("rel", 1e-3), ("pwrel", 1e-2), ("pwrel", 1e-3)])
 def test_bounded_modes_with_the_wavelet_prediction_hold_every_bound(mode, eb):
     """The wavelet prediction's step comes from the bound (the smallest of a few payloads): the

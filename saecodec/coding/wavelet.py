@@ -150,6 +150,18 @@ class WaveletCoder:
         self.step_index = np.where(frames, finer, k).astype(np.int32)
         return True
 
+    def recode(self, latents: np.ndarray, frames: np.ndarray) -> np.ndarray:
+        """z_hat of only the frames (B,) bool at the steps ``refine`` set, without the chunk's
+        message: a frame's z_hat and step depend on that frame and its step alone (quantiser,
+        RDO and profile choice are per frame), so the pure mode's refinement codes the missed
+        frames alone and the chunk once at the end (``write``: the same bytes as coding the whole
+        chunk at every attempt, which cost 5-7 whole-chunk codings on 64-frame stacks)."""
+        _, z_hat, used = self.engine.encode(np.asarray(latents, np.float64)[frames], self.step_index[frames])
+        k = np.array(self.used, np.int32)
+        k[frames] = used
+        self.used = self.step_index = k
+        return z_hat
+
     def select(self, frames: np.ndarray) -> None:
         """The next write codes only these frames (B,) bool of the last one (the quality gate's
         kept frames), each at the step it was coded with, so their z_hat stays the same."""
