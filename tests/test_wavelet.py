@@ -587,3 +587,21 @@ def test_radial_prediction_on_any_frame_size(shape):
     x = np.ascontiguousarray(rings(shape[0], (max(shape[1:]),) * 2, seed=3)[:, :shape[1], :shape[2]])
     y = chunk.decode_chunk(m, chunk.encode_chunk(m, x, level=1, max_error=None))
     assert y.shape == x.shape and np.isfinite(y).all()
+
+
+def test_radial_prediction_with_the_refinement_and_the_gate():
+    """max_error beyond the level's step with the radial prediction on: the missed frames are
+    coded again at finer steps (each keeps its own choice, the chunk its knot step) and the
+    payload needs no gate section; where finer steps cannot help, the gate still works."""
+    m = radial_model()
+    x = rings(4, seed=5)
+    x[3] = rings(1, seed=6, noise=0.3)[0]
+    err = lambda a, b: np.sqrt(((b - a) ** 2).sum((1, 2)) / ((a - a.mean(axis=(1, 2), keepdims=True)) ** 2).sum((1, 2)))
+    p = chunk.encode_chunk(m, x, level=0, max_error=0.01)
+    h = fmt.Header.unpack(fmt.Reader(p))
+    assert h.ext & fmt.EXT_RADIAL and not h.ext & fmt.EXT_GATE
+    assert err(x, chunk.decode_chunk(m, p)).max() <= 0.01
+    x[1] = 0.128 + 1e-5 * np.random.default_rng(0).random(x[1].shape)  # flat: no step meets 0.01
+    p = chunk.encode_chunk(m, x, level=0, max_error=0.01)
+    assert chunk.fallback_frames(p) == 1
+    assert err(x, chunk.decode_chunk(m, p)).max() <= 0.01

@@ -56,7 +56,9 @@ class WaveletCoder:
         # the payload header says (the pipeline sets it, EXT_RADIAL)
         self.radial = getattr(self.module, "radial", None) if self.target_error is None else None
         self.radial_block = self.radial is not None
-        self._centres: dict = {}
+        self._centres: dict = {}  # frame -> beam centre (encoder: the chunk's codings share them)
+        self._choice: dict = {}  # (frame, step) -> its radial record, or None: plain
+        self._kstep = None
 
     # -- encoder ----------------------------------------------------------------------------
     def write(self, latents: np.ndarray, side: np.ndarray) -> tuple[bytes, np.ndarray, np.ndarray]:
@@ -106,28 +108,31 @@ class WaveletCoder:
         with the smaller rate-distortion cost (each coded alone at its step); writes the block.
         Returns (what the engine codes, (records, h16, knot step))."""
         h16, cfac = self.radial["h16"], self.radial["cfac"]
-        kstep = max(int(steps.min()) - 256 * cfac, 0)
-        sp = float(we.step(kstep))
-        keys = [hash(f.tobytes()) for f in z]
-        todo = [j for j, k in enumerate(keys) if k not in self._centres]
+        if self._kstep is None:  # the chunk's knot step, from its first coding: later codings of some
+            self._kstep = max(int(steps.min()) - 256 * cfac, 0)  # frames (refine, the gate) keep each frame's choice
+        sp = float(we.step(self._kstep))
+        keys = [(hash(f.tobytes()), int(k)) for f, k in zip(z, steps)]
+        todo = [j for j, k in enumerate(keys) if k[0] not in self._centres]
         if todo:
             for j, c in zip(todo, rp.centres(z[todo], h16 / rp.SUB)):
-                self._centres[keys[j]] = (int(c[0]), int(c[1]))
-        fits, predicted = rp.fit(z, np.array([self._centres[k] for k in keys], np.int64), h16, sp)
-        records, coded = [None] * len(z), z
-        for j, f in enumerate(z):
-            s = float(we.step(int(steps[j])))
-            rec, pred = fits[j], predicted[j]
-            res = f - pred
-            d0, zh0, _ = self.engine.encode(f[None], steps[j:j + 1])
-            d1, zh1, _ = self.engine.encode(res[None], steps[j:j + 1])
-            j0 = ((zh0[0] - f) ** 2).sum() / s ** 2 + rp.LAM_BITS * 8 * len(d0)
-            j1 = ((zh1[0] - res) ** 2).sum() / s ** 2 + rp.LAM_BITS * 8 * (len(d1) + rp.record_bytes(rec))
-            if j1 < j0:
-                if coded is z:
-                    coded = z.copy()
-                coded[j], records[j] = res, rec
-        rp.write_block(out, records, h16, kstep)
+                self._centres[keys[j][0]] = (int(c[0]), int(c[1]))
+        need = [j for j, k in enumerate(keys) if k not in self._choice]
+        if need:
+            fits, predicted = rp.fit(z[need], np.array([self._centres[keys[j][0]] for j in need], np.int64), h16, sp)
+            for j, rec, pred in zip(need, fits, predicted):
+                f, s, res = z[j], float(we.step(keys[j][1])), z[j] - pred
+                d0, zh0, _ = self.engine.encode(f[None], steps[j:j + 1])
+                d1, zh1, _ = self.engine.encode(res[None], steps[j:j + 1])
+                j0 = ((zh0[0] - f) ** 2).sum() / s ** 2 + rp.LAM_BITS * 8 * len(d0)
+                j1 = ((zh1[0] - res) ** 2).sum() / s ** 2 + rp.LAM_BITS * 8 * (len(d1) + rp.record_bytes(rec))
+                self._choice[keys[j]] = rec if j1 < j0 else None
+        records = [self._choice[k] for k in keys]
+        coded = z
+        if any(r is not None for r in records):
+            coded = z.copy()
+            flagged = [j for j, r in enumerate(records) if r is not None]
+            coded[flagged] -= rp.predict(z.shape[1:], [records[j] for j in flagged], h16, sp)
+        rp.write_block(out, records, h16, self._kstep)
         return coded, (records, h16, sp)
 
     def _radial_block(self, reader: Reader, frames: int, tile) -> tuple | None:
@@ -156,7 +161,12 @@ class WaveletCoder:
         RDO and profile choice are per frame), so the pure mode's refinement codes the missed
         frames alone and the chunk once at the end (``write``: the same bytes as coding the whole
         chunk at every attempt, which cost 5-7 whole-chunk codings on 64-frame stacks)."""
-        _, z_hat, used = self.engine.encode(np.asarray(latents, np.float64)[frames], self.step_index[frames])
+        sub, radial = np.asarray(latents, np.float64)[frames], None
+        if self.radial_block:  # each frame's own choice at its new step (the chunk's knot step is kept)
+            sub, radial = self._radial(sub, self.step_index[frames].astype(np.int64), bytearray())
+        _, z_hat, used = self.engine.encode(sub, self.step_index[frames])
+        if radial is not None:
+            self._add(z_hat, *radial)
         k = np.array(self.used, np.int32)
         k[frames] = used
         self.used = self.step_index = k
