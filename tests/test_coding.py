@@ -117,3 +117,18 @@ def test_huge_claimed_shape_is_refused():
     fmt.put_varint(h, 1 << 20)
     with pytest.raises(PayloadError, match="limit"):
         fmt.Header.unpack(fmt.Reader(bytes(h)))
+
+
+def test_a_missing_compiled_extension_fails_at_first_use_naming_the_fix(monkeypatch):
+    """A failed C build leaves the package importable: the extension's stand-in raises one clear
+    error at first use (saecodec.coding.compiled, for the compiled coder and the wavelet engine)."""
+    import sys
+
+    from saecodec.coding import compiled
+    from saecodec.errors import SaecodecError
+
+    monkeypatch.setitem(sys.modules, "saecodec.coding._wavelet", None)  # import fails
+    ffi, lib = compiled.extension("_wavelet", "wavelet engine")
+    with pytest.raises(SaecodecError, match=r"wavelet engine \(saecodec.coding._wavelet\) is not built .*pip install"):
+        lib.wl_step(0)
+    assert callable(compiled.extension("_fastcode", "compiled coder")[1].fc_encode)  # the real one

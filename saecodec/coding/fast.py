@@ -20,19 +20,10 @@ import math
 import numpy as np
 
 from ..errors import PayloadError, SaecodecError
+from .compiled import extension
 from .payload import ELEMENT_TYPES
 
-try:
-    from ._fastcode import ffi, lib
-except ImportError as e:  # a failed C build: the pure mode still works, the bounded modes say why not
-    _MISSING = e
-
-    class _Missing:
-        def __getattr__(self, name):
-            raise SaecodecError(f"saecodec's compiled coder (saecodec.coding._fastcode) is not built ({_MISSING}); "
-                                "reinstall with `pip install -e .` on a machine with a C compiler")
-
-    ffi = lib = _Missing()
+ffi, lib = extension("_fastcode", "compiled coder")  # a failed C build: other modes still work
 
 DTYPES = {np.dtype(name[1:]): fc for name, _, fc in ELEMENT_TYPES if fc is not None}  # native dtype -> FC_*
 F16, F32 = np.dtype("f2"), np.dtype("f4")

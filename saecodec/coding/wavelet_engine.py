@@ -15,18 +15,9 @@ from collections import OrderedDict
 import numpy as np
 
 from ..errors import PayloadError, SaecodecError
+from .compiled import extension
 
-try:
-    from ._wavelet import ffi, lib
-except ImportError as e:  # a failed C build: other families still work
-    _MISSING = e
-
-    class _Missing:
-        def __getattr__(self, name):
-            raise SaecodecError(f"saecodec's wavelet engine (saecodec.coding._wavelet) is not built ({_MISSING}); "
-                                "reinstall with `pip install -e .` on a machine with a C compiler")
-
-    ffi = lib = _Missing()
+ffi, lib = extension("_wavelet", "wavelet engine")  # a failed C build: other modes still work
 
 STEP_ONE = 32768  # the step index of the step 1.0: step(k) = 2^((k - STEP_ONE) / 256)
 STEP_MAX = 65535
