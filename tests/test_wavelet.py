@@ -32,7 +32,7 @@ sys.meta_path.insert(0, _NoTorch())
 """
 
 
-def frames(n=5, shape=(48, 40), seed=0):
+def frames(n=5, shape=(48, 40), seed=0, noise=0.02):
     """Intensities over ~4 decades with a beam stop, a ring and noise (asinh = log10 there)."""
     rng = np.random.default_rng(seed)
     h, w = shape
@@ -42,7 +42,7 @@ def frames(n=5, shape=(48, 40), seed=0):
         cy, cx = rng.uniform(0.3, 0.7, 2) * (h, w)
         r = np.hypot(yy - cy, xx - cx) + 1
         i = 1e4 * r ** -rng.uniform(1.5, 3) + 50 * np.exp(-(r - rng.uniform(5, 15)) ** 2 / 8) + 0.5
-        out.append(i * rng.lognormal(0, 0.02, i.shape))
+        out.append(i * rng.lognormal(0, noise, i.shape))
     return np.array(out, np.float32)
 
 
@@ -470,17 +470,8 @@ def test_golden_payloads_of_the_committed_tiny_model(case):
 # -- the radial prediction (coding/radial.py) ----------------------------------------------------
 
 def rings(n=4, shape=(48, 56), seed=0, noise=0.0):
-    """Isotropic scattering around an off-centre beam: a power law with rings (log10 values)."""
-    rng = np.random.default_rng(seed)
-    h, w = shape
-    yy, xx = np.mgrid[:h, :w]
-    out = []
-    for _ in range(n):
-        cy, cx = rng.uniform(0.2, 0.8, 2) * (h, w)
-        r = np.hypot(yy - cy, xx - cx) + 1
-        i = 1e4 * r ** -rng.uniform(2, 3.5) * (1 + 0.8 * np.cos(r * rng.uniform(0.3, 0.8)) ** 2) + 0.1
-        out.append(np.log10(i * rng.lognormal(0, noise, i.shape)))
-    return np.array(out, np.float32)
+    """:func:`frames` as log10 values, noise-free by default (isotropic around off-centre beams)."""
+    return np.log10(frames(n, shape, seed, noise)).astype(np.float32)
 
 
 def radial_model(name="wl-radial"):
