@@ -370,7 +370,7 @@ def _read_payload(model, buf, device=None, expect: fmt.Expect | None = None
             if has_latents else None
         if h.ext & fmt.EXT_RADIAL and not hasattr(coder, "radial_block"):
             raise PayloadError("corrupted payload: a radial prediction block without wavelet latents")
-        if coder is not None and hasattr(coder, "radial_block"):
+        if hasattr(coder, "radial_block"):
             coder.radial_block = bool(h.ext & fmt.EXT_RADIAL)
         final = None
         if has_latents and g is None and not h.flags & fmt.FLAG_RESIDUAL and hasattr(coder, "read_final"):

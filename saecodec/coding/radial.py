@@ -30,11 +30,14 @@ _MAX_KNOTS = 1 << 20
 # -- decoder (and encoder): the prediction ----------------------------------------------------
 
 def add(frames: np.ndarray, records: list, h16: int, sp: float) -> None:
-    """frames (n, H, W) float64 += what the records (cy16, cx16, k0, q) predict: knots of value
-    q sp at radii (k0 + j) h, h = h16 / 16, around the centre (cy16, cx16) / 16, linear in the
-    radius between knots (c_wavelet/wl_radial.c: the decoder's and the encoder's z_hat alike)."""
-    for frame, (cy16, cx16, k0, q) in zip(frames, records):
-        radial_add(frame, cy16 / SUB, cx16 / SUB, h16 / SUB, float(k0), q * sp)  # exact: multiples of 1/16
+    """frames (n, H, W) float64 += what the records (cy16, cx16, k0, q; None: no prediction)
+    predict: knots of value q sp at radii (k0 + j) h, h = h16 / 16, around the centre (cy16,
+    cx16) / 16, linear in the radius between knots (c_wavelet/wl_radial.c: the decoder's and the
+    encoder's z_hat alike)."""
+    for frame, rec in zip(frames, records):
+        if rec is not None:
+            cy16, cx16, k0, q = rec
+            radial_add(frame, cy16 / SUB, cx16 / SUB, h16 / SUB, float(k0), q * sp)  # exact: multiples of 1/16
 
 
 def predict(shape: tuple[int, int], records: list, h16: int, sp: float) -> np.ndarray:
@@ -81,19 +84,19 @@ def read_block(reader: Reader, b: int, shape: tuple[int, int]) -> tuple[list, in
         cy16, cx16 = _unzz(reader.varint()), _unzz(reader.varint())
         k0, K = reader.varint(), reader.varint()
         if abs(cy16) > reach or abs(cx16) > reach or not 2 <= K <= _MAX_KNOTS or k0 > _MAX_KNOTS:
-            raise PayloadError("corrupted payload: radial profile block (centre or knots)")
+            raise PayloadError("corrupted payload: radial prediction block (centre or knots)")
         q0 = _unzz(reader.varint())
         out[j] = (cy16, cx16, k0, _read_rice(reader, q0, K))
     return out, h16, kstep
 
 
-def _zz(v: int) -> int:
-    v = int(v)
-    return 2 * v if v >= 0 else -2 * v - 1
+def _zz(v):
+    """Zigzag (0, -1, 1, -2, ... -> 0, 1, 2, 3, ...) of an int or an int64 array."""
+    return (v << 1) ^ (v >> 63)
 
 
-def _unzz(u: int) -> int:
-    return u >> 1 if not u & 1 else -((u + 1) >> 1)
+def _unzz(u):
+    return (u >> 1) ^ -(u & 1)
 
 
 def _put_rice(out: bytearray, q: np.ndarray) -> None:
@@ -103,7 +106,7 @@ def _put_rice(out: bytearray, q: np.ndarray) -> None:
     d1 = np.diff(q)
     best = None
     for order, e in ((1, d1), (2, np.concatenate([d1[:1], np.diff(d1)]))):
-        u = np.where(e >= 0, 2 * e, -2 * e - 1)
+        u = _zz(e)
         for k in range(16):
             n = int((u >> k).sum()) + (1 + k) * len(u)
             if best is None or n < best[0]:
@@ -127,20 +130,20 @@ def _read_rice(reader: Reader, q0: int, K: int) -> np.ndarray:
     mode = reader.u8()
     order, k = (mode >> 4) + 1, mode & 15
     if order > 2:
-        raise PayloadError("corrupted payload: radial profile block (difference order)")
+        raise PayloadError("corrupted payload: radial prediction block (difference order)")
     size = reader.varint()
     if size > len(reader.buf) - reader.pos:
-        raise PayloadError("truncated payload: radial profile block")
+        raise PayloadError("truncated payload: radial prediction block")
     bits = np.unpackbits(np.frombuffer(reader.take(size), np.uint8), bitorder="little")
     zeros = np.flatnonzero(bits == 0)
     if len(zeros) < n or (n and (int(zeros[n - 1]) + 8) // 8 != size):
-        raise PayloadError("corrupted payload: radial profile block (unary part)")
+        raise PayloadError("corrupted payload: radial prediction block (unary part)")
     hi = np.diff(np.concatenate([[-1], zeros[:n]])) - 1
     u = hi.astype(np.int64) << k
     if k:
         rem = np.unpackbits(np.frombuffer(reader.take((n * k + 7) // 8), np.uint8), count=n * k, bitorder="little")
         u |= (rem.reshape(n, k).astype(np.int64) << np.arange(k)).sum(axis=1)
-    e = np.where(u & 1, -((u + 1) >> 1), u >> 1)
+    e = _unzz(u)
     d1 = e if order == 1 else np.cumsum(e)
     return np.concatenate([[q0], q0 + np.cumsum(d1)]).astype(np.int64)
 

@@ -94,14 +94,8 @@ class WaveletCoder:
             z, radial = self._radial(z, np.asarray(steps, np.int64), out)
         data, z_hat, self.used = self.engine.encode(z, steps)
         if radial is not None:
-            self._add(z_hat, *radial)  # what the decoder adds
+            rp.add(z_hat, *radial)  # what the decoder adds
         return bytes(out + data), z_hat, side
-
-    @staticmethod
-    def _add(z_hat: np.ndarray, records: list, h16: int, sp: float) -> None:
-        flagged = [j for j, r in enumerate(records) if r is not None]
-        for j in flagged:
-            rp.add(z_hat[j:j + 1], [records[j]], h16, sp)
 
     def _radial(self, z: np.ndarray, steps: np.ndarray, out: bytearray) -> tuple[np.ndarray, tuple]:
         """Per frame, the plain frame or its residual after the radial prediction, whichever codes
@@ -166,7 +160,7 @@ class WaveletCoder:
             sub, radial = self._radial(sub, self.step_index[frames].astype(np.int64), bytearray())
         _, z_hat, used = self.engine.encode(sub, self.step_index[frames])
         if radial is not None:
-            self._add(z_hat, *radial)
+            rp.add(z_hat, *radial)
         k = np.array(self.used, np.int32)
         k[frames] = used
         self.used = self.step_index = k
@@ -220,5 +214,5 @@ class WaveletCoder:
         z_hat, _, used = self.engine.decode(reader.buf[reader.pos:], (frames, h, w))
         reader.take(used)
         if preds is not None:
-            self._add(z_hat, *preds)
+            rp.add(z_hat, *preds)
         return z_hat, side
